@@ -1,0 +1,107 @@
+"""Video-depth metrics and dataset aggregation, as the MonST3R protocol computes them.
+
+Facts taken from MonST3R's ``depth_evaluation`` (``dust3r/depth_eval.py``) and its ``depth_metric`` notebook:
+- valid pixels: ground truth ``> 0`` and ``< max_depth`` when a cap is set (70 for Sintel and Bonn);
+- one alignment per sequence over all its frames' valid pixels ("scale": IRLS L1 scale, 10 iterations
+  from the mean ratio; "scale&shift": L1 fit started from the median ratio) — here done by
+  :func:`sora3r.geometry.align.align_depth`;
+- after alignment the prediction is clipped at ``max_depth`` (``post_clip_max=70``);
+- Abs Rel, Sq Rel and RMSE use the clipped prediction; log RMSE and delta < 1.25 use it clamped to
+  at least 1e-5;
+- the dataset score is the mean of the per-sequence metrics weighted by their valid-pixel counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+DEPTH_ALIGNMENTS = ("scale", "scale&shift", "none")
+DEPTH_METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta_1.25")
+_MIN_DEPTH_FOR_LOG = 1e-5
+
+
+def _as_depth(array: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
+    depth = torch.as_tensor(array).detach().cpu().double()
+    if depth.ndim != 3:
+        raise ValueError(f"{what} must have shape (T, H, W), got {tuple(depth.shape)}")
+    return depth
+
+
+def depth_metrics(
+    pred: torch.Tensor | np.ndarray,
+    gt: torch.Tensor | np.ndarray,
+    valid: torch.Tensor | np.ndarray | None = None,
+    align: str = "scale&shift",
+    max_depth: float | None = None,
+) -> dict:
+    """Depth errors of one sequence after one per-sequence alignment.
+
+    Args:
+        pred: ``(T, H, W)`` predicted z-depth, same size as ``gt``.
+        gt: ``(T, H, W)`` ground-truth z-depth, 0 where unknown.
+        valid: optional ``bool (T, H, W)`` extra mask of trusted ground-truth pixels.
+        align: ``"scale"``, ``"scale&shift"`` or ``"none"`` (metric prediction).
+        max_depth: protocol cap (e.g. 70 for Sintel/Bonn): pixels with gt >= cap are ignored and the
+            aligned prediction is clipped at it. ``None`` = no cap.
+
+    Returns:
+        ``dict(abs_rel, sq_rel, rmse, log_rmse, delta_1.25, num_valid)``; metrics are NaN when no pixel
+        is valid.
+    """
+    if align not in DEPTH_ALIGNMENTS:
+        raise ValueError(f"align must be one of {DEPTH_ALIGNMENTS}, got {align!r}")
+    pred_d = _as_depth(pred, "predicted depth")
+    gt_d = _as_depth(gt, "ground-truth depth")
+    if pred_d.shape != gt_d.shape:
+        raise ValueError(f"predicted depth {tuple(pred_d.shape)} and ground truth {tuple(gt_d.shape)} differ in shape")
+    mask = (gt_d > 0) & torch.isfinite(gt_d) & torch.isfinite(pred_d)
+    if max_depth is not None:
+        mask &= gt_d < max_depth
+    if valid is not None:
+        valid_t = torch.as_tensor(valid).cpu().bool()
+        if valid_t.shape != gt_d.shape:
+            raise ValueError(f"valid mask {tuple(valid_t.shape)} does not match depth {tuple(gt_d.shape)}")
+        mask &= valid_t
+    num_valid = int(mask.sum())
+    if num_valid == 0:
+        return {**{key: math.nan for key in DEPTH_METRIC_KEYS}, "num_valid": 0}
+
+    if align != "none":
+        from sora3r.geometry.align import align_depth
+
+        pred_d, _ = align_depth(pred_d, gt_d, mask, align)
+        pred_d = torch.as_tensor(pred_d).double()
+    p, g = pred_d[mask], gt_d[mask]
+    if max_depth is not None:
+        p = p.clamp(max=max_depth)
+    diff = p - g
+    p_log = p.clamp(min=_MIN_DEPTH_FOR_LOG)
+    ratio = torch.maximum(p_log / g, g / p_log)
+    return {
+        "abs_rel": float((diff.abs() / g).mean()),
+        "sq_rel": float((diff.square() / g).mean()),
+        "rmse": float(diff.square().mean().sqrt()),
+        "log_rmse": float((p_log.log() - g.log()).square().mean().sqrt()),
+        "delta_1.25": float((ratio < 1.25).double().mean()),
+        "num_valid": num_valid,
+    }
+
+
+def aggregate_depth(per_sequence: list[dict]) -> dict:
+    """Dataset depth score: per-sequence metrics averaged with weights = their ``num_valid`` pixel counts.
+
+    Returns the metric keys plus ``num_valid`` (total) and ``num_sequences`` (sequences with valid pixels).
+    """
+    counted = [m for m in per_sequence if m["num_valid"] > 0]
+    weights = np.array([m["num_valid"] for m in counted], dtype=np.float64)
+    summary = {
+        key: float(np.average([m[key] for m in counted], weights=weights)) if counted else math.nan
+        for key in DEPTH_METRIC_KEYS
+    }
+    summary["num_valid"] = int(weights.sum())
+    summary["num_sequences"] = len(counted)
+    return summary
+

@@ -1,0 +1,193 @@
+"""Pose and depth metrics: evo's published figures, invariances, known perturbations, aggregation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from sora3r.eval.depth import aggregate_depth, depth_metrics
+from sora3r.eval.pose import aggregate_pose, evaluate_trajectory_files, pose_metrics
+
+EVO_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "evo"
+
+# The table of /work/shared/data/README.md (evo 1.38.1, max_diff 0.01, RPE delta 1 frame, all_pairs=False).
+EVO_TABLE = [
+    ("fr2_desk_ORB.txt", "fr2_desk_groundtruth.txt", "se3", 2174, 0.008119, 0.003490, 0.280519),
+    ("fr2_desk_ORB.txt", "fr2_desk_groundtruth.txt", "sim3", 2174, 0.006123, 0.003485, 0.280519),
+    ("freiburg1_xyz-rgbdslam.txt", "freiburg1_xyz-groundtruth.txt", "se3", 785, 0.013470, 0.005764, 0.353613),
+    ("freiburg1_xyz-rgbdslam.txt", "freiburg1_xyz-groundtruth.txt", "sim3", 785, 0.013389, 0.005806, 0.353613),
+    ("KITTI_00_ORB.txt", "KITTI_00_gt.txt", "se3", 4541, 1.303450, 0.028120, 0.114974),
+    ("KITTI_00_ORB.txt", "KITTI_00_gt.txt", "sim3", 4541, 0.937709, 0.027822, 0.114974),
+]
+
+
+@pytest.mark.parametrize("est, gt, align, poses, ate, rpe_trans, rpe_rot", EVO_TABLE)
+def test_reproduces_evo_published_table(est, gt, align, poses, ate, rpe_trans, rpe_rot):
+    result = evaluate_trajectory_files(EVO_DATA / est, EVO_DATA / gt, align=align, all_pairs=False)
+    assert result["num_poses"] == poses
+    # The table is printed to 6 decimals: agreement within rounding, i.e. 5e-7 (< 1e-6).
+    assert result["ate"] == pytest.approx(ate, abs=5e-7)
+    assert result["rpe_trans"] == pytest.approx(rpe_trans, abs=5e-7)
+    assert result["rpe_rot"] == pytest.approx(rpe_rot, abs=5e-7)
+
+
+def test_all_pairs_is_the_same_as_evo_default_for_delta_one_frame():
+    # With delta = 1 frame evo's default (non-overlapping) pairs are already every consecutive pair.
+    files = (EVO_DATA / "fr2_desk_ORB.txt", EVO_DATA / "fr2_desk_groundtruth.txt")
+    assert evaluate_trajectory_files(*files, all_pairs=True) == evaluate_trajectory_files(*files, all_pairs=False)
+
+
+def _random_trajectory(num: int, seed: int) -> torch.Tensor:
+    """A smooth, non-degenerate camera path (T, 4, 4) in float64."""
+    rng = np.random.default_rng(seed)
+    c2w = np.tile(np.eye(4), (num, 1, 1))
+    steps = rng.normal(size=(num, 3)) * 0.1 + np.array([0.2, 0.05, 0.1])
+    c2w[:, :3, 3] = np.cumsum(steps, axis=0)
+    c2w[:, :3, :3] = Rotation.from_rotvec(np.cumsum(rng.normal(size=(num, 3)) * 0.05, axis=0)).as_matrix()
+    return torch.from_numpy(c2w)
+
+
+def _noisy(c2w: torch.Tensor, seed: int, sigma: float = 0.02) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    out = c2w.clone().numpy()
+    out[:, :3, 3] += rng.normal(size=(len(out), 3)) * sigma
+    out[:, :3, :3] = Rotation.from_rotvec(rng.normal(size=(len(out), 3)) * sigma).as_matrix() @ out[:, :3, :3]
+    return torch.from_numpy(out)
+
+
+def test_pose_metrics_are_zero_for_exact_poses_and_positive_for_noise():
+    gt = _random_trajectory(30, seed=0)
+    exact = pose_metrics(gt, gt)
+    assert exact["num_poses"] == 30
+    assert exact["ate"] < 1e-9 and exact["rpe_trans"] < 1e-9 and exact["rpe_rot"] < 1e-6
+    noisy = pose_metrics(_noisy(gt, seed=1), gt)
+    assert 0.005 < noisy["ate"] < 0.05 and noisy["rpe_rot"] > 0.5
+
+
+def test_pose_metrics_invariant_to_sim3_transform_of_estimate():
+    gt = _random_trajectory(40, seed=2)
+    est = _noisy(gt, seed=3)
+    sim3 = np.eye(4)
+    sim3[:3, :3] = 3.7 * Rotation.from_rotvec([0.3, -1.2, 0.5]).as_matrix()
+    sim3[:3, 3] = [5.0, -2.0, 11.0]
+    moved = est.clone().numpy()
+    moved = sim3 @ moved
+    moved[:, :3, :3] /= 3.7  # rotations stay rotations; positions carry the scale
+    reference = pose_metrics(est, gt)
+    transformed = pose_metrics(torch.from_numpy(moved), gt)
+    for key in ("ate", "rpe_trans", "rpe_rot"):
+        assert transformed[key] == pytest.approx(reference[key], rel=1e-6, abs=1e-9)
+    # Without the scale correction the scaled estimate is much worse.
+    assert pose_metrics(torch.from_numpy(moved), gt, align="se3")["ate"] > 10 * reference["ate"]
+
+
+def test_static_estimate_scores_the_spread_of_ground_truth():
+    gt = _random_trajectory(20, seed=4)
+    static = torch.eye(4, dtype=torch.float64).expand(20, 4, 4)
+    result = pose_metrics(static, gt)
+    positions = gt[:, :3, 3].numpy()
+    spread = np.sqrt(((positions - positions.mean(0)) ** 2).sum(1).mean())
+    assert result["ate"] == pytest.approx(spread, rel=1e-9)
+    steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
+    assert result["rpe_trans"] == pytest.approx(np.sqrt((steps**2).mean()), rel=1e-6)
+
+
+def test_pose_metrics_reject_bad_input():
+    gt = _random_trajectory(5, seed=5)
+    with pytest.raises(ValueError, match="differ in length"):
+        pose_metrics(gt[:4], gt)
+    with pytest.raises(ValueError, match="shape"):
+        pose_metrics(gt[:, :3], gt)
+    with pytest.raises(ValueError, match="align"):
+        pose_metrics(gt, gt, align="sim2")
+    bad = gt.clone()
+    bad[2, 0, 3] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        pose_metrics(bad, gt)
+    with pytest.raises(FileNotFoundError):
+        evaluate_trajectory_files(EVO_DATA / "missing.txt", EVO_DATA / "KITTI_00_gt.txt")
+
+
+def _depth_scene(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    gt = torch.from_numpy(rng.uniform(1.0, 20.0, size=(4, 12, 16)))
+    gt[:, :2] = 0.0  # unknown rows
+    return gt, gt > 0
+
+
+def test_depth_metrics_recover_known_scale_and_shift():
+    gt, valid = _depth_scene()
+    scaled = gt * 0.25
+    assert depth_metrics(scaled, gt, align="scale")["abs_rel"] < 1e-6
+    # The protocol's scale&shift fit is Adam with lr 1e-4 for at most 1000 steps: it can move the shift
+    # by about 0.1, so the known shift here is small.
+    affine = gt * 0.5 + 0.05
+    result = depth_metrics(affine, gt, align="scale&shift")
+    assert result["abs_rel"] < 1e-4 and result["delta_1.25"] == 1.0
+    assert result["num_valid"] == int(valid.sum())
+    # A pure scale cannot undo the shift.
+    assert depth_metrics(affine, gt, align="scale")["abs_rel"] > 0.005
+
+
+def test_depth_metrics_values_for_a_known_perturbation():
+    gt, valid = _depth_scene()
+    pred = gt.clone()
+    pred[..., ::2] *= 1.5  # half of the pixels 50 % too far: abs_rel = 0.25, delta_1.25 = 0.5
+    result = depth_metrics(pred, gt, align="none")
+    assert result["abs_rel"] == pytest.approx(0.25)
+    assert result["delta_1.25"] == pytest.approx(0.5)
+    g, d = gt[valid], (pred - gt)[valid]
+    assert result["sq_rel"] == pytest.approx(float((d**2 / g).mean()))
+    assert result["rmse"] == pytest.approx(float(d.square().mean().sqrt()))
+    assert result["log_rmse"] == pytest.approx(math.log(1.5) / math.sqrt(2))
+
+
+def test_depth_cap_masks_far_ground_truth_and_clips_prediction():
+    gt = torch.full((2, 4, 4), 10.0)
+    gt[:, 0] = 100.0  # beyond the cap: ignored
+    pred = gt.clone()
+    pred[:, 1] = 90.0  # clipped to 70 -> abs_rel of those pixels = 6
+    result = depth_metrics(pred, gt, align="none", max_depth=70.0)
+    assert result["num_valid"] == 24
+    assert result["abs_rel"] == pytest.approx(6.0 * 8 / 24)
+    assert depth_metrics(pred, gt, align="none")["num_valid"] == 32
+
+
+def test_depth_metrics_ignore_invalid_and_nonfinite_pixels():
+    gt, valid = _depth_scene()
+    pred = gt.clone()
+    pred[0, 5, 5] = float("nan")
+    mask = valid.clone()
+    mask[1] = False
+    result = depth_metrics(pred, gt, mask, align="none")
+    assert result["num_valid"] == int(mask.sum()) - 1 and result["abs_rel"] == 0.0
+    empty = depth_metrics(pred, torch.zeros_like(gt), align="none")
+    assert empty["num_valid"] == 0 and math.isnan(empty["abs_rel"])
+    with pytest.raises(ValueError, match="differ in shape"):
+        depth_metrics(pred[:, :5], gt)
+
+
+def test_aggregate_depth_weights_by_valid_pixels():
+    per_sequence = [
+        {"abs_rel": 0.1, "sq_rel": 1.0, "rmse": 1.0, "log_rmse": 0.1, "delta_1.25": 0.9, "num_valid": 300},
+        {"abs_rel": 0.5, "sq_rel": 2.0, "rmse": 3.0, "log_rmse": 0.5, "delta_1.25": 0.5, "num_valid": 100},
+        {"abs_rel": math.nan, "sq_rel": math.nan, "rmse": math.nan, "log_rmse": math.nan, "delta_1.25": math.nan,
+         "num_valid": 0},
+    ]
+    summary = aggregate_depth(per_sequence)
+    assert summary["abs_rel"] == pytest.approx(0.2)
+    assert summary["delta_1.25"] == pytest.approx(0.8)
+    assert summary["num_valid"] == 400 and summary["num_sequences"] == 2
+
+
+def test_aggregate_pose_is_plain_mean_and_counts_failures():
+    summary = aggregate_pose([{"ate": 1.0, "rpe_trans": 0.1, "rpe_rot": 1.0}, None,
+                              {"ate": 3.0, "rpe_trans": 0.3, "rpe_rot": 2.0}])
+    assert summary["ate"] == pytest.approx(2.0) and summary["rpe_rot"] == pytest.approx(1.5)
+    assert summary["num_sequences"] == 2 and summary["num_failed"] == 1
+    assert math.isnan(aggregate_pose([None])["ate"])
