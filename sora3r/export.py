@@ -8,12 +8,10 @@ package conventions (wrong shapes, NaNs in poses or exported points) raise a one
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import trimesh
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from sora3r.data.video import atomic_output_path
 from sora3r.reconstruction import Reconstruction
 
 __all__ = [
@@ -44,21 +43,6 @@ _OPENCV_TO_GLTF = np.diag([1.0, -1.0, -1.0, 1.0])
 _NPZ_FORMAT_VERSION = 1
 _NPZ_REQUIRED = ("points", "depth", "c2w", "K", "rgb", "metadata")
 _NPZ_OPTIONAL = ("confidence", "valid")
-
-
-@contextlib.contextmanager
-def _atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside ``path`` (same suffix); rename it onto ``path`` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -149,7 +133,7 @@ def write_ply(
     """
     selected = _select_points(rec, stride, min_confidence)
     cloud = trimesh.PointCloud(selected.xyz, colors=selected.rgb)
-    with _atomic_path(path) as tmp:
+    with atomic_output_path(path) as tmp:
         cloud.export(file_obj=str(tmp), file_type="ply")
     return Path(path)
 
@@ -198,7 +182,7 @@ def write_glb(
             frustum_size,
         )
         scene.add_geometry(trimesh.load_path(segments), geom_name="cameras", transform=_OPENCV_TO_GLTF)
-    with _atomic_path(path) as tmp:
+    with atomic_output_path(path) as tmp:
         scene.export(file_obj=str(tmp), file_type="glb")
     return Path(path)
 
@@ -219,7 +203,7 @@ def write_tum(
         raise ValueError("timestamps contain NaN or infinite values")
     quat_xyzw = Rotation.from_matrix(c2w[:, :3, :3]).as_quat()
     rows = np.concatenate([stamps[:, None], c2w[:, :3, 3], quat_xyzw], axis=1)
-    with _atomic_path(path) as tmp:
+    with atomic_output_path(path) as tmp:
         np.savetxt(tmp, rows, fmt="%.9f", header="timestamp tx ty tz qx qy qz qw")
     return Path(path)
 
@@ -302,13 +286,13 @@ def write_colmap_text(
         ("images.txt", "\n".join(image_lines) + "\n"),
         ("points3D.txt", "\n".join(point_lines) + "\n"),
     ):
-        with _atomic_path(folder / name) as tmp:
+        with atomic_output_path(folder / name) as tmp:
             tmp.write_text(text)
     if write_images:
         frames = _numpy(rec.rgb)
         for name, frame in zip(image_names, frames):
             target = folder / "images" / name
-            with _atomic_path(target) as tmp:
+            with atomic_output_path(target) as tmp:
                 Image.fromarray(frame).save(tmp, format="PNG")
     return folder
 
@@ -327,7 +311,7 @@ def write_npz(path: str | os.PathLike, rec: Reconstruction) -> Path:
     }
     arrays["metadata"] = np.array(metadata)
     arrays["format_version"] = np.array(_NPZ_FORMAT_VERSION)
-    with _atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_output_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
     return Path(path)
 
