@@ -1,0 +1,128 @@
+"""Joint-latent diffusion transformer: diffusers ``CogVideoXTransformer3DModel`` on ``[noisy pointmap, video]`` latents.
+
+The input is the channel concatenation of the noisy pointmap latent and the clean video latent
+(in_channels = 2C), the output the predicted velocity of the pointmap latent (out_channels = C).
+A learned null conditioning ``(max_text_seq_length, text_embed_dim)`` stands in for text.
+Timesteps are flow times ``t`` in [0, 1] (1 = pure noise, see ``sora3r.diffusion.flow``); the
+transformer's sinusoidal time embedding receives ``t * 1000`` like CogVideoX's discrete steps.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import torch
+from diffusers import CogVideoXTransformer3DModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import get_3d_rotary_pos_embed
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+TIMESTEP_SCALE = 1000.0
+
+TRANSFORMER_PRESETS: dict[str, dict] = {
+    # ~7.4 M parameters: the bundled model.
+    "tiny": dict(num_layers=6, num_attention_heads=4, attention_head_dim=64, time_embed_dim=128, text_embed_dim=64, max_text_seq_length=8),
+    # ~64 M parameters.
+    "small": dict(num_layers=10, num_attention_heads=8, attention_head_dim=64, time_embed_dim=512, text_embed_dim=128, max_text_seq_length=16),
+    # ~240 M parameters.
+    "base": dict(num_layers=20, num_attention_heads=12, attention_head_dim=64, time_embed_dim=512, text_embed_dim=256, max_text_seq_length=16),
+    # CogVideoX-2B layout (~1.7 B parameters) with rotary embeddings.
+    "paper": dict(num_layers=30, num_attention_heads=30, attention_head_dim=64, time_embed_dim=512, text_embed_dim=4096, max_text_seq_length=226),
+}
+
+
+class JointLatentTransformer(ModelMixin, ConfigMixin):
+    """Velocity model ``v(noisy pointmap latent, video latent, t)`` on ``(B, C, t, h, w)`` latents.
+
+    Args:
+        latent_channels: C, the latent channels of each VAE.
+        transformer_kwargs: further ``CogVideoXTransformer3DModel`` arguments (layers, heads, ...);
+            ``in_channels`` / ``out_channels`` are set from ``latent_channels``.
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(self, latent_channels: int = 16, transformer_kwargs: dict | None = None):
+        super().__init__()
+        kwargs = dict(use_rotary_positional_embeddings=True, sample_height=8, sample_width=8, sample_frames=9)
+        kwargs.update(transformer_kwargs or {})
+        kwargs.update(in_channels=2 * latent_channels, out_channels=latent_channels)
+        self.transformer = CogVideoXTransformer3DModel(**kwargs)
+        config = self.transformer.config
+        self.null_conditioning = nn.Parameter(0.02 * torch.randn(config.max_text_seq_length, config.text_embed_dim))
+        self._rotary_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def from_preset(cls, preset: str, latent_channels: int = 16) -> "JointLatentTransformer":
+        """A randomly initialised model of a preset ("tiny" | "small" | "base" | "paper")."""
+        if preset not in TRANSFORMER_PRESETS:
+            raise ValueError(f"unknown transformer preset {preset!r}; choose one of {sorted(TRANSFORMER_PRESETS)}")
+        return cls(latent_channels=latent_channels, transformer_kwargs=dict(TRANSFORMER_PRESETS[preset]))
+
+    @classmethod
+    def from_video_transformer(cls, path_or_model: str | os.PathLike | CogVideoXTransformer3DModel) -> "JointLatentTransformer":
+        """Start from a pretrained CogVideoX transformer with C input channels.
+
+        The patch embedding is widened to 2C; the weights of the new (video-latent) channels are zero,
+        so the result predicts exactly what the pretrained model predicts for the noisy latent alone.
+        """
+        if isinstance(path_or_model, CogVideoXTransformer3DModel):
+            pretrained = path_or_model
+        else:
+            if not os.path.isfile(os.path.join(path_or_model, "config.json")):
+                raise FileNotFoundError(f"{path_or_model}: no diffusers transformer folder (config.json missing)")
+            pretrained = CogVideoXTransformer3DModel.from_pretrained(path_or_model)
+        config = dict(pretrained.config)
+        channels = config["in_channels"]
+        if config.get("out_channels") not in (None, channels):
+            raise ValueError(f"pretrained transformer has in_channels={channels} but out_channels={config['out_channels']}")
+        init_keys = set(inspect.signature(CogVideoXTransformer3DModel.__init__).parameters) - {"self", "in_channels", "out_channels"}
+        kwargs = {k: v for k, v in config.items() if k in init_keys}
+        model = cls(latent_channels=channels, transformer_kwargs=kwargs)
+        state = pretrained.state_dict()
+        weight = state["patch_embed.proj.weight"]
+        if weight.ndim == 4:  # Conv2d (D, C, p, p)
+            state["patch_embed.proj.weight"] = torch.cat([weight, torch.zeros_like(weight)], dim=1)
+        else:  # Linear (D, C * p_t * p * p), flattened channel-major
+            per_channel = weight.reshape(weight.shape[0], channels, -1)
+            state["patch_embed.proj.weight"] = torch.cat([per_channel, torch.zeros_like(per_channel)], dim=1).flatten(1)
+        model.transformer.load_state_dict(state)
+        return model.to(dtype=pretrained.dtype)
+
+    def _rotary_embedding(self, frames: int, height: int, width: int, device: torch.device):
+        """Cached (cos, sin) rotary tables for a latent grid of ``frames x height x width``."""
+        key = (frames, height, width, str(device))
+        if key not in self._rotary_cache:
+            config = self.transformer.config
+            grid_h, grid_w = height // config.patch_size, width // config.patch_size
+            temporal = frames // (config.patch_size_t or 1)
+            self._rotary_cache[key] = get_3d_rotary_pos_embed(
+                embed_dim=config.attention_head_dim,
+                crops_coords=((0, 0), (grid_h, grid_w)),
+                grid_size=(grid_h, grid_w),
+                temporal_size=temporal,
+                device=device,
+            )
+        return self._rotary_cache[key]
+
+    def forward(self, noisy_pointmap_latent: torch.Tensor, video_latent: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """Velocity prediction ``(B, C, t, h, w)`` for flow times ``timestep (B,)`` in [0, 1]."""
+        if noisy_pointmap_latent.shape != video_latent.shape:
+            raise ValueError(f"latent shapes differ: {tuple(noisy_pointmap_latent.shape)} vs {tuple(video_latent.shape)}")
+        batch, _, frames, height, width = video_latent.shape
+        joint = torch.cat([noisy_pointmap_latent, video_latent], dim=1).transpose(1, 2)  # (B, t, 2C, h, w)
+        rotary = None
+        if self.transformer.config.use_rotary_positional_embeddings:
+            rotary = self._rotary_embedding(frames, height, width, joint.device)
+        conditioning = self.null_conditioning.to(joint.dtype).expand(batch, -1, -1)
+        out = self.transformer(
+            hidden_states=joint,
+            encoder_hidden_states=conditioning,
+            timestep=timestep.to(joint.dtype) * TIMESTEP_SCALE,
+            image_rotary_emb=rotary,
+            return_dict=False,
+        )[0]
+        return out.transpose(1, 2)

@@ -1,0 +1,75 @@
+"""Video and pointmap VAEs: diffusers ``AutoencoderKLCogVideoX`` (8x spatial, 4x temporal, T = 4k+1).
+
+Both VAEs take ``float (B, 3, T, H, W)`` and give latents ``(B, C, (T-1)/4+1, H/8, W/8)``. RGB enters in
+[-1, 1]; pointmaps enter as the normalised target of ``sora3r.geometry.target.PointmapTarget`` without
+any extra fixed scaling (mean point distance 1, squashed radius ~0.7 on average: the same order as RGB).
+Latents handed to the diffusion model are multiplied by the VAE's ``config.scaling_factor``, which
+:func:`estimate_scaling_factor` sets so that they have about unit variance.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from diffusers import AutoencoderKLCogVideoX
+
+VAE_PRESETS: dict[str, dict] = {
+    # ~2.8 M parameters: the bundled model.
+    "tiny": dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1, norm_num_groups=8, latent_channels=16),
+    # ~10 M parameters.
+    "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=16, latent_channels=16),
+    # The library's default = CogVideoX's VAE (~216 M parameters).
+    "paper": dict(),
+}
+
+
+def video_vae_config(preset: str) -> dict:
+    """Constructor kwargs of ``AutoencoderKLCogVideoX`` for ``preset`` ("tiny" | "small" | "paper")."""
+    if preset not in VAE_PRESETS:
+        raise ValueError(f"unknown VAE preset {preset!r}; choose one of {sorted(VAE_PRESETS)}")
+    config = dict(VAE_PRESETS[preset])
+    if preset != "paper":
+        config.update(sample_height=64, sample_width=64, scaling_factor=1.0)
+    return config
+
+
+def build_video_vae(preset_or_path: str | os.PathLike) -> AutoencoderKLCogVideoX:
+    """A fresh VAE for a preset name, or the one saved in a local diffusers folder."""
+    name = str(preset_or_path)
+    if name in VAE_PRESETS:
+        return AutoencoderKLCogVideoX(**video_vae_config(name))
+    if not os.path.isfile(os.path.join(name, "config.json")):
+        raise FileNotFoundError(f"{name}: neither a VAE preset {sorted(VAE_PRESETS)} nor a diffusers folder with config.json")
+    return AutoencoderKLCogVideoX.from_pretrained(name)
+
+
+def pointmap_vae_from_video_vae(video_vae: AutoencoderKLCogVideoX) -> AutoencoderKLCogVideoX:
+    """The pointmap VAE of the paper: same class and config, weights copied from the video VAE.
+
+    XYZ takes the place of RGB channel for channel, so every tensor copies 1:1.
+    """
+    pointmap_vae = AutoencoderKLCogVideoX.from_config(video_vae.config)
+    pointmap_vae.load_state_dict(video_vae.state_dict())
+    return pointmap_vae.to(device=video_vae.device, dtype=video_vae.dtype)
+
+
+def encode_latents(vae: AutoencoderKLCogVideoX, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Scaled latent ``(B, C, t, h, w)`` of ``x (B, 3, T, H, W)``: posterior mean, or a sample given ``generator``."""
+    posterior = vae.encode(x.to(vae.dtype)).latent_dist
+    latent = posterior.mean if generator is None else posterior.sample(generator)
+    return latent * vae.config.scaling_factor
+
+
+def decode_latents(vae: AutoencoderKLCogVideoX, latent: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, T, H, W)`` decoded from a scaled latent made by :func:`encode_latents`."""
+    return vae.decode(latent.to(vae.dtype) / vae.config.scaling_factor).sample
+
+
+@torch.no_grad()
+def estimate_scaling_factor(vae: AutoencoderKLCogVideoX, inputs: list[torch.Tensor]) -> float:
+    """``1 / std`` of the unscaled posterior means of ``inputs`` (each ``(B, 3, T, H, W)``); stores it in the config."""
+    means = [vae.encode(x.to(device=vae.device, dtype=vae.dtype)).latent_dist.mean.float() for x in inputs]
+    factor = float(1.0 / torch.cat([m.flatten() for m in means]).std().clamp_min(1e-6))
+    vae.register_to_config(scaling_factor=factor)
+    return factor

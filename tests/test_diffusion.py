@@ -1,0 +1,61 @@
+"""Rectified-flow target, timestep statistics, and the Euler sampler vs diffusers' scheduler."""
+
+import math
+
+import pytest
+import torch
+
+from sora3r.diffusion import (
+    euler_sample,
+    flow_loss,
+    noisy_sample,
+    sample_timesteps,
+    scheduler_sample,
+    velocity_target,
+)
+from sora3r.models import JointLatentTransformer
+
+
+def test_flow_path_endpoints_and_velocity():
+    x0, noise = torch.randn(3, 4, 2, 2, 2), torch.randn(3, 4, 2, 2, 2)
+    torch.testing.assert_close(noisy_sample(x0, noise, torch.zeros(3)), x0)
+    torch.testing.assert_close(noisy_sample(x0, noise, torch.ones(3)), noise)
+    # the path is straight: its finite-difference derivative is the target everywhere
+    t, dt = torch.rand(3) * 0.9, 1e-2
+    derivative = (noisy_sample(x0, noise, t + dt) - noisy_sample(x0, noise, t)) / dt
+    torch.testing.assert_close(derivative, velocity_target(x0, noise), rtol=1e-3, atol=1e-3)
+    assert float(flow_loss(velocity_target(x0, noise), x0, noise)) == 0.0
+
+
+def test_timestep_sampling_statistics():
+    gen = torch.Generator().manual_seed(0)
+    t = sample_timesteps(200_000, gen)
+    logits = torch.logit(t)
+    assert 0 < float(t.min()) and float(t.max()) < 1
+    assert abs(float(logits.mean())) < 0.01 and abs(float(logits.std()) - 1) < 0.01
+    shifted = sample_timesteps(200_000, gen, logit_mean=1.0, logit_std=0.5)
+    assert abs(float(torch.logit(shifted).mean()) - 1.0) < 0.01
+    uniform = sample_timesteps(200_000, gen, sampling="uniform")
+    assert abs(float(uniform.mean()) - 0.5) < 0.005 and abs(float(uniform.var()) - 1 / 12) < 0.002
+    with pytest.raises(ValueError, match="unknown timestep sampling"):
+        sample_timesteps(2, gen, sampling="cosine")
+
+
+def test_euler_is_exact_for_a_perfect_velocity():
+    # for a single target x0 the true velocity is (x_t - x0) / t; Euler lands on x0 in one step
+    x0 = torch.randn(2, 4, 3, 2, 2)
+    perfect = lambda x, video, t: (x - x0) / t.reshape(-1, 1, 1, 1, 1)
+    for steps in (1, 4):
+        torch.testing.assert_close(euler_sample(perfect, x0, steps, torch.Generator().manual_seed(1)), x0)
+
+
+def test_sampler_matches_diffusers_scheduler_and_is_seeded():
+    torch.manual_seed(0)
+    model = JointLatentTransformer.from_preset("tiny").eval()
+    video = torch.randn(2, 16, 3, 4, 4)
+    ours = euler_sample(model, video, 4, torch.Generator().manual_seed(7))
+    theirs = scheduler_sample(model, video, 4, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert torch.equal(ours, euler_sample(model, video, 4, torch.Generator().manual_seed(7)))
+    assert not torch.equal(ours, euler_sample(model, video, 4, torch.Generator().manual_seed(8)))
+    assert math.isfinite(float(ours.abs().max()))

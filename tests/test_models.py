@@ -1,0 +1,113 @@
+"""Model presets, pointmap-VAE adaptation, joint-latent transformer, save/load round trips."""
+
+import pytest
+import torch
+from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+
+from sora3r.models import (
+    JointLatentTransformer,
+    build_video_vae,
+    decode_latents,
+    encode_latents,
+    estimate_scaling_factor,
+    pointmap_vae_from_video_vae,
+    video_vae_config,
+)
+
+
+def test_tiny_bundle_fits_parameter_budget():
+    vae_params = sum(p.numel() for p in build_video_vae("tiny").parameters())
+    dit_params = sum(p.numel() for p in JointLatentTransformer.from_preset("tiny").parameters())
+    assert 2 * vae_params + dit_params < 15e6
+    assert video_vae_config("paper") == {}  # the library default = CogVideoX's VAE
+    with pytest.raises(ValueError, match="unknown VAE preset"):
+        video_vae_config("huge")
+
+
+def test_vae_shapes_and_scaling_factor():
+    torch.manual_seed(0)
+    vae = build_video_vae("tiny").eval()
+    clips = [torch.rand(2, 3, 9, 32, 32) * 2 - 1]
+    factor = estimate_scaling_factor(vae, clips)
+    assert vae.config.scaling_factor == factor
+    with torch.no_grad():
+        latent = encode_latents(vae, clips[0])
+        assert latent.shape == (2, 16, 3, 4, 4)
+        assert 0.8 < float(latent.std()) < 1.25
+        assert decode_latents(vae, latent).shape == (2, 3, 9, 32, 32)
+
+
+def test_pointmap_vae_copies_video_vae(tmp_path):
+    video_vae = build_video_vae("tiny")
+    pointmap_vae = pointmap_vae_from_video_vae(video_vae)
+    assert isinstance(pointmap_vae, AutoencoderKLCogVideoX) and pointmap_vae is not video_vae
+    assert dict(pointmap_vae.config) == dict(video_vae.config)
+    for (name, a), b in zip(video_vae.state_dict().items(), pointmap_vae.state_dict().values()):
+        assert torch.equal(a, b), name
+    next(pointmap_vae.parameters()).data.add_(1.0)  # an independent copy
+    assert not torch.equal(next(pointmap_vae.parameters()), next(video_vae.parameters()))
+    pointmap_vae.save_pretrained(tmp_path, max_shard_size="15MB", safe_serialization=True)
+    loaded = build_video_vae(tmp_path)
+    for a, b in zip(pointmap_vae.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_build_video_vae_wrong_folder_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        build_video_vae(tmp_path)
+
+
+def test_transformer_forward_shape_and_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = JointLatentTransformer.from_preset("tiny").eval()
+    noisy, video = torch.randn(2, 16, 3, 4, 4), torch.randn(2, 16, 3, 4, 4)
+    t = torch.tensor([0.2, 0.9])
+    with torch.no_grad():
+        out = model(noisy, video, t)
+    assert out.shape == noisy.shape
+    model.save_pretrained(tmp_path, max_shard_size="15MB", safe_serialization=True)
+    assert not list(tmp_path.glob("*.bin"))
+    assert all(f.stat().st_size < 16e6 for f in tmp_path.glob("*.safetensors"))
+    loaded = JointLatentTransformer.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(noisy, video, t), out)
+    with pytest.raises(ValueError, match="latent shapes differ"):
+        model(noisy, video[:, :, :2], t)
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    torch.manual_seed(0)
+    model = JointLatentTransformer.from_preset("tiny")
+    noisy, video, t = torch.randn(1, 16, 3, 4, 4), torch.randn(1, 16, 3, 4, 4), torch.tensor([0.5])
+
+    def grads():
+        model.zero_grad()
+        model(noisy, video, t).square().mean().backward()
+        return model.null_conditioning.grad.clone()
+
+    plain = grads()
+    model.enable_gradient_checkpointing()
+    assert model.transformer.gradient_checkpointing
+    torch.testing.assert_close(grads(), plain)
+
+
+@pytest.mark.parametrize("patch_size_t", [None, 1])
+def test_widened_pretrained_transformer_keeps_its_output(tmp_path, patch_size_t):
+    torch.manual_seed(0)
+    pretrained = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=32, in_channels=16, out_channels=16, time_embed_dim=32,
+        text_embed_dim=16, num_layers=2, max_text_seq_length=4, use_rotary_positional_embeddings=True,
+        sample_height=4, sample_width=4, sample_frames=9, patch_size_t=patch_size_t,
+    ).eval()
+    pretrained.save_pretrained(tmp_path)
+    model = JointLatentTransformer.from_video_transformer(str(tmp_path)).eval()
+    noisy, t = torch.randn(2, 16, 3, 4, 4), torch.tensor([0.3, 0.7])
+    with torch.no_grad():
+        outputs = [model(noisy, torch.randn(2, 16, 3, 4, 4) * 3, t) for _ in range(2)]
+        rotary = model._rotary_embedding(3, 4, 4, noisy.device)
+        reference = pretrained(
+            noisy.transpose(1, 2), model.null_conditioning.expand(2, -1, -1), t * 1000,
+            image_rotary_emb=rotary, return_dict=False,
+        )[0].transpose(1, 2)
+    for out in outputs:
+        torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
