@@ -298,7 +298,8 @@ def write_colmap_text(
 
 
 def write_npz(path: str | os.PathLike, rec: Reconstruction) -> Path:
-    """Write every field of ``rec`` into one compressed npz (metadata as a JSON string, no pickles)."""
+    """Write every field of ``rec`` into one npz (uncompressed: float maps barely compress and zlib is slow;
+    metadata as a JSON string, no pickles)."""
     _check_reconstruction(rec)
     try:
         metadata = json.dumps(rec.metadata)
@@ -312,7 +313,7 @@ def write_npz(path: str | os.PathLike, rec: Reconstruction) -> Path:
     arrays["metadata"] = np.array(metadata)
     arrays["format_version"] = np.array(_NPZ_FORMAT_VERSION)
     with atomic_output_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+        np.savez(f, **arrays)
     return Path(path)
 
 
