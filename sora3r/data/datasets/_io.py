@@ -8,7 +8,6 @@ that the first frame's camera is the world frame (DESIGN.md, "Geometry target").
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ import torch
 from PIL import Image
 
 from sora3r.data.types import Sequence
-
-log = logging.getLogger(__name__)
 
 
 def require_file(path: Path) -> Path:
