@@ -126,6 +126,19 @@ def pose_metrics(
     return trajectory_metrics(_to_trajectory(est, stamps), _to_trajectory(gt, stamps), align, all_pairs)
 
 
+def aligned_c2w(
+    est_c2w: torch.Tensor | np.ndarray, gt_c2w: torch.Tensor | np.ndarray, align: str = "sim3"
+) -> np.ndarray:
+    """The estimate ``(T, 4, 4)`` moved onto the ground truth by the alignment :func:`pose_metrics` uses
+    (for plotting both in one frame). Rotations stay rotations; a Sim(3) scale acts on positions only."""
+    est = _as_c2w_array(est_c2w, "estimated c2w")
+    gt = _as_c2w_array(gt_c2w, "ground-truth c2w")
+    if est.shape[0] != gt.shape[0]:
+        raise ValueError(f"estimated and ground-truth poses differ in length: {est.shape[0]} vs {gt.shape[0]}")
+    stamps = np.arange(gt.shape[0], dtype=np.float64)
+    return np.stack(_align(_to_trajectory(est, stamps), _to_trajectory(gt, stamps), align).poses_se3)
+
+
 def read_trajectory(path: str | Path) -> PoseTrajectory3D:
     """Read a TUM (``t tx ty tz qx qy qz qw``) or KITTI (12 numbers: a 3x4 row-major pose) file with evo.
 
