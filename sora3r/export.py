@@ -268,17 +268,15 @@ def write_colmap_text(
         tx, ty, tz = translations[i]
         image_lines.append(f"{i + 1} {qw!r} {qx!r} {qy!r} {qz!r} {tx!r} {ty!r} {tz!r} 1 {image_names[i]}")
         in_frame = slice(first_of_frame[i], first_of_frame[i + 1])
-        image_lines.append(
-            " ".join(f"{u:g} {v:g} {pid}" for (u, v), pid in zip(pixel_colmap[in_frame].tolist(), point_ids[in_frame].tolist()))
-        )
+        observations = zip(pixel_colmap[in_frame].tolist(), point_ids[in_frame].tolist())
+        image_lines.append(" ".join(f"{u!r} {v!r} {pid}" for (u, v), pid in observations))
 
     point_lines = [
         "# 3D point list with one line of data per point:",
         "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)",
     ]
-    for pid, (x, y, z), (r, g, b), err, frame, idx in zip(
-        point_ids.tolist(), xyz.tolist(), selected.rgb.tolist(), error.tolist(), selected.frame.tolist(), point2d_idx.tolist()
-    ):
+    columns = (point_ids, xyz, selected.rgb, error, selected.frame, point2d_idx)
+    for pid, (x, y, z), (r, g, b), err, frame, idx in zip(*(column.tolist() for column in columns)):
         point_lines.append(f"{pid} {x!r} {y!r} {z!r} {r} {g} {b} {err:.6g} {frame + 1} {idx}")
 
     for name, text in (

@@ -88,7 +88,10 @@ def serve(
         playing = server.gui.add_checkbox("Playing", initial_value=False)
         fps = server.gui.add_slider("FPS", min=1, max=30, step=1, initial_value=10)
     point_size = server.gui.add_slider(
-        "Point size", min=0.1 * initial_point_size, max=10 * initial_point_size, step=0.05 * initial_point_size,
+        "Point size",
+        min=0.1 * initial_point_size,
+        max=10 * initial_point_size,
+        step=0.05 * initial_point_size,
         initial_value=initial_point_size,
     )
     shown = {"t": 0}
