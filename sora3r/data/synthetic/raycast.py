@@ -1,0 +1,354 @@
+"""Batched analytic ray casting and shading of sampled scenes, in plain torch (CPU or CUDA).
+
+Rays go through pixel centres at integer pixel coordinates with direction ``R @ K^-1 [u, v, 1]``, so the
+ray parameter of a hit *is* its z-depth in that camera. Every object is a unit primitive (cube
+[-1, 1]^3, unit sphere, unit cylinder of axis z and |z| <= 1) in its own frame, scaled per axis, rotated
+and moved per frame; rays are moved into that frame instead of moving geometry.
+
+Only +, -, *, /, sqrt, floor, min/max and comparisons run per ray (no sin/exp, no matmul or sum
+reductions), each as its own elementwise op: those are exactly rounded whichever vectorised or scalar
+path torch takes, so a clip renders bit-identically alone or inside any batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# Layout of one surface's texture row (written by `scene._texture`, read by `_albedo`).
+NUM_WAVES = 4
+TEX_FREQ = slice(0, 3 * NUM_WAVES)
+TEX_PHASE = slice(TEX_FREQ.stop, TEX_FREQ.stop + NUM_WAVES)
+TEX_WEIGHT = slice(TEX_PHASE.stop, TEX_PHASE.stop + NUM_WAVES)
+TEX_CONTRAST = TEX_WEIGHT.stop
+TEX_CHECKER_SIZE = TEX_CONTRAST + 1
+TEX_CHECKER_WEIGHT = TEX_CHECKER_SIZE + 1
+TEX_CHECKER_OFFSET = slice(TEX_CHECKER_WEIGHT + 1, TEX_CHECKER_WEIGHT + 4)
+TEX_PALETTE = slice(TEX_CHECKER_OFFSET.stop, TEX_CHECKER_OFFSET.stop + 9)
+TEX_EMISSIVE = TEX_PALETTE.stop
+TEX_SIZE = TEX_EMISSIVE + 1
+
+PRIMITIVES = ("box", "sphere", "cylinder")
+NUM_ENV_SURFACES = 6  # room: x-, x+, y-, y+, floor, ceiling; open: ground, backdrop (4 unused)
+_INF = float("inf")
+
+
+Vec = tuple  # three same-shaped tensors (x, y, z): components kept apart so every op runs contiguous
+
+
+def _dot(a: Vec, b: Vec) -> torch.Tensor:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _matvec(rows, v: Vec) -> Vec:
+    """``M @ v`` for a 3x3 matrix given as ``rows[i][j]`` tensors (broadcast against ``v``)."""
+    return tuple(rows[i][0] * v[0] + rows[i][1] * v[1] + rows[i][2] * v[2] for i in range(3))
+
+
+def _entries(matrix: torch.Tensor, transpose: bool = False):
+    """``(..., 3, 3)`` tensor -> nested 3x3 lists of ``(...)`` tensors (optionally transposed)."""
+    m = matrix.transpose(-1, -2) if transpose else matrix
+    return [[m[..., i, j] for j in range(3)] for i in range(3)]
+
+
+def _components(x: torch.Tensor) -> Vec:
+    """``(..., 3)`` -> three contiguous ``(...)`` tensors."""
+    return tuple(x.movedim(-1, 0).contiguous().unbind(0))
+
+
+def _normalize(v: Vec) -> Vec:
+    norm = torch.sqrt(_dot(v, v))
+    return tuple(c / norm for c in v)
+
+
+def _nonzero(d: torch.Tensor) -> torch.Tensor:
+    """Direction components with exact zeros nudged, so slab divisions stay finite and signed."""
+    return torch.where(d == 0, torch.full_like(d, 1e-30), d)
+
+
+def _first_axis(values: Vec, target: torch.Tensor) -> torch.Tensor:
+    """Index (0, 1, 2) of the first component equal to ``target``."""
+    return torch.where(values[0] == target, 0, torch.where(values[1] == target, 1, 2))
+
+
+# --- environment (seen from inside) -------------------------------------------------------------------------
+
+def room_exit(origin: Vec, direction: Vec, room: Vec):
+    """Where rays leave the room box ``[-hx, hx] x [-hy, hy] x [0, h]`` (``room = (hx, hy, h)``).
+
+    Returns ``(t, wall)`` with wall = 2 * axis + (ray heads along +axis), a long tensor.
+    """
+    lower = (-room[0], -room[1], torch.zeros_like(room[2]))
+    t_axis = tuple(
+        torch.where(d != 0, (torch.where(d > 0, hi, lo) - o) / _nonzero(d), _INF)
+        for o, d, lo, hi in zip(origin, direction, lower, room))
+    t = torch.minimum(torch.minimum(t_axis[0], t_axis[1]), t_axis[2])
+    axis = _first_axis(t_axis, t)
+    positive = torch.where(axis == 0, direction[0] > 0, torch.where(axis == 1, direction[1] > 0, direction[2] > 0))
+    return t, 2 * axis + positive.long()
+
+
+def open_hit(origin: Vec, direction: Vec, radius: torch.Tensor):
+    """First hit of rays with the ground z = 0 or the backdrop sphere of ``radius`` around the origin.
+
+    Returns ``(t, on_ground bool)``. Origins must be inside the sphere and above the ground.
+    """
+    a, b = _dot(direction, direction), _dot(origin, direction)
+    c = _dot(origin, origin) - radius * radius
+    root = torch.sqrt(b * b - a * c)
+    # far root of a t^2 + 2 b t + c, in the form without cancellation for either sign of b
+    t_dome = torch.where(b > 0, -c / (b + root), (root - b) / a)
+    down = direction[2] < 0
+    t_ground = torch.where(down, -origin[2] / torch.where(down, direction[2], -1.0), _INF)
+    return torch.minimum(t_dome, t_ground), t_ground < t_dome
+
+
+def environment_hit(origin: torch.Tensor, direction: torch.Tensor, is_room: bool, room: torch.Tensor,
+                    dome_radius: float) -> torch.Tensor:
+    """Depth along rays ``(N, 3)`` to the environment of one scene (room box or ground + backdrop)."""
+    o, d = _components(origin), _components(direction)
+    if is_room:
+        return room_exit(o, d, tuple(torch.as_tensor(room, dtype=origin.dtype).unbind(0)))[0]
+    return open_hit(o, d, torch.as_tensor(dome_radius, dtype=origin.dtype))[0]
+
+
+# --- unit primitives (rays in the primitive's scaled frame) -----------------------------------------------
+
+def _hit_box(o: Vec, d: Vec) -> torch.Tensor:
+    """Entry ``t`` of rays into the cube [-1, 1]^3 (slab test); inf on a miss."""
+    near, far = [], []
+    for o_i, d_i in zip(o, d):
+        inv = 1.0 / _nonzero(d_i)
+        t1, t2 = (-1.0 - o_i) * inv, (1.0 - o_i) * inv
+        near.append(torch.minimum(t1, t2))
+        far.append(torch.maximum(t1, t2))
+    t_near = torch.maximum(torch.maximum(near[0], near[1]), near[2])
+    t_far = torch.minimum(torch.minimum(far[0], far[1]), far[2])
+    return torch.where((t_near <= t_far) & (t_near > 0), t_near, _INF)
+
+
+def _hit_sphere(o: Vec, d: Vec) -> torch.Tensor:
+    """Near ``t`` of rays with the unit sphere; inf on a miss."""
+    a, b, c = _dot(d, d), _dot(o, d), _dot(o, o) - 1.0
+    disc = b * b - a * c
+    t = (-b - torch.sqrt(disc.clamp(min=0))) / a
+    return torch.where((disc >= 0) & (t > 0), t, _INF)
+
+
+def _hit_cylinder(o: Vec, d: Vec) -> torch.Tensor:
+    """Near ``t`` of rays with the capped unit cylinder x^2 + y^2 <= 1, |z| <= 1; inf on a miss."""
+    a = d[0] * d[0] + d[1] * d[1]
+    b = o[0] * d[0] + o[1] * d[1]
+    c = o[0] * o[0] + o[1] * o[1] - 1.0
+    disc = b * b - a * c
+    t_side = (-b - torch.sqrt(disc.clamp(min=0))) / torch.where(a > 0, a, 1.0)
+    z_side = o[2] + t_side * d[2]
+    side = (a > 0) & (disc >= 0) & (t_side > 0) & (z_side.abs() <= 1.0)
+    dz = _nonzero(d[2])
+    t_cap = (torch.where(dz > 0, -1.0, 1.0) - o[2]) / dz
+    x_cap, y_cap = o[0] + t_cap * d[0], o[1] + t_cap * d[1]
+    cap = (t_cap > 0) & (x_cap * x_cap + y_cap * y_cap <= 1.0)
+    return torch.minimum(torch.where(side, t_side, _INF), torch.where(cap, t_cap, _INF))
+
+
+def _unit_normal(kind: str, x: Vec) -> Vec:
+    """Outward normal (unnormalised) of a unit primitive at surface points ``x``."""
+    if kind == "sphere":
+        return x
+    zero = torch.zeros_like(x[0])
+    if kind == "box":
+        size = tuple(c.abs() for c in x)
+        axis = _first_axis(size, torch.maximum(torch.maximum(size[0], size[1]), size[2]))
+        return tuple(torch.where(axis == i, torch.sign(x[i]), zero) for i in range(3))
+    radial = torch.sqrt(x[0] * x[0] + x[1] * x[1])
+    cap = x[2].abs() >= radial
+    return (torch.where(cap, zero, x[0]), torch.where(cap, zero, x[1]), torch.where(cap, torch.sign(x[2]), zero))
+
+
+_UNIT_HIT = {"box": _hit_box, "sphere": _hit_sphere, "cylinder": _hit_cylinder}
+
+
+# --- batched scene tensors ---------------------------------------------------------------------------------
+
+@dataclass
+class ObjectGroup:
+    """Objects of one primitive kind of B clips, padded to ``M`` slots (``mask`` marks real ones).
+
+    rotation ``(B, T, M, 3, 3)`` object-to-world, position ``(B, T, M, 3)``, scale ``(B, M, 3)``,
+    mask ``(B, M)`` bool, surface ``(B, M)`` long index into the clip's surface rows.
+    """
+
+    rotation: torch.Tensor
+    position: torch.Tensor
+    scale: torch.Tensor
+    mask: torch.Tensor
+    surface: torch.Tensor
+
+
+@dataclass
+class SceneBatch:
+    """Float32 tensors of B scenes on one device (see `scene.SyntheticScene` for meanings)."""
+
+    K: torch.Tensor  # (B, 3, 3)
+    c2w: torch.Tensor  # (B, T, 4, 4)
+    is_room: torch.Tensor  # (B,) bool
+    room: torch.Tensor  # (B, 3)
+    dome_radius: torch.Tensor  # (B,)
+    groups: dict[str, ObjectGroup]
+    surfaces: torch.Tensor  # (B, S, TEX_SIZE)
+    surface_dynamic: torch.Tensor  # (B, S) bool
+    light_dir: torch.Tensor  # (B, 3)
+    ambient: torch.Tensor  # (B,)
+    light_colour: torch.Tensor  # (B, 3)
+
+
+def stack_scenes(scenes, device) -> SceneBatch:
+    """Pad and stack sampled scenes into one `SceneBatch` (float32 on ``device``)."""
+    f32 = dict(dtype=torch.float32, device=device)
+    num_frames = scenes[0].c2w.shape[0]
+    num_surfaces = max(s.surfaces.shape[0] for s in scenes)
+    groups = {}
+    for kind in PRIMITIVES:
+        members = [[i for i, k in enumerate(s.object_kind) if k == kind] for s in scenes]
+        slots = max(len(m) for m in members)
+        if slots == 0:
+            continue
+        rotation = torch.eye(3, dtype=torch.float64).repeat(len(scenes), num_frames, slots, 1, 1)
+        position = torch.zeros(len(scenes), num_frames, slots, 3, dtype=torch.float64)
+        scale = torch.ones(len(scenes), slots, 3, dtype=torch.float64)
+        mask = torch.zeros(len(scenes), slots, dtype=torch.bool)
+        surface = torch.zeros(len(scenes), slots, dtype=torch.long)
+        for b, (scene, index) in enumerate(zip(scenes, members)):
+            n = len(index)
+            rotation[b, :, :n] = scene.object_rotation[:, index]
+            position[b, :, :n] = scene.object_position[:, index]
+            scale[b, :n] = scene.object_scale[index]
+            mask[b, :n] = True
+            surface[b, :n] = NUM_ENV_SURFACES + torch.tensor(index, dtype=torch.long)
+        groups[kind] = ObjectGroup(rotation.to(**f32), position.to(**f32), scale.to(**f32), mask.to(device),
+                                   surface.to(device))
+    surfaces = torch.zeros(len(scenes), num_surfaces, TEX_SIZE, dtype=torch.float64)
+    dynamic = torch.zeros(len(scenes), num_surfaces, dtype=torch.bool)
+    for b, scene in enumerate(scenes):
+        surfaces[b, :scene.surfaces.shape[0]] = scene.surfaces
+        dynamic[b, NUM_ENV_SURFACES:NUM_ENV_SURFACES + len(scene.object_kind)] = scene.object_dynamic
+    return SceneBatch(
+        K=torch.stack([s.K for s in scenes]).to(**f32),
+        c2w=torch.stack([s.c2w for s in scenes]).to(**f32),
+        is_room=torch.tensor([s.environment == "room" for s in scenes], device=device),
+        room=torch.stack([s.room for s in scenes]).to(**f32),
+        dome_radius=torch.tensor([s.dome_radius for s in scenes], **f32),
+        groups=groups, surfaces=surfaces.to(**f32), surface_dynamic=dynamic.to(device),
+        light_dir=torch.stack([s.light_dir for s in scenes]).to(**f32),
+        ambient=torch.tensor([s.ambient for s in scenes], **f32),
+        light_colour=torch.stack([s.light_colour for s in scenes]).to(**f32))
+
+
+# --- casting -----------------------------------------------------------------------------------------------
+
+def _gather_rays(values: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``values (B, T, M, F)`` picked per ray by ``index (B, T, N)`` -> F contiguous ``(B, T, N)`` tensors."""
+    b, t, m, f = values.shape
+    picked = torch.gather(values.reshape(b * t, m, f), 1, index.reshape(b * t, -1, 1).expand(-1, -1, f))
+    return tuple(picked.reshape(b, t, -1, f).movedim(-1, 0).contiguous().unbind(0))
+
+
+def _wave(x: torch.Tensor) -> torch.Tensor:
+    """A smooth cosine-like periodic function of period 1 with values in [0, 1] (smoothstep of a
+    triangle wave); used in place of sin so textures stay exactly reproducible (see module docstring)."""
+    tri = (2.0 * (x - torch.floor(x)) - 1.0).abs()
+    return tri * tri * (3.0 - 2.0 * tri)
+
+
+def _albedo(tex: tuple[torch.Tensor, ...], q: Vec) -> Vec:
+    """Colour of per-ray texture rows ``tex`` (TEX_SIZE tensors) at texture coordinates ``q``."""
+    field = torch.zeros_like(q[0])
+    freq, phase, weight = tex[TEX_FREQ], tex[TEX_PHASE], tex[TEX_WEIGHT]
+    for k in range(NUM_WAVES):
+        field = field + weight[k] * _wave(_dot(freq[3 * k:3 * k + 3], q) + phase[k])
+    mix = ((field - 0.5) * tex[TEX_CONTRAST] + 0.5).clamp(0.0, 1.0)
+    size = tex[TEX_CHECKER_SIZE]
+    cells = [torch.floor((q_i + offset) / size) for q_i, offset in zip(q, tex[TEX_CHECKER_OFFSET])]
+    total = cells[0] + cells[1] + cells[2]
+    checker = tex[TEX_CHECKER_WEIGHT] * (total - 2.0 * torch.floor(total * 0.5))
+    palette = tex[TEX_PALETTE]
+    colour = []
+    for i in range(3):
+        base = palette[i] + mix * (palette[3 + i] - palette[i])
+        colour.append(base + checker * (palette[6 + i] - base))
+    return tuple(colour)
+
+
+def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
+    """Ray cast every frame of every clip of ``batch``.
+
+    Returns depth ``(B, T, H, W)``, points ``(B, T, H, W, 3)`` (world), rgb uint8 ``(B, T, H, W, 3)``,
+    dynamic bool ``(B, T, H, W)``.
+    """
+    K, c2w = batch.K, batch.c2w
+    B, T = c2w.shape[:2]
+    device = K.device
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=device),
+                          torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
+    u, v = u.reshape(1, 1, -1), v.reshape(1, 1, -1)
+    cam = ((u - K[:, None, 0, 2, None]) / K[:, None, 0, 0, None], (v - K[:, None, 1, 2, None]) / K[:, None, 1, 1, None])
+    rot = _entries(c2w[:, :, None, :3, :3])  # (B, T, 1) entries
+    direction = tuple(rot[i][0] * cam[0] + rot[i][1] * cam[1] + rot[i][2] for i in range(3))  # (B, T, N); z_cam = 1
+    origin = _components(c2w[:, :, None, :3, 3])  # (B, T, 1)
+
+    env = (batch.is_room[:, None, None], _components(batch.room[:, None, None]), batch.dome_radius[:, None, None])
+    room_t, wall = room_exit(origin, direction, env[1])
+    open_t, ground = open_hit(origin, direction, env[2])
+    depth = torch.where(env[0], room_t, open_t)
+    surface = torch.where(env[0], wall, torch.where(ground, 0, 1))
+    winner = torch.full_like(surface, -1)
+    slots = {}
+    for index, (kind, group) in enumerate(batch.groups.items()):
+        # world -> unit-primitive frame: x_local = (R^T (x - p)) / s, rows of R^T / s
+        to_local = _entries(group.rotation / group.scale[:, None, :, None, :], transpose=True)  # (B, T, M)
+        o_rel = tuple(o - p for o, p in zip(origin, _components(group.position)))
+        o_local = tuple(c[..., None] for c in _matvec(to_local, o_rel))  # (B, T, M, 1)
+        d_local = _matvec([[e[..., None] for e in row] for row in to_local], tuple(c[:, :, None] for c in direction))
+        t = torch.where(group.mask[:, None, :, None], _UNIT_HIT[kind](o_local, d_local), _INF)  # (B, T, M, N)
+        t_kind, slot = t.min(dim=2)
+        closer = t_kind < depth
+        depth = torch.where(closer, t_kind, depth)
+        winner = torch.where(closer, index, winner)
+        surface = torch.where(closer, torch.gather(group.surface[:, None].expand(B, T, -1), 2, slot), surface)
+        slots[kind] = slot
+    points = tuple(o + depth * d for o, d in zip(origin, direction))
+
+    # normals and texture coordinates: world frame for the environment, object frame for objects
+    axis = torch.div(wall, 2, rounding_mode="floor")
+    room_normal = tuple((axis == i).to(depth.dtype) for i in range(3))
+    open_normal = (torch.where(ground, 0.0, points[0]), torch.where(ground, 0.0, points[1]),
+                   torch.where(ground, 1.0, points[2]))
+    normal = tuple(torch.where(env[0], r, o) for r, o in zip(room_normal, open_normal))
+    coords = points
+    for index, (kind, group) in enumerate(batch.groups.items()):
+        packed = torch.cat([group.rotation.flatten(-2), group.position,
+                            group.scale[:, None].expand(B, T, -1, -1)], dim=-1)  # (B, T, M, 15)
+        picked = _gather_rays(packed, slots[kind])
+        rotation = [list(picked[3 * i:3 * i + 3]) for i in range(3)]
+        scale = picked[12:15]
+        local = _matvec([list(col) for col in zip(*rotation)], tuple(x - p for x, p in zip(points, picked[9:12])))
+        unit_normal = _unit_normal(kind, tuple(x / s for x, s in zip(local, scale)))
+        kind_normal = _matvec(rotation, tuple(n / s for n, s in zip(unit_normal, scale)))
+        mine = winner == index
+        normal = tuple(torch.where(mine, n, old) for n, old in zip(kind_normal, normal))
+        coords = tuple(torch.where(mine, x, old) for x, old in zip(local, coords))
+    normal = _normalize(normal)
+    facing = torch.where(_dot(normal, direction) > 0, -1.0, 1.0)  # flip normals to face the camera
+
+    tex = _gather_rays(batch.surfaces[:, None].expand(B, T, -1, -1), surface)
+    lambert = (_dot(normal, _components(batch.light_dir[:, None, None])) * facing).clamp(min=0.0)
+    ambient = batch.ambient[:, None, None]
+    shade = torch.where(tex[TEX_EMISSIVE] > 0, 1.0, ambient + (1.0 - ambient) * lambert)
+    light = _components(batch.light_colour[:, None, None])
+    colour = [(c * shade * l).clamp(0.0, 1.0) for c, l in zip(_albedo(tex, coords), light)]
+    rgb = torch.floor(torch.stack(colour, dim=-1) * 255.0 + 0.5).to(torch.uint8)
+    dynamic = torch.gather(batch.surface_dynamic, 1, surface.reshape(B, -1))
+    shape = (B, T, height, width)
+    return {"rgb": rgb.reshape(*shape, 3), "depth": depth.reshape(shape),
+            "points": torch.stack(points, dim=-1).reshape(*shape, 3), "dynamic": dynamic.reshape(shape)}
