@@ -35,6 +35,8 @@ def test_vae_shapes_and_scaling_factor():
         assert latent.shape == (2, 16, 3, 4, 4)
         assert 0.8 < float(latent.std()) < 1.25
         assert decode_latents(vae, latent).shape == (2, 3, 9, 32, 32)
+        with pytest.raises(ValueError, match="8k\\+1"):
+            encode_latents(vae, clips[0][:, :, :5])
 
 
 def test_pointmap_vae_copies_video_vae(tmp_path):

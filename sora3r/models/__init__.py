@@ -4,6 +4,7 @@ from sora3r.models.transformer import TRANSFORMER_PRESETS, JointLatentTransforme
 from sora3r.models.vae import (
     VAE_PRESETS,
     build_video_vae,
+    check_num_frames,
     decode_latents,
     encode_latents,
     estimate_scaling_factor,
@@ -16,6 +17,7 @@ __all__ = [
     "TRANSFORMER_PRESETS",
     "VAE_PRESETS",
     "build_video_vae",
+    "check_num_frames",
     "decode_latents",
     "encode_latents",
     "estimate_scaling_factor",

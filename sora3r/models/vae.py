@@ -1,6 +1,7 @@
 """Video and pointmap VAEs: diffusers ``AutoencoderKLCogVideoX`` (8x spatial, 4x temporal, T = 4k+1).
 
-Both VAEs take ``float (B, 3, T, H, W)`` and give latents ``(B, C, (T-1)/4+1, H/8, W/8)``. RGB enters in
+Both VAEs take ``float (B, 3, T, H, W)`` and give latents ``(B, C, (T-1)/4+1, H/8, W/8)``. T must be 8k+1
+(9, 17, 25, ...): with an even number of latent frames the decoder returns the wrong frame count (5 -> 8). RGB enters in
 [-1, 1]; pointmaps enter as the normalised target of ``sora3r.geometry.target.PointmapTarget`` without
 any extra fixed scaling (mean point distance 1, squashed radius ~0.7 on average: the same order as RGB).
 Latents handed to the diffusion model are multiplied by the VAE's ``config.scaling_factor``, which
@@ -54,8 +55,15 @@ def pointmap_vae_from_video_vae(video_vae: AutoencoderKLCogVideoX) -> Autoencode
     return pointmap_vae.to(device=video_vae.device, dtype=video_vae.dtype)
 
 
+def check_num_frames(num_frames: int) -> None:
+    """Raise ValueError unless the clip length round-trips through the VAE (T = 8k + 1)."""
+    if num_frames < 1 or num_frames % 8 != 1:
+        raise ValueError(f"clip length {num_frames} does not round-trip the CogVideoX VAE; use 8k+1 frames (9, 17, 25, ...)")
+
+
 def encode_latents(vae: AutoencoderKLCogVideoX, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Scaled latent ``(B, C, t, h, w)`` of ``x (B, 3, T, H, W)``: posterior mean, or a sample given ``generator``."""
+    check_num_frames(x.shape[2])
     posterior = vae.encode(x.to(vae.dtype)).latent_dist
     latent = posterior.mean if generator is None else posterior.sample(generator)
     return latent * vae.config.scaling_factor

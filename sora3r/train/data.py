@@ -1,0 +1,66 @@
+"""Pluggable training data: a data source maps ``(step, batch_size)`` to a batch dict on the training device.
+
+Batch dicts carry ``rgb uint8 (B, T, H, W, 3)``, ``points float (B, T, H, W, 3)`` world, ``c2w (B, T, 4, 4)``
+and ``valid bool (B, T, H, W)`` (plus whatever else the source has). A source that depends only on the
+step (the synthetic one) makes a resumed run see exactly the data of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+
+from sora3r.geometry.target import PointmapTarget
+
+DataSource = Callable[[int, int], dict[str, torch.Tensor]]
+
+
+def synthetic_source(num_frames: int, height: int, width: int, device: torch.device | str,
+                     process_index: int = 0, num_processes: int = 1) -> DataSource:
+    """Synthetic scenes rendered on ``device``; step ``s`` of process ``r`` uses the training seeds
+    ``split_seed("train", (s * num_processes + r) * B + j)``, so processes never share a clip."""
+    from sora3r.data.synthetic import SyntheticConfig, render_batch, split_seed
+
+    config = SyntheticConfig(num_frames=num_frames, height=height, width=width)
+
+    def source(step: int, batch_size: int) -> dict[str, torch.Tensor]:
+        first = (step * num_processes + process_index) * batch_size
+        seeds = [split_seed("train", first + j) for j in range(batch_size)]
+        return render_batch(seeds, config, device)
+
+    return source
+
+
+def clip_stream_source(clips: Iterable[dict[str, torch.Tensor]], device: torch.device | str,
+                       num_workers: int = 2) -> DataSource:
+    """Batches from an iterable of per-clip dicts (e.g. ``sora3r.data.clips.ClipDataset``).
+
+    The stream does not depend on the step: a resumed run sees new clips, not the same ones.
+    """
+    iterators: dict[int, object] = {}
+
+    def source(step: int, batch_size: int) -> dict[str, torch.Tensor]:
+        if batch_size not in iterators:
+            loader = torch.utils.data.DataLoader(clips, batch_size=batch_size, num_workers=num_workers, pin_memory=True)
+            iterators[batch_size] = iter(loader)
+        batch = next(iterators[batch_size])
+        return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    return source
+
+
+def rgb_to_model(rgb: torch.Tensor) -> torch.Tensor:
+    """``uint8 (B, T, H, W, 3)`` -> ``float (B, 3, T, H, W)`` in [-1, 1]."""
+    return rgb.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def pointmap_to_model(batch: dict[str, torch.Tensor], target: PointmapTarget) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised pointmap target as VAE input ``(B, 3, T, H, W)`` (0 where invalid) and ``valid (B, 1, T, H, W)``.
+
+    No fixed scaling beyond ``target``: mean point distance 1 (about 0.7 squashed) is the range of RGB input.
+    """
+    valid = batch["valid"].bool()
+    points, _ = target.encode(batch["points"].float(), batch["c2w"].float(), valid)
+    points = torch.where(valid[..., None], points, 0.0)
+    return points.permute(0, 4, 1, 2, 3), valid[:, None]

@@ -1,0 +1,306 @@
+"""The training loop shared by every stage: accelerate, AdamW + warm-up, EMA, logs, resumable checkpoints.
+
+Layout of a run folder ``output/``:
+  ``state/``       full ``accelerator.save_state`` (model, optimizer, LR schedule, EMA, RNG) + ``progress.json``
+  ``light/``       ``model/`` and ``ema/`` weights (safetensors shards < 16 MB) + ``progress.json``: small
+                   enough to carry between machines; resuming from it starts a fresh optimizer with a
+                   short warm-up
+  ``model/``       the EMA weights at the end of the run or chunk (``save_pretrained``), what later
+                   stages and the export read
+  ``loss.jsonl``   one line per logged step; ``config.json`` the stage config
+Every checkpoint folder is written to a temp folder and renamed into place, so a run killed at any
+moment resumes from the last complete checkpoint. The batch and the noise of step ``s`` depend only on
+``(seed, s, process)``, so the steps after that checkpoint are replayed exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from accelerate import Accelerator
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from sora3r.models.vae import check_num_frames
+from sora3r.train.data import DataSource, synthetic_source
+
+CHECKPOINT_MODES = ("full", "light", "both")
+MAX_SHARD = "15MB"
+TRAINING_RECORD = "training.json"  # the stage config, saved beside the final weights
+
+
+@dataclass
+class TrainConfig:
+    """Settings every stage shares (stage configs extend it)."""
+
+    output: str = "runs/stage"
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    light_warmup_steps: int = 20
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 250
+    checkpoint_mode: str = "both"
+    log_every: int = 10
+    max_minutes: float | None = None
+    resume: bool = False
+    seed: int = 0
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "auto"
+    preset: str = "tiny"
+    num_frames: int = 17
+    height: int = 64
+    width: int = 64
+
+
+class Stage(Protocol):
+    """What the loop needs from a stage."""
+
+    model: ModelMixin  # the weights that are trained and saved
+    trainable: torch.nn.Module  # what the optimizer sees and accelerate wraps (``model`` or a module around it)
+
+    def loss(self, trainable: torch.nn.Module, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        """Scalar loss of one batch; all randomness from ``generator``."""
+
+    def finalize(self, data_source: DataSource, batch_size: int) -> None:
+        """Last touches on ``model`` (holding the EMA weights) before the final save."""
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """``auto`` -> ``bf16`` on CUDA, ``no`` (fp32) elsewhere."""
+    if setting == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return setting
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    return Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision))
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Move a finished ``tmp`` folder to ``final``; the old one survives as ``final.old`` until then."""
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _recover_dir(final: Path) -> None:
+    """After a kill between the two renames of :func:`_replace_dir`, put the old folder back."""
+    old = final.with_name(final.name + ".old")
+    if not final.exists() and old.exists():
+        old.rename(final)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _save_weights(model: ModelMixin, path: Path) -> None:
+    model.save_pretrained(path, max_shard_size=MAX_SHARD, safe_serialization=True)
+
+
+class _EMAWeights:
+    """Swap the EMA weights into ``model`` for the duration of a ``with`` block."""
+
+    def __init__(self, ema: EMAModel, model: ModelMixin):
+        self.ema, self.params = ema, list(model.parameters())
+
+    def __enter__(self):
+        self.ema.store(self.params)
+        self.ema.copy_to(self.params)
+
+    def __exit__(self, *exc):
+        self.ema.restore(self.params)
+
+
+class LossLog:
+    """Append-only JSONL loss log; on resume, lines past the resumed step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int, enabled: bool):
+        self.path, self.enabled = path, enabled
+        if not enabled:
+            return
+        kept = []
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+        self.file = path.open("a")
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+
+
+def _warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_steps`` scheduler steps, then constant."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
+
+
+def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None = None) -> dict:
+    """Make the accelerator, the stage (``build_stage(config, device)``) and the data source, then :func:`train`.
+
+    The default data source renders synthetic scenes on the training device.
+    """
+    check_num_frames(config.num_frames)
+    accelerator = make_accelerator(config)
+    stage = build_stage(config, accelerator.device)
+    if data_source is None:
+        data_source = synthetic_source(config.num_frames, config.height, config.width, accelerator.device,
+                                       accelerator.process_index, accelerator.num_processes)
+    return train(stage, config, data_source, accelerator)
+
+
+def step_generator(seed: int, step: int, process_index: int, device: torch.device) -> torch.Generator:
+    """The generator for all randomness of one step on one process (independent of resumes)."""
+    return torch.Generator(device=device).manual_seed(((seed * 1_000_003 + step) * 1009 + process_index) % (2**63))
+
+
+def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerator: Accelerator) -> dict:
+    """Run (or resume) a stage until ``config.steps`` or ``config.max_minutes``; returns a summary dict.
+
+    Checkpoints are written every ``checkpoint_every`` steps and at the end; ``stage.model`` then takes
+    the EMA weights, ``stage.finalize`` runs and the result is saved to ``output/model/``.
+    """
+    if config.checkpoint_mode not in CHECKPOINT_MODES:
+        raise ValueError(f"checkpoint_mode must be one of {CHECKPOINT_MODES}, got {config.checkpoint_mode!r}")
+    started = time.monotonic()
+    output = Path(config.output)
+    state_dir, light_dir, final_dir = output / "state", output / "light", output / "model"
+    main = accelerator.is_main_process
+    if main:
+        output.mkdir(parents=True, exist_ok=True)
+        for folder in (state_dir, light_dir):
+            _recover_dir(folder)
+        _write_json(output / "config.json", asdict(config))
+    accelerator.wait_for_everyone()
+
+    model = stage.model
+    if config.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    model.train()
+
+    start_step, warmup = 0, config.warmup_steps
+    resume_from = None
+    if config.resume:
+        if (state_dir / "progress.json").exists():
+            resume_from = "full"
+        elif (light_dir / "progress.json").exists():
+            resume_from = "light"
+    if resume_from == "light":
+        progress = json.loads((light_dir / "progress.json").read_text())
+        model.load_state_dict(type(model).from_pretrained(light_dir / "model").state_dict())
+        ema_source = type(model).from_pretrained(light_dir / "ema")
+        start_step, warmup = progress["step"], config.light_warmup_steps
+    model.to(accelerator.device)
+    ema = EMAModel((ema_source if resume_from == "light" else model).parameters(), decay=config.ema_decay)
+    if resume_from == "light":
+        ema.optimization_step = progress["ema_optimization_step"]
+        del ema_source
+    ema.to(accelerator.device)
+
+    optimizer = torch.optim.AdamW(
+        [p for p in stage.trainable.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = _warmup_schedule(optimizer, warmup)
+    trainable, optimizer, scheduler = accelerator.prepare(stage.trainable, optimizer, scheduler)
+    accelerator.register_for_checkpointing(ema)
+    if resume_from == "full":
+        accelerator.load_state(str(state_dir))
+        start_step = json.loads((state_dir / "progress.json").read_text())["step"]
+
+    def save_checkpoints(step: int) -> None:
+        progress = {"step": step, "ema_optimization_step": ema.optimization_step}
+        if config.checkpoint_mode in ("full", "both"):
+            tmp = output / "state.tmp"
+            if main and tmp.exists():
+                shutil.rmtree(tmp)
+            accelerator.wait_for_everyone()
+            accelerator.save_state(str(tmp))
+            if main:
+                _write_json(tmp / "progress.json", progress)
+                _replace_dir(tmp, state_dir)
+        if main and config.checkpoint_mode in ("light", "both"):
+            tmp = output / "light.tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            _save_weights(model, tmp / "model")
+            with _EMAWeights(ema, model):
+                _save_weights(model, tmp / "ema")
+            _write_json(tmp / "progress.json", progress)
+            _replace_dir(tmp, light_dir)
+        accelerator.wait_for_everyone()
+
+    log = LossLog(output / "loss.jsonl", start_step, main)
+    bar = tqdm(total=config.steps, initial=start_step, disable=not main, desc=type(stage).__name__)
+    step, stopped_early, last_loss = start_step, False, math.nan
+    running = torch.zeros((), device=accelerator.device)
+    while step < config.steps:
+        batch = data_source(step, config.batch_size)
+        generator = step_generator(config.seed, step, accelerator.process_index, accelerator.device)
+        loss = stage.loss(trainable, batch, generator)
+        accelerator.backward(loss)
+        if config.grad_clip > 0:
+            accelerator.clip_grad_norm_(trainable.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(model.parameters())
+        running += loss.detach()
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.steps:
+            count = config.log_every if step % config.log_every == 0 else step % config.log_every
+            last_loss = float(accelerator.reduce(running, "mean")) / count
+            running.zero_()
+            log.write({"step": step, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
+                       "seconds": round(time.monotonic() - started, 2)})
+            bar.set_postfix(loss=f"{last_loss:.4f}")
+            if config.max_minutes is not None:
+                over = torch.tensor(float(time.monotonic() - started > 60 * config.max_minutes), device=accelerator.device)
+                if float(accelerator.reduce(over, "max")) > 0 and step < config.steps:
+                    stopped_early = True
+                    break
+        if step % config.checkpoint_every == 0 and step < config.steps:
+            save_checkpoints(step)
+    bar.close()
+    log.close()
+    save_checkpoints(step)
+    ema.copy_to(model.parameters())
+    model.eval()
+    stage.finalize(data_source, config.batch_size)
+    if main:
+        tmp = output / "model.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        _save_weights(model, tmp)
+        _write_json(tmp / TRAINING_RECORD, {**asdict(config), "step": step})
+        _replace_dir(tmp, final_dir)
+    accelerator.wait_for_everyone()
+    return {"step": step, "loss": last_loss, "finished": not stopped_early, "resumed_from": resume_from,
+            "seconds": time.monotonic() - started}

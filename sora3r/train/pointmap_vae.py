@@ -1,0 +1,59 @@
+"""Stage 1: the pointmap VAE, initialised from the video VAE, fine-tuned on normalised pointmaps (Huber + small KL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sora3r.geometry.target import PointmapTarget
+from sora3r.models.vae import build_video_vae, estimate_scaling_factor, pointmap_vae_from_video_vae
+from sora3r.train.data import DataSource, pointmap_to_model
+from sora3r.train.loop import TrainConfig, run_stage
+from sora3r.train.vae_objective import VAEReconstruction
+
+SCALING_BATCHES = 4
+
+
+@dataclass
+class PointmapVAEConfig(TrainConfig):
+    """Stage 1 settings. ``init_video_vae``: the stage-0 VAE folder (default: a fresh ``preset``, for ablations)."""
+
+    output: str = "runs/pointmap_vae"
+    init_video_vae: str | None = None
+    squash: bool = True
+    huber_delta: float = 0.05
+    kl_weight: float = 1e-4
+
+
+def masked_huber(prediction: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, delta: float) -> torch.Tensor:
+    """Huber loss of ``(B, 3, T, H, W)`` tensors averaged over the pixels where ``valid (B, 1, T, H, W)``."""
+    per_pixel = F.huber_loss(prediction.float(), target, delta=delta, reduction="none").mean(1, keepdim=True)
+    weight = valid.float()
+    return (per_pixel * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class PointmapVAEStage:
+    """Reconstruct ``PointmapTarget(squash)`` pointmaps through a VAE that starts as a copy of the video VAE."""
+
+    def __init__(self, config: PointmapVAEConfig, device: torch.device):
+        self.config = config
+        self.target = PointmapTarget(squash=config.squash)
+        video_vae = build_video_vae(config.init_video_vae or config.preset)
+        self.model = pointmap_vae_from_video_vae(video_vae)
+        self.trainable = VAEReconstruction(self.model)
+
+    def loss(self, trainable, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        x, valid = pointmap_to_model(batch, self.target)
+        reconstruction, kl = trainable(x, generator)
+        return masked_huber(reconstruction, x, valid, self.config.huber_delta) + self.config.kl_weight * kl
+
+    def finalize(self, data_source: DataSource, batch_size: int) -> None:
+        inputs = [pointmap_to_model(data_source(i, batch_size), self.target)[0] for i in range(SCALING_BATCHES)]
+        estimate_scaling_factor(self.model, inputs)
+
+
+def train_pointmap_vae(config: PointmapVAEConfig, data_source: DataSource | None = None) -> dict:
+    """Run stage 1 (see ``sora3r.train.loop.train`` for the run folder layout)."""
+    return run_stage(PointmapVAEStage, config, data_source)

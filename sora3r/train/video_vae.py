@@ -1,0 +1,51 @@
+"""Stage 0: train the video VAE on RGB clips (L1 + image-gradient L1 + small KL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sora3r.models.vae import build_video_vae, estimate_scaling_factor
+from sora3r.train.data import DataSource, rgb_to_model
+from sora3r.train.loop import TrainConfig, run_stage
+from sora3r.train.vae_objective import VAEReconstruction, spatial_gradient_l1
+
+SCALING_BATCHES = 4
+
+
+@dataclass
+class VideoVAEConfig(TrainConfig):
+    """Stage 0 settings. ``init``: a diffusers VAE folder to continue from (default: a fresh ``preset``)."""
+
+    output: str = "runs/video_vae"
+    init: str | None = None
+    gradient_weight: float = 0.5
+    kl_weight: float = 1e-4
+
+
+class VideoVAEStage:
+    """Reconstruct RGB clips ``[-1, 1] (B, 3, T, H, W)`` through the VAE."""
+
+    def __init__(self, config: VideoVAEConfig, device: torch.device):
+        self.config = config
+        self.model = build_video_vae(config.init or config.preset)
+        self.trainable = VAEReconstruction(self.model)
+
+    def loss(self, trainable, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        x = rgb_to_model(batch["rgb"])
+        reconstruction, kl = trainable(x, generator)
+        reconstruction = reconstruction.float()
+        loss = F.l1_loss(reconstruction, x) + self.config.kl_weight * kl
+        if self.config.gradient_weight > 0:
+            loss = loss + self.config.gradient_weight * spatial_gradient_l1(reconstruction, x)
+        return loss
+
+    def finalize(self, data_source: DataSource, batch_size: int) -> None:
+        estimate_scaling_factor(self.model, [rgb_to_model(data_source(i, batch_size)["rgb"]) for i in range(SCALING_BATCHES)])
+
+
+def train_video_vae(config: VideoVAEConfig, data_source: DataSource | None = None) -> dict:
+    """Run stage 0 (see ``sora3r.train.loop.train`` for the run folder layout)."""
+    return run_stage(VideoVAEStage, config, data_source)
