@@ -79,12 +79,12 @@ def sample_training_clip(seq: Sequence, num_frames: int, height: int, width: int
     ``points`` are the unprojection of the returned depth with the returned K and c2w.
 
     Raises:
-        ValueError: when ``seq`` lacks depth, K or c2w, or has fewer than ``num_frames`` frames.
+        ValueError: when ``seq`` lacks depth, K or c2w, or has fewer than ``num_frames`` frames (or a size is < 1).
     """
     if seq.depth is None or seq.K is None or seq.c2w is None:
         raise ValueError(f"sequence {seq.name!r} needs depth, K and c2w to make a training clip")
-    if max_stride < 1:
-        raise ValueError(f"max_stride must be >= 1, got {max_stride}")
+    if num_frames < 1 or max_stride < 1:
+        raise ValueError(f"num_frames and max_stride must be >= 1, got {num_frames} and {max_stride}")
     length = seq.num_frames
     if length < num_frames:
         raise ValueError(f"sequence {seq.name!r} has {length} frames, a clip needs {num_frames}")
