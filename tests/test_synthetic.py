@@ -153,9 +153,9 @@ def test_depth_matches_independent_mesh_ray_cast():
             curved_errors.append(rel[curved[hit]])
     flat, curved = torch.cat(flat_errors), torch.cat(curved_errors)
     assert flat.numel() > 5000 and curved.numel() > 500
-    assert flat.median() < 1e-5
-    assert (flat < 1e-4).float().mean() > 0.98  # the rest: silhouettes of tessellated curved objects
-    assert curved.median() < 5e-3
+    assert flat.median() < 1e-6  # measured 5e-8 (float32 ray casting vs embree)
+    assert (flat < 1e-5).float().mean() > 0.98  # the rest: silhouettes of tessellated curved objects
+    assert curved.median() < 2e-3  # measured 1.3e-4 (icosphere / 96-gon tessellation)
 
 
 def test_variety_over_seeds():
