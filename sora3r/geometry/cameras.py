@@ -1,0 +1,408 @@
+"""Camera recovery from world-frame pointmaps: shared focal, per-frame poses and depth (Sora3R post-processing).
+
+Pixel convention: pixel ``(u, v)`` is column ``u``, row ``v`` of the ``(H, W)`` grid and its centre sits at the
+integer coordinates ``(u, v)``; the default principal point is therefore ``((W - 1) / 2, (H - 1) / 2)``. Cameras are
+OpenCV pinhole cameras (x right, y down, z forward) with square pixels (``fx == fy``) when the focal is estimated.
+
+Method (per clip, all frames and clips batched, no host syncs inside the loops):
+1. Each frame's fit uses a strided pixel grid of at most ``max_fit_pixels`` pixels (the depth output covers all).
+2. Initialisation by hypothesise-and-verify: ``hypotheses`` DLT projection matrices per frame, each from
+   ``SAMPLE_SIZE`` pixels drawn in proportion to their weights, are scored with a truncated reprojection cost
+   (MSAC) on a random subset; the best one is decomposed into focal, rotation and translation. The clip's focal
+   starts at the median of the per-frame focals.
+3. Refinement: ``iterations`` Gauss-Newton steps on the reprojection error of all fit pixels, jointly over the
+   shared focal (eliminated by a Schur complement) and every frame's pose, with iteratively re-weighted robust
+   weights (Cauchy, then Tukey's biweight; the scale follows a low quantile of each frame's residuals) times the
+   caller's confidences.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence as SequenceABC
+from dataclasses import dataclass
+
+import torch
+
+from sora3r.geometry.target import invert_rigid
+
+SAMPLE_SIZE = 6  # correspondences per DLT hypothesis (11 unknowns; 6 points = 12 equations)
+SCORE_PIXELS = 512  # pixels per frame used to score hypotheses
+SCORE_THRESHOLD = 0.01  # MSAC truncation, as a fraction of (H + W) pixels; also the largest robust scale
+# Robust residual scale per frame: sigma = (25 % quantile of the residual norms) / (that quantile of a Rayleigh
+# distribution of unit sigma); valid while at least a quarter of the pixels are inliers. It never grows.
+RESIDUAL_QUANTILE = 0.25
+RAYLEIGH_QUANTILE = math.sqrt(-2 * math.log(1 - RESIDUAL_QUANTILE))
+QUANTILE_PIXELS = 4096  # residuals sampled (strided) for that quantile
+CAUCHY_C = 2.385  # Cauchy weights 1 / (1 + (r / (c sigma))^2) in the first half of the iterations
+TUKEY_C = 4.685  # then Tukey biweights (1 - (r / (c sigma))^2)^2, zero beyond c sigma (outliers drop out)
+CAUCHY_FRACTION = 0.5
+MIN_RESIDUAL_SCALE = 1e-3  # pixels; floor of sigma so exact data stays well conditioned
+DAMPING = 1e-6  # Levenberg-Marquardt style diagonal damping of the pose blocks
+
+
+@dataclass
+class CameraEstimate:
+    """Cameras recovered for one clip ``(T, ...)`` or a batch of clips ``(B, T, ...)``.
+
+    Attributes:
+        K: ``(..., 3, 3)`` intrinsics in pixels (one per clip).
+        c2w: ``(..., T, 4, 4)`` camera-to-world poses in the pointmaps' world frame (OpenCV axes).
+        depth: ``(..., T, H, W)`` z of each pixel's point in its own recovered camera.
+        focal: ``(...)`` focal length in pixels (``K[..., 0, 0]``).
+    """
+
+    K: torch.Tensor
+    c2w: torch.Tensor
+    depth: torch.Tensor
+    focal: torch.Tensor
+
+
+@dataclass
+class _Frames:
+    """Fit data of ``F = B * T`` frames in normalised units (see ``_prepare``)."""
+
+    points: torch.Tensor  # (F, n, 3) world points, centred and scaled per frame
+    pixels: torch.Tensor  # (F, n, 2) pixel coordinates minus principal point, divided by the pixel scale
+    weights: torch.Tensor  # (F, n) >= 0
+    centre: torch.Tensor  # (F, 3) world centre of each frame's points
+    spread: torch.Tensor  # (F,) world scale of each frame's points
+
+
+def _fit_grid(height: int, width: int, max_fit_pixels: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices ``(n,)`` and pixel coordinates ``(n, 2)`` (u, v) of a strided grid of at most that many pixels."""
+    stride = max(1, math.ceil(math.sqrt(height * width / max_fit_pixels)))
+    rows = torch.arange(stride // 2, height, stride, device=device)
+    cols = torch.arange(stride // 2, width, stride, device=device)
+    v, u = torch.meshgrid(rows, cols, indexing="ij")
+    return (v * width + u).reshape(-1), torch.stack([u, v], -1).reshape(-1, 2)
+
+
+def _prepare(points: torch.Tensor, weights: torch.Tensor, pixels: torch.Tensor) -> _Frames:
+    """Centre and scale each frame's points ``(F, n, 3)`` (robustly: median centre, median distance).
+
+    Non-finite points get weight 0; ``pixels`` are the normalised pixel coordinates ``(F, n, 2)``.
+    """
+    finite = torch.isfinite(points).all(-1)
+    weights = torch.where(finite, weights, 0.0)
+    points = torch.where(finite[..., None], points, 0.0)
+    used = (weights > 0)[..., None]
+    centre = torch.where(used, points, torch.nan).nanmedian(dim=1).values
+    distance = torch.linalg.vector_norm(points - centre[:, None], dim=-1)
+    spread = torch.where(used[..., 0], distance, torch.nan).nanmedian(dim=1).values.clamp(min=1e-12)
+    return _Frames(
+        points=(points - centre[:, None]) / spread[:, None, None],
+        pixels=pixels,
+        weights=weights,
+        centre=centre,
+        spread=spread,
+    )
+
+
+def _dlt(points: torch.Tensor, pixels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted DLT: projection matrices ``(..., 3, 4)`` from points ``(..., m, 3)``, pixels ``(..., m, 2)``.
+
+    Each correspondence gives ``P1.X - u P3.X = 0`` and ``P2.X - v P3.X = 0``; the solution is the eigenvector of
+    the smallest eigenvalue of ``A^T W A`` (solved in float64).
+    """
+    homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], -1)
+    zeros = torch.zeros_like(homogeneous)
+    u, v = pixels[..., 0:1], pixels[..., 1:2]
+    row_u = torch.cat([homogeneous, zeros, -u * homogeneous], -1)
+    row_v = torch.cat([zeros, homogeneous, -v * homogeneous], -1)
+    rows = torch.cat([row_u, row_v], -2).double()  # (..., 2m, 12)
+    w = torch.cat([weights, weights], -1).double()[..., None]
+    normal = (rows * w).transpose(-1, -2) @ rows
+    _, vectors = torch.linalg.eigh(normal)
+    return vectors[..., 0].reshape(*points.shape[:-2], 3, 4).to(points.dtype)
+
+
+def _decompose(projection: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``P ~ diag(f, f, 1) [R | t]`` (centred pixels) -> focal ``(...)``, rotation ``(..., 3, 3)``, translation ``(..., 3)``.
+
+    The sign of ``P`` is fixed by ``det R = +1``; ``R`` is the nearest rotation to the scaled left block.
+    """
+    block, last = projection[..., :3], projection[..., 3]
+    norms = torch.linalg.vector_norm(block, dim=-1)  # (..., 3)
+    focal = (norms[..., 0] + norms[..., 1]) / (2 * norms[..., 2])
+    scale = torch.sign(torch.linalg.det(block)) * norms[..., 2]
+    divisor = torch.stack([focal * scale, focal * scale, scale], -1)  # (..., 3)
+    u, _, vh = torch.linalg.svd(block / divisor[..., None])
+    fix = torch.ones_like(divisor)
+    fix[..., 2] = torch.sign(torch.linalg.det(u @ vh))
+    rotation = (u * fix[..., None, :]) @ vh
+    return focal, rotation, last / divisor
+
+
+def _project(points, rotation, translation):
+    """Camera points ``(F, n, 3)`` and normalised projections ``x/z, y/z`` for world points ``(F, n, 3)``."""
+    camera = points @ rotation.transpose(-1, -2) + translation[:, None]
+    depth = camera[..., 2]
+    safe = torch.where(depth > 1e-6, depth, 1.0)
+    return camera, camera[..., 0] / safe, camera[..., 1] / safe
+
+
+def _ransac_init(frames: _Frames, hypotheses: int, threshold: float, generator: torch.Generator):
+    """Best-scoring DLT hypothesis per frame -> focal ``(F,)``, rotation ``(F, 3, 3)``, translation ``(F, 3)``."""
+    num_frames = frames.points.shape[0]
+    sample = torch.multinomial(frames.weights, hypotheses * SAMPLE_SIZE, replacement=True, generator=generator)
+    sample = sample.reshape(num_frames, hypotheses, SAMPLE_SIZE)
+    sample_points = torch.gather(frames.points, 1, sample.reshape(num_frames, -1, 1).expand(-1, -1, 3))
+    sample_points = sample_points.reshape(num_frames, hypotheses, SAMPLE_SIZE, 3)
+    sample_pixels = torch.gather(frames.pixels, 1, sample.reshape(num_frames, -1, 1).expand(-1, -1, 2))
+    sample_pixels = sample_pixels.reshape(num_frames, hypotheses, SAMPLE_SIZE, 2)
+    projection = _dlt(sample_points, sample_pixels, torch.ones_like(sample, dtype=frames.points.dtype))
+    focal, rotation, translation = _decompose(projection)  # (F, S), (F, S, 3, 3), (F, S, 3)
+
+    score_index = torch.multinomial(frames.weights, SCORE_PIXELS, replacement=True, generator=generator)
+    score_points = torch.gather(frames.points, 1, score_index[..., None].expand(-1, -1, 3))  # (F, m, 3)
+    camera = score_points[:, None] @ rotation.transpose(-1, -2) + translation[..., None, :]  # (F, S, m, 3)
+    depth = camera[..., 2]
+    safe = torch.where(depth > 1e-6, depth, 1.0)
+    predicted = focal[..., None, None] * camera[..., :2] / safe[..., None]
+    score_pixels = torch.gather(frames.pixels, 1, score_index[..., None].expand(-1, -1, 2))
+    error = (predicted - score_pixels[:, None]).square().sum(-1)
+    error = torch.where(depth > 1e-6, error, torch.inf).clamp(max=threshold**2)
+    cost = torch.nan_to_num(error.sum(-1), nan=torch.inf)  # degenerate samples give NaN
+    best = cost.argmin(1)
+    pick = torch.arange(num_frames, device=best.device)
+    return focal[pick, best], rotation[pick, best], translation[pick, best]
+
+
+def _skew_exp(omega: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``exp([omega]_x)`` ``(..., 3, 3)`` for axis-angle vectors ``(..., 3)``."""
+    zero = torch.zeros_like(omega[..., 0])
+    skew = torch.stack(
+        [zero, -omega[..., 2], omega[..., 1], omega[..., 2], zero, -omega[..., 0], -omega[..., 1], omega[..., 0], zero],
+        -1,
+    ).reshape(*omega.shape[:-1], 3, 3)
+    return torch.linalg.matrix_exp(skew)
+
+
+def _gauss_newton(
+    frames: _Frames,
+    focal: torch.Tensor,
+    rotation: torch.Tensor,
+    translation: torch.Tensor,
+    num_clips: int,
+    estimate_focal: bool,
+    iterations: int,
+    min_scale: float,
+    max_scale: float,
+):
+    """Robust joint refinement; ``focal`` is ``(B,)`` (shared per clip), poses ``(F, ...)`` with ``F = B * T``."""
+    num_frames, num_pixels = frames.weights.shape
+    frames_per_clip = num_frames // num_clips
+    target_u, target_v = frames.pixels[..., 0], frames.pixels[..., 1]
+    eye = torch.eye(6, dtype=focal.dtype, device=focal.device)
+    scale = torch.full((num_frames,), max_scale, dtype=focal.dtype, device=focal.device)
+    quantile_stride = max(1, num_pixels // QUANTILE_PIXELS)  # the residual scale needs only a sample
+    for step in range(iterations):
+        f = focal.repeat_interleave(frames_per_clip)[:, None]  # (F, 1)
+        camera, pu, pv = _project(frames.points, rotation, translation)
+        in_front = camera[..., 2] > 1e-6
+        res_u, res_v = f * pu - target_u, f * pv - target_v
+        error = torch.sqrt(res_u.square() + res_v.square())
+        considered = in_front & (frames.weights > 0)
+        sampled = torch.where(considered, error, torch.nan)[:, ::quantile_stride]
+        quartile = sampled.nanquantile(RESIDUAL_QUANTILE, dim=1)
+        sigma = torch.nan_to_num(quartile / RAYLEIGH_QUANTILE, nan=torch.inf)
+        scale = torch.minimum(scale, sigma).clamp(min=min_scale)
+        ratio = error / scale[:, None]
+        if step < iterations * CAUCHY_FRACTION:
+            robust = 1 / (1 + (ratio / CAUCHY_C).square())
+        else:
+            robust = (1 - (ratio / TUKEY_C).square()).clamp(min=0).square()
+        weight = frames.weights * in_front * robust
+
+        inv_z = f / torch.where(in_front, camera[..., 2], 1.0)
+        zero = torch.zeros_like(pu)
+        jac_u = torch.stack([-f * pu * pv, f * (1 + pu.square()), -f * pv, inv_z, zero, -inv_z * pu, pu], -1)
+        jac_v = torch.stack([-f * (1 + pv.square()), f * pu * pv, f * pu, zero, inv_z, -inv_z * pv, pv], -1)
+        jac = torch.cat([jac_u, jac_v], 1)  # (F, 2n, 7): rotation, translation, focal
+        residual = torch.cat([res_u, res_v], 1)[..., None]
+        weighted = jac * torch.cat([weight, weight], 1)[..., None]
+        hessian = weighted.transpose(1, 2) @ jac  # (F, 7, 7)
+        gradient = (weighted.transpose(1, 2) @ residual)[..., 0]  # (F, 7)
+
+        h_pp = hessian[:, :6, :6]
+        h_pp = h_pp + DAMPING * (torch.diagonal(h_pp, dim1=-2, dim2=-1).diag_embed() + eye)
+        if estimate_focal:
+            # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute.
+            solved = torch.linalg.solve(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1))
+            reduced_h = (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1)).reshape(num_clips, -1).sum(1)
+            reduced_g = (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1)).reshape(num_clips, -1).sum(1)
+            step_focal = -reduced_g / reduced_h.clamp(min=1e-12)
+            step_pose = -(solved[..., 1] + solved[..., 0] * step_focal.repeat_interleave(frames_per_clip)[:, None])
+            focal = (focal + step_focal).clamp(min=1e-6)
+        else:
+            step_pose = -torch.linalg.solve(h_pp, gradient[:, :6])
+        update = _skew_exp(step_pose[:, :3])
+        rotation = update @ rotation
+        translation = (update @ translation[..., None])[..., 0] + step_pose[:, 3:]
+    return focal, rotation, translation
+
+
+@dataclass
+class _Problem:
+    """A batch of clips ready for fitting: validated inputs and the normalised fit data."""
+
+    points: torch.Tensor  # (B, T, H, W, 3) all pixels, working dtype
+    frames: _Frames  # fit pixels of the B * T frames
+    known_K: torch.Tensor | None  # (B, 3, 3)
+    principal_point: torch.Tensor  # (B, 2) pixels
+    pixel_scale: torch.Tensor  # (B, 2) pixels per normalised unit (fx, fy when K is known)
+    threshold: float  # MSAC truncation in normalised units
+    min_scale: float  # floor of the robust residual scale in normalised units
+    unbatched: bool
+
+
+def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> _Problem:
+    """Validate inputs, pick the fit grid and normalise pixels and points (see :class:`_Frames`)."""
+    if points.ndim not in (4, 5) or points.shape[-1] != 3:
+        raise ValueError(f"{caller}: points must be (T,H,W,3) or (B,T,H,W,3), got {tuple(points.shape)}")
+    unbatched = points.ndim == 4
+    if unbatched:
+        points = points[None]
+        weights = None if weights is None else weights[None]
+    if K is not None and principal_point is not None:
+        raise ValueError(f"{caller}: give either K or principal_point, not both")
+    num_clips, num_frames, height, width, _ = points.shape
+    dtype = points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
+    device = points.device
+    points = points.to(dtype)
+    if weights is None:
+        weights = torch.ones(points.shape[:-1], dtype=dtype, device=device)
+    if weights.shape != points.shape[:-1]:
+        raise ValueError(f"{caller}: weights {tuple(weights.shape)} do not match points {tuple(points.shape)}")
+
+    index, grid = _fit_grid(height, width, max_fit_pixels, device)
+    fit_points = points.reshape(num_clips * num_frames, height * width, 3)[:, index]
+    fit_weights = weights.to(dtype).clamp(min=0).reshape(num_clips * num_frames, height * width)[:, index]
+    usable = (fit_weights > 0) & torch.isfinite(fit_points).all(-1)
+    if bool((usable.sum(1) < SAMPLE_SIZE).any()):
+        raise ValueError(f"{caller}: a frame has fewer than {SAMPLE_SIZE} usable pixels (finite, weight > 0)")
+
+    if K is not None:
+        # Known intrinsics: normalised camera coordinates, focal fixed at 1.
+        K = K.to(device=device, dtype=dtype).expand(num_clips, 3, 3)
+        centre = K[:, :2, 2]
+        pixel_scale = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)
+    else:
+        # Normalise pixels by a fixed size so the focal (in these units) is of order one.
+        if principal_point is None:
+            principal_point = ((width - 1) / 2, (height - 1) / 2)
+        centre = torch.as_tensor(principal_point, dtype=dtype, device=device)
+        if centre.shape != (2,):
+            raise ValueError(f"{caller}: principal_point must be (cx, cy), got shape {tuple(centre.shape)}")
+        centre = centre.expand(num_clips, 2)
+        pixel_scale = torch.full((num_clips, 2), (height + width) / 2, dtype=dtype, device=device)
+    centred = (grid.to(dtype) - centre[:, None]) / pixel_scale[:, None]  # (B, n, 2)
+    mean_scale = float(pixel_scale[:, 0].mean())
+    return _Problem(
+        points=points,
+        frames=_prepare(fit_points, fit_weights, centred.repeat_interleave(num_frames, 0)),
+        known_K=K,
+        principal_point=centre,
+        pixel_scale=pixel_scale,
+        threshold=SCORE_THRESHOLD * (height + width) / mean_scale,
+        min_scale=MIN_RESIDUAL_SCALE / mean_scale,
+        unbatched=unbatched,
+    )
+
+
+def _finish(problem: _Problem, focal: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor) -> CameraEstimate:
+    """Normalised focal ``(B,)`` and world-to-camera poses ``(F, ...)`` -> :class:`CameraEstimate` in world units."""
+    frames, points = problem.frames, problem.points
+    num_clips, num_frames, height, width, _ = points.shape
+    # x_cam = spread * (R X' + t') with X' = (X - centre) / spread.
+    translation = frames.spread[:, None] * translation - (rotation @ frames.centre[..., None])[..., 0]
+    w2c = torch.eye(4, dtype=points.dtype, device=points.device).repeat(num_clips * num_frames, 1, 1)
+    w2c[:, :3, :3] = rotation
+    w2c[:, :3, 3] = translation
+    depth = (points.reshape(num_clips * num_frames, -1, 3) @ rotation[:, 2, :, None])[..., 0] + translation[:, 2:3]
+    K = problem.known_K
+    if K is None:
+        K = torch.zeros(num_clips, 3, 3, dtype=points.dtype, device=points.device)
+        K[:, 0, 0] = K[:, 1, 1] = focal * problem.pixel_scale[:, 0]
+        K[:, :2, 2] = problem.principal_point
+        K[:, 2, 2] = 1.0
+    estimate = CameraEstimate(
+        K=K,
+        c2w=invert_rigid(w2c).reshape(num_clips, num_frames, 4, 4),
+        depth=depth.reshape(num_clips, num_frames, height, width),
+        focal=K[:, 0, 0],
+    )
+    if problem.unbatched:
+        estimate = CameraEstimate(estimate.K[0], estimate.c2w[0], estimate.depth[0], estimate.focal[0])
+    return estimate
+
+
+def _clip_focal(problem: _Problem, per_frame_focal: torch.Tensor) -> torch.Tensor:
+    """One focal per clip ``(B,)``: the median of the frames' focals, or 1 when K is known."""
+    num_clips = problem.points.shape[0]
+    if problem.known_K is not None:
+        return torch.ones(num_clips, dtype=per_frame_focal.dtype, device=per_frame_focal.device)
+    return per_frame_focal.reshape(num_clips, -1).median(1).values
+
+
+def recover_cameras(
+    points: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    K: torch.Tensor | None = None,
+    principal_point: torch.Tensor | SequenceABC[float] | None = None,
+    iterations: int = 20,
+    hypotheses: int = 256,
+    max_fit_pixels: int = 16384,
+    seed: int = 0,
+) -> CameraEstimate:
+    """Recover intrinsics, poses and depth from world-frame pointmaps, robust to outlier pixels.
+
+    Args:
+        points: ``(T, H, W, 3)`` or ``(B, T, H, W, 3)`` world-frame pointmaps (non-finite points are ignored).
+        weights: per-pixel confidences ``>= 0`` of shape ``points.shape[:-1]``; they multiply the robust weights
+            and set how often a pixel is drawn for a hypothesis. ``None`` = all ones.
+        K: known intrinsics ``(3, 3)`` (or ``(B, 3, 3)``); the focal is then not estimated.
+        principal_point: ``(cx, cy)`` in pixels when ``K`` is unknown; default the image centre
+            ``((W - 1) / 2, (H - 1) / 2)`` (pixel centres at integer coordinates).
+        iterations: robust Gauss-Newton steps after the hypothesise-and-verify initialisation.
+        hypotheses: DLT hypotheses drawn per frame.
+        max_fit_pixels: pixels per frame (a strided grid) used for the fit.
+        seed: seed of the hypothesis sampling (results are deterministic for a given seed and device).
+    Returns:
+        :class:`CameraEstimate` with the leading shape of ``points``.
+    """
+    problem = _setup(points, weights, K, principal_point, max_fit_pixels, "recover_cameras")
+    generator = torch.Generator(device=problem.points.device)
+    generator.manual_seed(seed)
+    focal, rotation, translation = _ransac_init(problem.frames, hypotheses, problem.threshold, generator)
+    focal, rotation, translation = _gauss_newton(
+        problem.frames,
+        _clip_focal(problem, focal),
+        rotation,
+        translation,
+        num_clips=problem.points.shape[0],
+        estimate_focal=problem.known_K is None,
+        iterations=iterations,
+        min_scale=problem.min_scale,
+        max_scale=problem.threshold,
+    )
+    return _finish(problem, focal, rotation, translation)
+
+
+def linear_cameras(
+    points: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    K: torch.Tensor | None = None,
+    principal_point: torch.Tensor | SequenceABC[float] | None = None,
+    max_fit_pixels: int = 16384,
+) -> CameraEstimate:
+    """Plain least-squares baseline: one weighted DLT per frame over the fit pixels, no robust steps.
+
+    Same arguments and output as :func:`recover_cameras`; exact on clean pointmaps, not robust to outliers
+    (the per-frame poses keep their own DLT focal; ``K`` reports the median over frames).
+    """
+    problem = _setup(points, weights, K, principal_point, max_fit_pixels, "linear_cameras")
+    frames = problem.frames
+    focal, rotation, translation = _decompose(_dlt(frames.points, frames.pixels, frames.weights))
+    return _finish(problem, _clip_focal(problem, focal), rotation, translation)
