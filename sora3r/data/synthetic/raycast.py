@@ -116,10 +116,14 @@ def environment_hit(origin: torch.Tensor, direction: torch.Tensor, is_room: bool
 # --- unit primitives (rays in the primitive's scaled frame) -----------------------------------------------
 
 def _hit_box(o: Vec, d: Vec) -> torch.Tensor:
-    """Entry ``t`` of rays into the cube [-1, 1]^3 (slab test); inf on a miss."""
+    """Entry ``t`` of rays into the cube [-1, 1]^3 (slab test); inf on a miss.
+
+    A zero direction component gives infinite slab bounds (or NaN exactly on a face plane, which
+    compares false: a miss on that measure-zero set).
+    """
     near, far = [], []
     for o_i, d_i in zip(o, d):
-        inv = 1.0 / _nonzero(d_i)
+        inv = 1.0 / d_i
         t1, t2 = (-1.0 - o_i) * inv, (1.0 - o_i) * inv
         near.append(torch.minimum(t1, t2))
         far.append(torch.maximum(t1, t2))
@@ -289,12 +293,20 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
     K, c2w = batch.K, batch.c2w
     B, T = c2w.shape[:2]
     device = K.device
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=device),
-                          torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
-    u, v = u.reshape(1, 1, -1), v.reshape(1, 1, -1)
-    cam = ((u - K[:, None, 0, 2, None]) / K[:, None, 0, 0, None], (v - K[:, None, 1, 2, None]) / K[:, None, 1, 1, None])
-    rot = _entries(c2w[:, :, None, :3, :3])  # (B, T, 1) entries
-    direction = tuple(rot[i][0] * cam[0] + rot[i][1] * cam[1] + rot[i][2] for i in range(3))  # (B, T, N); z_cam = 1
+    # camera rays (z = 1) are separable: x depends on the column, y on the row, so a ray direction in
+    # any frame is (M e0) x(u) + (M e2) + (M e1) y(v): one full-size add per component
+    x = ((torch.arange(width, dtype=torch.float32, device=device) - K[:, 0, 2, None]) / K[:, 0, 0, None])
+    y = ((torch.arange(height, dtype=torch.float32, device=device) - K[:, 1, 2, None]) / K[:, 1, 1, None])
+    rot = _entries(c2w[:, :, :3, :3])  # (B, T) entries
+
+    def along(rows, extra: int) -> Vec:
+        """Rays ``rows @ (x, y, 1)`` for matrix entries ``(B, T, *extra dims)`` -> ``(B, T, *, H * W)``."""
+        xx = x.view(B, 1, *([1] * extra), 1, width)
+        yy = y.view(B, 1, *([1] * extra), height, 1)
+        return tuple(((r[0][..., None, None] * xx + r[2][..., None, None]) + r[1][..., None, None] * yy).flatten(-2)
+                     for r in rows)
+
+    direction = along(rot, 0)  # (B, T, N)
     origin = _components(c2w[:, :, None, :3, 3])  # (B, T, 1)
 
     env = (batch.is_room[:, None, None], _components(batch.room[:, None, None]), batch.dome_radius[:, None, None])
@@ -309,8 +321,10 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
         to_local = _entries(group.rotation / group.scale[:, None, :, None, :], transpose=True)  # (B, T, M)
         o_rel = tuple(o - p for o, p in zip(origin, _components(group.position)))
         o_local = tuple(c[..., None] for c in _matvec(to_local, o_rel))  # (B, T, M, 1)
-        d_local = _matvec([[e[..., None] for e in row] for row in to_local], tuple(c[:, :, None] for c in direction))
-        t = torch.where(group.mask[:, None, :, None], _UNIT_HIT[kind](o_local, d_local), _INF)  # (B, T, M, N)
+        cam_to_local = [[sum(to_local[i][j] * rot[j][k][:, :, None] for j in range(3)) for k in range(3)]
+                        for i in range(3)]  # (B, T, M)
+        d_local = along(cam_to_local, 1)  # (B, T, M, N)
+        t = torch.where(group.mask[:, None, :, None], _UNIT_HIT[kind](o_local, d_local), _INF)
         t_kind, slot = t.min(dim=2)
         closer = t_kind < depth
         depth = torch.where(closer, t_kind, depth)
@@ -324,20 +338,28 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
     room_normal = tuple((axis == i).to(depth.dtype) for i in range(3))
     open_normal = (torch.where(ground, 0.0, points[0]), torch.where(ground, 0.0, points[1]),
                    torch.where(ground, 1.0, points[2]))
-    normal = tuple(torch.where(env[0], r, o) for r, o in zip(room_normal, open_normal))
-    coords = points
+    normal = [torch.where(env[0], r, o).flatten() for r, o in zip(room_normal, open_normal)]
+    coords = [c.flatten().clone() for c in points]
+    flat_points = [c.flatten() for c in points]
     for index, (kind, group) in enumerate(batch.groups.items()):
+        # only the rays this kind won: their object's pose and size, then local point and normal
+        rays = (winner == index).flatten().nonzero().squeeze(1)
+        slots_count = group.mask.shape[1]
         packed = torch.cat([group.rotation.flatten(-2), group.position,
-                            group.scale[:, None].expand(B, T, -1, -1)], dim=-1)  # (B, T, M, 15)
-        picked = _gather_rays(packed, slots[kind])
+                            group.scale[:, None].expand(B, T, -1, -1)], dim=-1).reshape(-1, 15)
+        row = torch.div(rays, depth.shape[-1], rounding_mode="floor") * slots_count + slots[kind].flatten()[rays]
+        picked = packed[row].T.contiguous()  # (15, n)
         rotation = [list(picked[3 * i:3 * i + 3]) for i in range(3)]
         scale = picked[12:15]
-        local = _matvec([list(col) for col in zip(*rotation)], tuple(x - p for x, p in zip(points, picked[9:12])))
+        local = _matvec([list(col) for col in zip(*rotation)],
+                        tuple(x[rays] - p for x, p in zip(flat_points, picked[9:12])))
         unit_normal = _unit_normal(kind, tuple(x / s for x, s in zip(local, scale)))
         kind_normal = _matvec(rotation, tuple(n / s for n, s in zip(unit_normal, scale)))
-        mine = winner == index
-        normal = tuple(torch.where(mine, n, old) for n, old in zip(kind_normal, normal))
-        coords = tuple(torch.where(mine, x, old) for x, old in zip(local, coords))
+        for i in range(3):
+            normal[i][rays] = kind_normal[i]
+            coords[i][rays] = local[i]
+    normal = tuple(n.view_as(depth) for n in normal)
+    coords = tuple(c.view_as(depth) for c in coords)
     normal = _normalize(normal)
     facing = torch.where(_dot(normal, direction) > 0, -1.0, 1.0)  # flip normals to face the camera
 
