@@ -38,7 +38,7 @@ def test_reproduces_evo_published_table(est, gt, align, poses, ate, rpe_trans, r
 
 def test_all_pairs_is_the_same_as_evo_default_for_delta_one_frame():
     # With delta = 1 frame evo's default (non-overlapping) pairs are already every consecutive pair.
-    files = (EVO_DATA / "fr2_desk_ORB.txt", EVO_DATA / "fr2_desk_groundtruth.txt")
+    files = (EVO_DATA / "freiburg1_xyz-rgbdslam.txt", EVO_DATA / "freiburg1_xyz-groundtruth.txt")
     assert evaluate_trajectory_files(*files, all_pairs=True) == evaluate_trajectory_files(*files, all_pairs=False)
 
 

@@ -72,8 +72,10 @@ def depth_metrics(
     if align != "none":
         from sora3r.geometry.align import align_depth
 
-        pred_d, _ = align_depth(pred_d, gt_d, mask, align)
-        pred_d = torch.as_tensor(pred_d).double()
+        # The fit runs in float32 as MonST3R's does (and 2-3x faster than float64 on CPU); the metrics
+        # below are reduced in float64.
+        aligned, _ = align_depth(pred_d.float(), gt_d.float(), mask, align)
+        pred_d = aligned.double()
     p, g = pred_d[mask], gt_d[mask]
     if max_depth is not None:
         p = p.clamp(max=max_depth)
