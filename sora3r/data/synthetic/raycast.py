@@ -27,7 +27,8 @@ TEX_CHECKER_WEIGHT = TEX_CHECKER_SIZE + 1
 TEX_CHECKER_OFFSET = slice(TEX_CHECKER_WEIGHT + 1, TEX_CHECKER_WEIGHT + 4)
 TEX_PALETTE = slice(TEX_CHECKER_OFFSET.stop, TEX_CHECKER_OFFSET.stop + 9)
 TEX_EMISSIVE = TEX_PALETTE.stop
-TEX_SIZE = TEX_EMISSIVE + 1
+TEX_FREQ_NORM = slice(TEX_EMISSIVE + 1, TEX_EMISSIVE + 1 + NUM_WAVES)  # |frequency| of each wave
+TEX_SIZE = TEX_FREQ_NORM.stop
 
 PRIMITIVES = ("box", "sphere", "cylinder")
 NUM_ENV_SURFACES = 6  # room: x-, x+, y-, y+, floor, ceiling; open: ground, backdrop (4 unused)
@@ -265,17 +266,24 @@ def _wave(x: torch.Tensor) -> torch.Tensor:
     return tri * tri * (3.0 - 2.0 * tri)
 
 
-def _albedo(tex: tuple[torch.Tensor, ...], q: Vec) -> Vec:
-    """Colour of per-ray texture rows ``tex`` (TEX_SIZE tensors) at texture coordinates ``q``."""
+def _albedo(tex: tuple[torch.Tensor, ...], q: Vec, footprint: torch.Tensor) -> Vec:
+    """Colour of per-ray texture rows ``tex`` (TEX_SIZE tensors) at texture coordinates ``q``.
+
+    Detail finer than about two pixels (``footprint``: metres a pixel covers on the surface) fades to its
+    mean, a cheap band limit against aliasing shimmer at a distance.
+    """
     field = torch.zeros_like(q[0])
-    freq, phase, weight = tex[TEX_FREQ], tex[TEX_PHASE], tex[TEX_WEIGHT]
+    freq, phase, weight, freq_norm = tex[TEX_FREQ], tex[TEX_PHASE], tex[TEX_WEIGHT], tex[TEX_FREQ_NORM]
     for k in range(NUM_WAVES):
-        field = field + weight[k] * _wave(_dot(freq[3 * k:3 * k + 3], q) + phase[k])
+        fade = (2.0 - 4.0 * freq_norm[k] * footprint).clamp(0.0, 1.0)
+        wave = _wave(_dot(freq[3 * k:3 * k + 3], q) + phase[k])
+        field = field + weight[k] * (0.5 + fade * (wave - 0.5))
     mix = ((field - 0.5) * tex[TEX_CONTRAST] + 0.5).clamp(0.0, 1.0)
     size = tex[TEX_CHECKER_SIZE]
     cells = [torch.floor((q_i + offset) / size) for q_i, offset in zip(q, tex[TEX_CHECKER_OFFSET])]
     total = cells[0] + cells[1] + cells[2]
-    checker = tex[TEX_CHECKER_WEIGHT] * (total - 2.0 * torch.floor(total * 0.5))
+    fade = (2.0 - 2.0 * footprint / size).clamp(0.0, 1.0)  # checker period = 2 cells
+    checker = tex[TEX_CHECKER_WEIGHT] * (0.5 + fade * ((total - 2.0 * torch.floor(total * 0.5)) - 0.5))
     palette = tex[TEX_PALETTE]
     colour = []
     for i in range(3):
@@ -361,14 +369,18 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
     normal = tuple(n.view_as(depth) for n in normal)
     coords = tuple(c.view_as(depth) for c in coords)
     normal = _normalize(normal)
-    facing = torch.where(_dot(normal, direction) > 0, -1.0, 1.0)  # flip normals to face the camera
+    along_ray = _dot(normal, direction)
+    facing = torch.where(along_ray > 0, -1.0, 1.0)  # flip normals to face the camera
+    # surface width one pixel covers: depth / focal, stretched at grazing angles (at most 10x)
+    cosine = (along_ray.abs() / torch.sqrt(_dot(direction, direction))).clamp(min=0.1)
+    footprint = depth / (K[:, 0, 0, None, None] * cosine)
 
     tex = _gather_rays(batch.surfaces[:, None].expand(B, T, -1, -1), surface)
     lambert = (_dot(normal, _components(batch.light_dir[:, None, None])) * facing).clamp(min=0.0)
     ambient = batch.ambient[:, None, None]
     shade = torch.where(tex[TEX_EMISSIVE] > 0, 1.0, ambient + (1.0 - ambient) * lambert)
     light = _components(batch.light_colour[:, None, None])
-    colour = [(c * shade * l).clamp(0.0, 1.0) for c, l in zip(_albedo(tex, coords), light)]
+    colour = [(c * shade * l).clamp(0.0, 1.0) for c, l in zip(_albedo(tex, coords, footprint), light)]
     rgb = torch.floor(torch.stack(colour, dim=-1) * 255.0 + 0.5).to(torch.uint8)
     dynamic = torch.gather(batch.surface_dynamic, 1, surface.reshape(B, -1))
     shape = (B, T, height, width)

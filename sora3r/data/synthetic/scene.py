@@ -14,7 +14,7 @@ import torch
 
 from sora3r.data.synthetic.raycast import (
     NUM_ENV_SURFACES, NUM_WAVES, PRIMITIVES, TEX_CHECKER_OFFSET, TEX_CHECKER_SIZE, TEX_CHECKER_WEIGHT,
-    TEX_CONTRAST, TEX_EMISSIVE, TEX_FREQ, TEX_PALETTE, TEX_PHASE, TEX_SIZE, TEX_WEIGHT, environment_hit,
+    TEX_CONTRAST, TEX_EMISSIVE, TEX_FREQ, TEX_FREQ_NORM, TEX_PALETTE, TEX_PHASE, TEX_SIZE, TEX_WEIGHT, environment_hit,
 )
 
 ENVIRONMENTS = ("room", "open")
@@ -372,6 +372,7 @@ def _texture(rng: _Sampler, wavelength: tuple[float, float], sky: bool = False) 
         span = (hi - lo) / NUM_WAVES
         length = math.exp(rng.uniform(lo + k * span, lo + (k + 1) * span))
         row[TEX_FREQ][3 * k:3 * k + 3] = rng.unit_vector() / length
+        row[TEX_FREQ_NORM.start + k] = 1.0 / length
     row[TEX_PHASE] = rng.vector([0.0] * NUM_WAVES, [1.0] * NUM_WAVES)
     weight = rng.vector([0.2] * NUM_WAVES, [1.0] * NUM_WAVES)
     row[TEX_WEIGHT] = weight / weight.sum()
