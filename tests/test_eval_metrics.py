@@ -10,7 +10,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from sora3r.eval.depth import aggregate_depth, depth_metrics
+from sora3r.data.video import resize_and_crop
+from sora3r.eval.depth import aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.pose import aggregate_pose, evaluate_trajectory_files, pose_metrics
 
 EVO_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "evo"
@@ -170,6 +171,31 @@ def test_depth_metrics_ignore_invalid_and_nonfinite_pixels():
     assert empty["num_valid"] == 0 and math.isnan(empty["abs_rel"])
     with pytest.raises(ValueError, match="differ in shape"):
         depth_metrics(pred[:, :5], gt)
+
+
+def _smooth_depth(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return 3.0 + 0.02 * u + 0.01 * v + 0.3 * torch.sin(u / 9.0)
+
+
+def test_depth_on_gt_grid_undoes_resize_and_centre_crop():
+    height, width, frames = 48, 64, 2
+    _, affine = resize_and_crop(torch.zeros(frames, height, width, 3, dtype=torch.uint8), 24, 24)
+    # The prediction's pixel (u', v') sees ground-truth pixel A^-1 (u', v').
+    v_pred, u_pred = torch.meshgrid(torch.arange(24.0), torch.arange(24.0), indexing="ij")
+    source = torch.stack([u_pred, v_pred, torch.ones_like(u_pred)], -1).double() @ torch.linalg.inv(affine).T
+    pred = _smooth_depth(source[..., 0], source[..., 1]).expand(frames, 24, 24)
+    v, u = torch.meshgrid(torch.arange(float(height)), torch.arange(float(width)), indexing="ij")
+    gt = _smooth_depth(u, v).double().expand(frames, height, width)
+
+    on_gt = depth_on_gt_grid(pred, (height, width), affine)
+    covered = on_gt[0].isfinite()
+    assert covered[:, 8:56].all() and not covered[:, :7].any() and not covered[:, 57:].any()  # 48x48 centre crop
+    result = depth_metrics(on_gt, gt, align="none")
+    assert result["num_valid"] == int(covered.sum()) * frames
+    assert result["abs_rel"] < 2e-3
+    # Without a crop, a plain resize back to the ground-truth size.
+    assert depth_on_gt_grid(gt[:, ::2, ::2], (height, width)).shape == (frames, height, width)
+    assert depth_metrics(depth_on_gt_grid(gt[:, ::2, ::2], (height, width)), gt, align="none")["abs_rel"] < 5e-3
 
 
 def test_aggregate_depth_weights_by_valid_pixels():

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 DEPTH_ALIGNMENTS = ("scale", "scale&shift", "none")
 DEPTH_METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta_1.25")
@@ -28,6 +29,39 @@ def _as_depth(array: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
     if depth.ndim != 3:
         raise ValueError(f"{what} must have shape (T, H, W), got {tuple(depth.shape)}")
     return depth
+
+
+def depth_on_gt_grid(
+    pred: torch.Tensor, size: tuple[int, int], affine: torch.Tensor | np.ndarray | list | None = None
+) -> torch.Tensor:
+    """A prediction ``(T, h, w)`` sampled at the pixels of the ground truth's ``(H, W)`` grid (bicubic, as
+    MonST3R resizes predictions to ground truth with cv2 ``INTER_CUBIC``).
+
+    ``affine`` is the ``(3, 3)`` map from ground-truth pixel coordinates to prediction pixel coordinates
+    (pixel centres at integers), e.g. ``Reconstruction.metadata["crop_affine"]`` of a resize + centre crop;
+    ``None`` means a plain resize of the whole frame. Ground-truth pixels that fall outside the prediction
+    (cropped away) get NaN, which :func:`depth_metrics` leaves out.
+    """
+    pred = torch.as_tensor(pred).detach().cpu().double()
+    num_frames, pred_h, pred_w = pred.shape
+    height, width = int(size[0]), int(size[1])
+    if affine is None:
+        if (pred_h, pred_w) == (height, width):
+            return pred
+        sx, sy = pred_w / width, pred_h / height
+        affine = [[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]]
+    affine = torch.as_tensor(affine, dtype=torch.float64)
+    if affine.shape != (3, 3):
+        raise ValueError(f"affine must be (3, 3), got {tuple(affine.shape)}")
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                          indexing="ij")
+    mapped = torch.stack([u, v, torch.ones_like(u)], dim=-1) @ affine.T  # (H, W, 3) prediction pixel coords
+    x, y = mapped[..., 0] / mapped[..., 2], mapped[..., 1] / mapped[..., 2]
+    inside = (x >= -0.5) & (x <= pred_w - 0.5) & (y >= -0.5) & (y <= pred_h - 0.5)
+    grid = torch.stack([(x + 0.5) / pred_w * 2 - 1, (y + 0.5) / pred_h * 2 - 1], dim=-1)
+    sampled = F.grid_sample(pred[:, None], grid.expand(num_frames, height, width, 2), mode="bicubic",
+                            padding_mode="border", align_corners=False)[:, 0]
+    return torch.where(inside, sampled, torch.nan)
 
 
 def depth_metrics(

@@ -18,11 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from sora3r.eval.depth import DEPTH_METRIC_KEYS, aggregate_depth, depth_metrics
+from sora3r.eval.depth import DEPTH_METRIC_KEYS, aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.methods import METHODS, Method
 from sora3r.eval.pose import POSE_METRIC_KEYS, aggregate_pose, aligned_c2w, pose_metrics
 
@@ -73,14 +71,6 @@ def build_method(name: str, options: dict | None = None) -> tuple[Method, dict]:
     return factory(**used), ignored
 
 
-def _depth_at_gt_resolution(depth: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Predicted depth ``(T, h, w)`` resized to the ground truth's ``(H, W)`` (bicubic, as MonST3R's cv2
-    ``INTER_CUBIC`` resize of predictions to ground truth)."""
-    if tuple(depth.shape[-2:]) == tuple(size):
-        return depth
-    return F.interpolate(depth[:, None].double(), size=size, mode="bicubic", align_corners=False)[:, 0]
-
-
 def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0]
 
@@ -109,9 +99,10 @@ def _evaluate_sequence(seq, method: Method, plot_dir: Path, depth_align: str, po
             record["errors"]["pose"] = _error_text(error)
     if seq.depth is not None:
         try:
-            pred = _depth_at_gt_resolution(rec.depth, seq.depth.shape[-2:])
+            pred = depth_on_gt_grid(rec.depth, seq.depth.shape[-2:], rec.metadata.get("crop_affine"))
             depth = depth_metrics(pred, seq.depth, seq.valid, align=depth_align, max_depth=seq.depth_max)
             record.update(depth)
+            record["depth_frame_coverage"] = float(pred.isfinite().double().mean())  # < 1 where cropped
         except Exception as error:
             record["status"] = "FAILED"
             record["errors"]["depth"] = _error_text(error)
