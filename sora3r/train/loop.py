@@ -26,6 +26,7 @@ from typing import Protocol
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import set_seed
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -169,6 +170,7 @@ def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None =
     """
     check_num_frames(config.num_frames)
     accelerator = make_accelerator(config)
+    set_seed(config.seed)  # the same initial weights on every process and in every run of a config
     stage = build_stage(config, accelerator.device)
     if data_source is None:
         data_source = synthetic_source(config.num_frames, config.height, config.width, accelerator.device,
