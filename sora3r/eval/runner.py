@@ -106,7 +106,7 @@ def _evaluate_sequence(seq, method: Method, plot_dir: Path, depth_align: str, po
         except Exception as error:
             record["status"] = "FAILED"
             record["errors"]["depth"] = _error_text(error)
-    if seq.c2w is not None:
+    if pose is not None:
         plot_path = plot_dir / f"{_file_stem(seq.name)}.png"
         try:
             from sora3r.viz.plots import plot_trajectories
