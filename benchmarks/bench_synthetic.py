@@ -67,15 +67,17 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; yardstick: {_multiply_ms(device):.3f} ms per 2**20-element multiply")
-    print(f"{'clip (TxHxW)':>14} {'batch':>6} {'clips/s':>10} {'x batch 1':>10}")
+    print(f"device: {name}")
+    print(f"{'clip (TxHxW)':>14} {'batch':>6} {'clips/s':>10} {'x batch 1':>10} {'yardstick ms':>13}")
     for size in (128, 64):
         config = SyntheticConfig(num_frames=17, height=size, width=size)
-        baseline = _clips_per_second(config, 1, device, args.repeats)
-        print(f"{f'17x{size}x{size}':>14} {1:>6} {baseline:>10.2f} {1.0:>10.2f}")
-        for batch in args.batches:
+        baseline = None
+        for batch in [1, *args.batches]:
+            yardstick = _multiply_ms(device)  # per row: a shared machine's speed drifts during a run
             rate = _clips_per_second(config, batch, device, args.repeats)
-            print(f"{f'17x{size}x{size}':>14} {batch:>6} {rate:>10.2f} {rate / baseline:>10.2f}")
+            baseline = baseline or rate
+            print(f"{f'17x{size}x{size}':>14} {batch:>6} {rate:>10.2f} {rate / baseline:>10.2f} {yardstick:>13.3f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def test_shapes_dtypes_and_ranges(clips):
     assert torch.isfinite(clips["depth"]).all() and (clips["depth"] > 0.05).all()
     assert torch.isfinite(clips["points"]).all()
     K = clips["K"]
-    assert torch.allclose(K[:, 0, 2], torch.full((B,), (W - 1) / 2)) and torch.allclose(K[:, 1, 2], torch.full((B,), (H - 1) / 2))
+    assert torch.allclose(K[:, 0, 2], torch.full((B,), (W - 1) / 2))
+    assert torch.allclose(K[:, 1, 2], torch.full((B,), (H - 1) / 2))
     assert torch.equal(K[:, 0, 0], K[:, 1, 1])
     R = clips["c2w"][..., :3, :3]
     assert torch.allclose(R @ R.transpose(-1, -2), torch.eye(3).expand_as(R), atol=1e-5)
@@ -134,7 +135,7 @@ def _trimesh_depth(seed: int, config: SyntheticConfig, frame: int, K: torch.Tens
     hit = np.zeros(len(rays), dtype=bool)
     hit[ray_index] = True
     shape = (config.height, config.width)
-    return torch.from_numpy(depth.reshape(shape)), torch.from_numpy(curved.reshape(shape)), torch.from_numpy(hit.reshape(shape))
+    return tuple(torch.from_numpy(a.reshape(shape)) for a in (depth, curved, hit))
 
 
 def test_depth_matches_independent_mesh_ray_cast():

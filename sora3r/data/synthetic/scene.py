@@ -412,7 +412,8 @@ def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Synt
     if environment == "room":
         env_surfaces = [_texture(rng, (0.05, 2.0)) for _ in range(NUM_ENV_SURFACES)]
     else:
-        env_surfaces = [_texture(rng, (0.3, 0.3 * dome_radius)), _texture(rng, (0.1 * dome_radius, dome_radius), sky=True)]
+        env_surfaces = [_texture(rng, (0.3, 0.3 * dome_radius)),
+                        _texture(rng, (0.1 * dome_radius, dome_radius), sky=True)]
         env_surfaces += [torch.zeros(TEX_SIZE, dtype=_F64)] * (NUM_ENV_SURFACES - 2)
     object_surfaces = [_texture(rng, (0.02, max(0.1, 2 * float(s.max())))) for s in scales]
     light_dir = _direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 75)))
