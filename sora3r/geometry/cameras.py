@@ -37,6 +37,7 @@ QUANTILE_PIXELS = 4096  # residuals sampled (strided) for that quantile
 CAUCHY_C = 2.385  # Cauchy weights 1 / (1 + (r / (c sigma))^2) in the first half of the iterations
 TUKEY_C = 4.685  # then Tukey biweights (1 - (r / (c sigma))^2)^2, zero beyond c sigma (outliers drop out)
 CAUCHY_FRACTION = 0.5
+FOCAL_FRAME_FRACTION = 0.5  # frames with fewer inliers than this x the clip's best leave the focal alone
 MIN_RESIDUAL_SCALE = 1e-3  # pixels; floor of sigma so exact data stays well conditioned
 DAMPING = 1e-6  # Levenberg-Marquardt style diagonal damping of the pose blocks
 
@@ -121,13 +122,19 @@ def _decompose(projection: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
     """``P ~ diag(f, f, 1) [R | t]`` (centred pixels) -> focal ``(...)``, rotation ``(..., 3, 3)``, translation ``(..., 3)``.
 
     The sign of ``P`` is fixed by ``det R = +1``; ``R`` is the nearest rotation to the scaled left block.
+    Degenerate inputs return a NaN focal.
     """
     block, last = projection[..., :3], projection[..., 3]
     norms = torch.linalg.vector_norm(block, dim=-1)  # (..., 3)
     focal = (norms[..., 0] + norms[..., 1]) / (2 * norms[..., 2])
     scale = torch.sign(torch.linalg.det(block)) * norms[..., 2]
     divisor = torch.stack([focal * scale, focal * scale, scale], -1)  # (..., 3)
-    u, _, vh = torch.linalg.svd(block / divisor[..., None])
+    scaled = block / divisor[..., None]
+    # Degenerate samples give non-finite blocks: decompose the identity instead and flag them with a NaN focal.
+    finite = torch.isfinite(scaled).all(-1).all(-1) & torch.isfinite(focal)
+    scaled = torch.where(finite[..., None, None], scaled, torch.eye(3, dtype=block.dtype, device=block.device))
+    focal = torch.where(finite, focal, torch.nan)
+    u, _, vh = torch.linalg.svd(scaled)
     fix = torch.ones_like(divisor)
     fix[..., 2] = torch.sign(torch.linalg.det(u @ vh))
     rotation = (u * fix[..., None, :]) @ vh
@@ -214,6 +221,10 @@ def _gauss_newton(
         else:
             robust = (1 - (ratio / TUKEY_C).square()).clamp(min=0).square()
         weight = frames.weights * in_front * robust
+        # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
+        inlier_fraction = ((error < max_scale) & considered).sum(1) / considered.sum(1).clamp(min=1)
+        best_fraction = inlier_fraction.reshape(num_clips, -1).amax(1).repeat_interleave(frames_per_clip)
+        steers_focal = (inlier_fraction >= FOCAL_FRAME_FRACTION * best_fraction).to(weight.dtype)
 
         inv_z = f / torch.where(in_front, camera[..., 2], 1.0)
         zero = torch.zeros_like(pu)
@@ -230,8 +241,9 @@ def _gauss_newton(
         if estimate_focal:
             # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute.
             solved = torch.linalg.solve(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1))
-            reduced_h = (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1)).reshape(num_clips, -1).sum(1)
-            reduced_g = (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1)).reshape(num_clips, -1).sum(1)
+            reduced_h = steers_focal * (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1))
+            reduced_g = steers_focal * (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1))
+            reduced_h, reduced_g = reduced_h.reshape(num_clips, -1).sum(1), reduced_g.reshape(num_clips, -1).sum(1)
             step_focal = -reduced_g / reduced_h.clamp(min=1e-12)
             step_pose = -(solved[..., 1] + solved[..., 0] * step_focal.repeat_interleave(frames_per_clip)[:, None])
             focal = (focal + step_focal).clamp(min=1e-6)
