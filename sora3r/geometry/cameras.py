@@ -240,7 +240,7 @@ def _gauss_newton(
         h_pp = h_pp + DAMPING * (torch.diagonal(h_pp, dim1=-2, dim2=-1).diag_embed() + eye)
         if estimate_focal:
             # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute.
-            solved = torch.linalg.solve(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1))
+            solved = torch.linalg.solve_ex(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1)).result
             reduced_h = steers_focal * (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1))
             reduced_g = steers_focal * (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1))
             reduced_h, reduced_g = reduced_h.reshape(num_clips, -1).sum(1), reduced_g.reshape(num_clips, -1).sum(1)
@@ -248,7 +248,7 @@ def _gauss_newton(
             step_pose = -(solved[..., 1] + solved[..., 0] * step_focal.repeat_interleave(frames_per_clip)[:, None])
             focal = (focal + step_focal).clamp(min=1e-6)
         else:
-            step_pose = -torch.linalg.solve(h_pp, gradient[:, :6])
+            step_pose = -torch.linalg.solve_ex(h_pp, gradient[:, :6]).result
         update = _skew_exp(step_pose[:, :3])
         rotation = update @ rotation
         translation = (update @ translation[..., None])[..., 0] + step_pose[:, 3:]

@@ -41,7 +41,7 @@ def to_first_frame(points: torch.Tensor, c2w: torch.Tensor) -> tuple[torch.Tenso
             f"{tuple(c2w.shape)}"
         )
     # A general inverse, so that frame 0 becomes the identity even when its rotation is only nearly orthonormal.
-    world_to_first = torch.linalg.inv(c2w[..., 0, :, :])  # (..., 4, 4)
+    world_to_first = torch.linalg.inv_ex(c2w[..., 0, :, :]).inverse  # (..., 4, 4); _ex: no host sync
     new_c2w = world_to_first.unsqueeze(-3) @ c2w
     new_points = transform_points(world_to_first, points.flatten(-4, -2)).reshape(points.shape)
     return new_points, new_c2w
