@@ -54,6 +54,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     checkpoint_every: int = 250
     checkpoint_mode: str = "both"
+    light_ema_only: bool = False  # light checkpoints keep only the EMA weights (half the bytes to move)
     log_every: int = 10
     max_minutes: float | None = None
     resume: bool = False
@@ -216,8 +217,10 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
             resume_from = "light"
     if resume_from == "light":
         progress = json.loads((light_dir / "progress.json").read_text())
-        model.load_state_dict(type(model).from_pretrained(light_dir / "model").state_dict())
         ema_source = type(model).from_pretrained(light_dir / "ema")
+        # An EMA-only light checkpoint restarts the raw weights from the EMA weights.
+        raw = light_dir / "model"
+        model.load_state_dict((type(model).from_pretrained(raw) if raw.exists() else ema_source).state_dict())
         start_step, warmup = progress["step"], config.light_warmup_steps
     model.to(accelerator.device)
     ema = EMAModel((ema_source if resume_from == "light" else model).parameters(), decay=config.ema_decay)
@@ -251,7 +254,8 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
             tmp = output / "light.tmp"
             if tmp.exists():
                 shutil.rmtree(tmp)
-            _save_weights(model, tmp / "model")
+            if not config.light_ema_only:
+                _save_weights(model, tmp / "model")
             with _EMAWeights(ema, model):
                 _save_weights(model, tmp / "ema")
             _write_json(tmp / "progress.json", progress)
