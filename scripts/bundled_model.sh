@@ -11,13 +11,13 @@ CHUNK="--max-minutes $minutes --steps 1000000 --checkpoint-mode light --checkpoi
 sora3r_train() { python3 -m sora3r.cli train "$@"; }
 case $stage in
   video-vae)
-    sora3r_train video-vae --output "$RUNS/video_vae" $CLIP $CHUNK --batch-size 16 --lr 5e-4 --warmup-steps 200 ;;
+    sora3r_train video-vae --output "$RUNS/video_vae" $CLIP $CHUNK --batch-size 16 --data-workers 12 --lr 5e-4 --warmup-steps 200 ;;
   pointmap-vae)
     sora3r_train pointmap-vae --output "$RUNS/pointmap_vae" --init-video-vae "$RUNS/video_vae/model" --squash \
-      $CLIP $CHUNK --batch-size 16 --lr 3e-4 --warmup-steps 200 ;;
+      $CLIP $CHUNK --batch-size 16 --data-workers 12 --lr 3e-4 --warmup-steps 200 ;;
   dit)
     sora3r_train dit --output "$RUNS/dit" --video-vae "$RUNS/video_vae/model" --pointmap-vae "$RUNS/pointmap_vae/model" \
-      $CLIP $CHUNK --light-ema-only --batch-size 64 --lr 3e-4 --warmup-steps 500 --ema-decay 0.999 ;;
+      $CLIP $CHUNK --light-ema-only --batch-size 16 --replay-clips 4096 --replay-batch-size 64 --data-workers 12 --lr 3e-4 --warmup-steps 500 --ema-decay 0.999 ;;
   export)
     sora3r_train export --output sora3r/weights/sora3r-tiny --video-vae "$RUNS/video_vae/model" \
       --pointmap-vae "$RUNS/pointmap_vae/model" --transformer "$RUNS/dit/model" --sampler-steps 4 ;;

@@ -110,15 +110,24 @@ def final_transformer(run_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["full", "light"])
-def test_stopped_run_resumes(tmp_path, video_vae_run, pointmap_vae_run, mode):
+@pytest.mark.parametrize("mode, options", [
+    ("full", {}),
+    ("full", dict(replay_clips=6, replay_batch_size=3)),  # the replay pool is rebuilt exactly on resume
+    ("light", {}),
+    ("light", dict(light_ema_only=True)),
+])
+def test_stopped_run_resumes(tmp_path, video_vae_run, pointmap_vae_run, mode, options):
     whole, split = tmp_path / "whole", tmp_path / "split"
-    train_dit(dit_config(whole, video_vae_run, pointmap_vae_run, steps=8, checkpoint_mode=mode), plane_scenes)
-    first = train_dit(dit_config(split, video_vae_run, pointmap_vae_run, steps=4, checkpoint_mode=mode), plane_scenes)
+    train_dit(dit_config(whole, video_vae_run, pointmap_vae_run, steps=8, checkpoint_mode=mode, **options),
+              plane_scenes)
+    first = train_dit(dit_config(split, video_vae_run, pointmap_vae_run, steps=4, checkpoint_mode=mode, **options),
+                      plane_scenes)
     (split / "loss.jsonl").open("a").write(json.dumps({"step": 99, "loss": 0.0}) + "\n")  # lines past the checkpoint
     resumed = train_dit(dit_config(split, video_vae_run, pointmap_vae_run, steps=8, checkpoint_mode=mode,
-                                   resume=True), plane_scenes)
+                                   resume=True, **options), plane_scenes)
     assert first["step"] == 4 and resumed["step"] == 8 and resumed["resumed_from"] == mode
+    if mode == "light":
+        assert (split / "light" / "model").exists() != options.get("light_ema_only", False)
     steps = [json.loads(line)["step"] for line in (split / "loss.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6, 8]
     if mode == "full":  # optimizer, schedule, EMA and data order all continue: the same run

@@ -7,6 +7,8 @@ step (the synthetic one) makes a resumed run see exactly the data of an uninterr
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterable
 
 import torch
@@ -16,18 +18,48 @@ from sora3r.geometry.target import PointmapTarget
 DataSource = Callable[[int, int], dict[str, torch.Tensor]]
 
 
+def _sample_scenes(seeds: list[int], config) -> list:
+    from sora3r.data.synthetic import sample_scene
+
+    return [sample_scene(seed, config) for seed in seeds]
+
+
+def _single_threaded() -> None:
+    torch.set_num_threads(1)
+
+
 def synthetic_source(num_frames: int, height: int, width: int, device: torch.device | str,
-                     process_index: int = 0, num_processes: int = 1) -> DataSource:
+                     process_index: int = 0, num_processes: int = 1, workers: int = 0) -> DataSource:
     """Synthetic scenes rendered on ``device``; step ``s`` of process ``r`` uses the training seeds
-    ``split_seed("train", (s * num_processes + r) * B + j)``, so processes never share a clip."""
-    from sora3r.data.synthetic import SyntheticConfig, render_batch, split_seed
+    ``split_seed("train", (s * num_processes + r) * B + j)``, so processes never share a clip.
+
+    Drawing a scene's parameters is CPU work (~10 ms a clip); with ``workers > 0`` it runs ``2 * workers`` steps
+    ahead in that many worker processes while the device ray casts, and the batches stay exactly the same.
+    """
+    from sora3r.data.synthetic import SyntheticConfig, render_scenes, split_seed
 
     config = SyntheticConfig(num_frames=num_frames, height=height, width=width)
 
-    def source(step: int, batch_size: int) -> dict[str, torch.Tensor]:
+    def seeds_of(step: int, batch_size: int) -> list[int]:
         first = (step * num_processes + process_index) * batch_size
-        seeds = [split_seed("train", first + j) for j in range(batch_size)]
-        return render_batch(seeds, config, device)
+        return [split_seed("train", first + j) for j in range(batch_size)]
+
+    if workers == 0:
+        return lambda step, batch_size: render_scenes(_sample_scenes(seeds_of(step, batch_size), config), config,
+                                                      device)
+
+    # Spawned (not forked) workers: the parent may already hold a CUDA context.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_threaded)
+    pending: dict[tuple[int, int], Future] = {}
+
+    def source(step: int, batch_size: int) -> dict[str, torch.Tensor]:
+        for ahead in range(step, step + 2 * workers):
+            if (ahead, batch_size) not in pending:
+                pending[ahead, batch_size] = pool.submit(_sample_scenes, seeds_of(ahead, batch_size), config)
+        scenes = pending.pop((step, batch_size)).result()
+        for key in [k for k in pending if k[0] < step]:  # a jump backwards or forwards (resume) leaves stale work
+            pending.pop(key).cancel()
+        return render_scenes(scenes, config, device)
 
     return source
 

@@ -22,7 +22,10 @@ class DiTConfig(TrainConfig):
 
     ``video_vae`` / ``pointmap_vae``: the VAE folders (stage 0 / 1 ``model/``). ``init_transformer``: a
     pretrained CogVideoX transformer folder to widen (default: a fresh ``preset``). ``squash``: ``None``
-    takes it from the pointmap VAE's training record.
+    takes it from the pointmap VAE's training record. ``replay_clips > 0`` keeps the latents of the last
+    ``replay_clips`` rendered clips in a pool on the device: each step adds ``batch_size`` fresh clips and
+    trains on ``replay_batch_size`` clips drawn from the pool, so each rendered and encoded clip is used about
+    ``replay_batch_size / batch_size`` times (rendering and encoding, not the transformer, bound the step).
     """
 
     output: str = "runs/dit"
@@ -33,6 +36,8 @@ class DiTConfig(TrainConfig):
     timestep_sampling: str = "logit_normal"
     logit_mean: float = 0.0
     logit_std: float = 1.0
+    replay_clips: int = 0
+    replay_batch_size: int = 64
 
 
 def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) -> bool:
@@ -44,6 +49,31 @@ def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) ->
     if trained is None and requested is None:
         raise ValueError(f"{record}: no training record; pass --squash or --no-squash")
     return trained if trained is not None else requested
+
+
+class LatentReplay:
+    """Ring buffer of ``(video latent, pointmap latent)`` pairs, each ``(C, t, h, w)``, on the training device.
+
+    Its content depends only on the clips added, in order, so a resumed run that re-adds the clips of the steps
+    before its checkpoint (see :meth:`DiTStage.resume`) continues exactly like an uninterrupted one.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity, self.added = capacity, 0
+        self.video = self.pointmap = None
+
+    def add(self, video: torch.Tensor, pointmap: torch.Tensor) -> None:
+        if self.video is None:
+            self.video = video.new_empty((self.capacity, *video.shape[1:]))
+            self.pointmap = pointmap.new_empty((self.capacity, *pointmap.shape[1:]))
+        slots = torch.arange(self.added, self.added + video.shape[0], device=video.device) % self.capacity
+        self.video[slots], self.pointmap[slots] = video, pointmap
+        self.added += video.shape[0]
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(min(self.added, self.capacity), (batch_size,), generator=generator,
+                              device=generator.device)
+        return self.video[index], self.pointmap[index]
 
 
 class DiTStage:
@@ -63,6 +93,16 @@ class DiTStage:
         else:
             self.model = JointLatentTransformer.from_preset(config.preset, latent_channels=channels)
         self.trainable = self.model
+        self.replay = LatentReplay(config.replay_clips) if config.replay_clips > 0 else None
+
+    def resume(self, data_source: DataSource, step: int, batch_size: int) -> None:
+        """Refill the replay pool with the clips of the steps just before ``step`` (a no-op without a pool)."""
+        if self.replay is None:
+            return
+        first = max(0, step - -(-self.replay.capacity // batch_size))
+        self.replay.added = first * batch_size  # the ring positions the uninterrupted run used
+        for previous in range(first, step):
+            self.replay.add(*self.latents(data_source(previous, batch_size)))
 
     @torch.no_grad()
     def latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,6 +113,9 @@ class DiTStage:
 
     def loss(self, trainable, batch: dict, generator: torch.Generator) -> torch.Tensor:
         video, x0 = self.latents(batch)
+        if self.replay is not None:
+            self.replay.add(video, x0)
+            video, x0 = self.replay.sample(self.config.replay_batch_size, generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         t = sample_timesteps(x0.shape[0], generator, x0.device, self.config.timestep_sampling,
                              self.config.logit_mean, self.config.logit_std)

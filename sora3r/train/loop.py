@@ -61,6 +61,7 @@ class TrainConfig:
     seed: int = 0
     gradient_checkpointing: bool = False
     mixed_precision: str = "auto"
+    data_workers: int = 0  # processes drawing synthetic scenes ahead of the device (0: in the training process)
     preset: str = "tiny"
     num_frames: int = 17
     height: int = 64
@@ -78,6 +79,9 @@ class Stage(Protocol):
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
         """Last touches on ``model`` (holding the EMA weights) before the final save."""
+
+    # Optional: ``resume(data_source, step, batch_size)`` rebuilds state that checkpoints do not hold (the
+    # DiT stage's latent replay pool) before training continues at ``step``.
 
 
 def resolve_mixed_precision(setting: str) -> str:
@@ -175,7 +179,7 @@ def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None =
     stage = build_stage(config, accelerator.device)
     if data_source is None:
         data_source = synthetic_source(config.num_frames, config.height, config.width, accelerator.device,
-                                       accelerator.process_index, accelerator.num_processes)
+                                       accelerator.process_index, accelerator.num_processes, config.data_workers)
     return train(stage, config, data_source, accelerator)
 
 
@@ -262,6 +266,8 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
             _replace_dir(tmp, light_dir)
         accelerator.wait_for_everyone()
 
+    if start_step > 0 and hasattr(stage, "resume"):
+        stage.resume(data_source, start_step, config.batch_size)
     log = LossLog(output / "loss.jsonl", start_step, main)
     bar = tqdm(total=config.steps, initial=start_step, disable=not main, desc=type(stage).__name__)
     step, stopped_early, last_loss = start_step, False, math.nan

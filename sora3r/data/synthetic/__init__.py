@@ -54,8 +54,14 @@ def render_batch(seeds: SequenceOf[int], config: SyntheticConfig = SyntheticConf
     """
     if len(seeds) == 0:
         raise ValueError("render_batch needs at least one seed")
+    return render_scenes([sample_scene(int(seed), config) for seed in seeds], config, device)
+
+
+def render_scenes(scenes: SequenceOf[SyntheticScene], config: SyntheticConfig,
+                  device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """:func:`render_batch` for scenes already drawn with `sample_scene` (the CPU part, which a training loop
+    can run ahead in worker processes while the device ray casts)."""
     device = torch.device(device)
-    scenes = [sample_scene(int(seed), config) for seed in seeds]
     rays_per_clip = config.num_frames * config.height * config.width
     # objects multiply the work per ray; budget the largest per-kind object count
     slots = max(1, max(max(s.object_kind.count(k) for k in PRIMITIVES) for s in scenes))
@@ -87,5 +93,5 @@ def scene_meshes(seed: int, config: SyntheticConfig, frame: int) -> trimesh.Trim
 
 __all__ = [
     "ENVIRONMENTS", "PATH_KINDS", "PRIMITIVES", "SPLIT_SEEDS", "SyntheticConfig", "SyntheticScene",
-    "axis_angle_matrix", "look_at", "render_batch", "render_clip", "sample_scene", "scene_meshes", "split_seed",
+    "axis_angle_matrix", "look_at", "render_batch", "render_clip", "render_scenes", "sample_scene", "scene_meshes", "split_seed",
 ]
