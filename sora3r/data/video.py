@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 __all__ = [
     "IMAGE_SUFFIXES",
     "adjust_intrinsics",
+    "atomic_output_dir",
     "atomic_output_path",
     "read_video",
     "resize_and_crop",
@@ -32,6 +34,14 @@ __all__ = [
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
+def _creation_mode(directory: bool) -> int:
+    """Permission bits a plain ``open``/``mkdir`` would give under the current umask (``mkstemp``/``mkdtemp``
+    create private 0600/0700 entries, which would otherwise survive the rename)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_output_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden temp path beside ``path`` (same suffix, parents created); when the block succeeds
@@ -40,12 +50,39 @@ def atomic_output_path(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _creation_mode(directory=False))
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a hidden temp folder beside ``path``; when the block succeeds it replaces ``path``, otherwise it is
+    removed, so a failed run leaves neither ``path`` nor the temp folder behind.
+
+    An existing non-empty folder at ``path`` is replaced only with ``overwrite`` (it is checked before the block
+    runs, so the caller learns of the clash before any work).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{path}: output folder exists and is not empty (pass --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(staging, _creation_mode(directory=True))
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -63,23 +100,35 @@ def _read_image_folder(folder: Path, max_frames: int | None, stride: int) -> lis
                 frame = np.asarray(image.convert("RGB"))
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"{file}: cannot decode image ({err})") from None
-        if frames and frame.shape != frames[0].shape:
-            raise ValueError(f"{file}: size {frame.shape[:2]} differs from the first image's {frames[0].shape[:2]}")
+        _check_same_size(frames, frame, f"{file}: image")
         frames.append(frame)
     return frames
 
 
-def _read_video_file(path: Path, max_frames: int | None, stride: int) -> list[np.ndarray]:
-    frames = []
+def _check_same_size(frames: list[np.ndarray], frame: np.ndarray, what: str) -> None:
+    """Raise ValueError naming ``what`` if ``frame`` differs in size from the frames read before it."""
+    if frames and frame.shape != frames[0].shape:
+        (h, w), (h0, w0) = frame.shape[:2], frames[0].shape[:2]
+        raise ValueError(f"{what} is {w}x{h} pixels but the first frame is {w0}x{h0}; all frames must have one size")
+
+
+def _decoded_frames(path: Path) -> Iterator[np.ndarray]:
+    """Stream the RGB frames of a video file; a decoding failure becomes a ValueError naming the file."""
     try:
-        # Stream the decode so only the kept frames are held in memory.
-        for index, frame in enumerate(iio.imiter(path, plugin="pyav", format="rgb24")):
-            if index % stride == 0:
-                frames.append(frame)
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
+        yield from iio.imiter(path, plugin="pyav", format="rgb24")
     except Exception as err:  # PyAV/imageio raise OSError or av.error.* subclasses for unreadable files
         raise ValueError(f"{path}: cannot decode video ({err})") from None
+
+
+def _read_video_file(path: Path, max_frames: int | None, stride: int) -> list[np.ndarray]:
+    frames = []
+    # Stream the decode so only the kept frames are held in memory.
+    for index, frame in enumerate(_decoded_frames(path)):
+        if index % stride == 0:
+            _check_same_size(frames, frame, f"{path}: frame {index}")
+            frames.append(frame)
+            if max_frames is not None and len(frames) >= max_frames:
+                break
     if not frames:
         raise ValueError(f"{path}: video has no frames")
     return frames
