@@ -92,7 +92,17 @@ def resolve_mixed_precision(setting: str) -> str:
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    return Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision))
+    """The run's accelerator; joins the process group of ``torchrun`` / ``accelerate launch`` on GPUs or CPUs.
+
+    Without CUDA, accelerate joins that group (gloo) only when told to run on the CPU; otherwise each process would
+    train alone and all would write the same run folder.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision),
+                              cpu=launched > 1 and not torch.cuda.is_available())
+    if accelerator.num_processes != launched:
+        raise RuntimeError(f"launched {launched} processes but accelerate runs {accelerator.num_processes}")
+    return accelerator
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
