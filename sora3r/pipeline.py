@@ -42,13 +42,15 @@ class Sora3RPipeline:
         video_vae, pointmap_vae: diffusers ``AutoencoderKLCogVideoX``.
         transformer: ``sora3r.models.JointLatentTransformer``.
         config: the model folder's ``sora3r.json`` (num_frames, height, width, squash, sampler_steps).
+        model_path: the folder the models came from (named in errors), if any.
     """
 
-    def __init__(self, video_vae, pointmap_vae, transformer, config: dict):
+    def __init__(self, video_vae, pointmap_vae, transformer, config: dict, model_path: Path | None = None):
         self.video_vae = video_vae
         self.pointmap_vae = pointmap_vae
         self.transformer = transformer
         self.config = config
+        self.model_path = model_path
         self.target = PointmapTarget(squash=bool(config["squash"]))
 
     @classmethod
@@ -59,7 +61,7 @@ class Sora3RPipeline:
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model folder")
         *models, config = load_model_folder(path, device=device, dtype=dtype)
-        return cls(*models, config)
+        return cls(*models, config, model_path=path)
 
     @property
     def clip_shape(self) -> tuple[int, int, int]:
@@ -80,7 +82,15 @@ class Sora3RPipeline:
         video_latent = encode_latents(self.video_vae, video)
         pointmap_latent = sample_pointmap_latent(self.transformer, video_latent, steps, generator)
         decoded = decode_latents(self.pointmap_vae, pointmap_latent).float()  # (1, 3, T, H, W)
-        return self.target.decode(decoded[0].permute(1, 2, 3, 0))
+        points = self.target.decode(decoded[0].permute(1, 2, 3, 0))
+        finite = torch.isfinite(points).all(dim=-1)
+        if not finite.all():
+            # One check per window (a host sync, but after the sampling loop): NaN weights or an overflow in
+            # reduced precision poison the Sim(3) fusion and the camera recovery of every later frame.
+            source = f"{self.model_path}: " if self.model_path is not None else ""
+            raise ValueError(f"{source}the model produced NaN/infinite points ({int((~finite).sum())} of "
+                             f"{finite.numel()} pixels): broken weights, or an overflow in {self.transformer.dtype}")
+        return points
 
     @torch.inference_mode()
     def reconstruct(self, frames: torch.Tensor, K: torch.Tensor | None = None, num_steps: int | None = None,
