@@ -49,18 +49,19 @@ def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def _check_poses(c2w: np.ndarray) -> None:
+def _check_poses(c2w: np.ndarray, target: Path) -> None:
     if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
-        raise ValueError(f"c2w must have shape (T, 4, 4), got {tuple(c2w.shape)}")
+        raise ValueError(f"{target}: c2w must have shape (T, 4, 4), got {tuple(c2w.shape)}")
     if not np.isfinite(c2w).all():
-        raise ValueError("c2w contains NaN or infinite values")
+        raise ValueError(f"{target}: c2w contains NaN or infinite values")
 
 
-def _check_reconstruction(rec: Reconstruction) -> None:
-    """Raise ValueError if the fields of ``rec`` disagree in shape or hold NaNs where it matters."""
+def _check_reconstruction(rec: Reconstruction, target: Path) -> None:
+    """Raise ValueError (naming the file ``target`` being written) if the fields of ``rec`` disagree in shape or
+    hold NaNs where it matters."""
     points = rec.points
     if points.ndim != 4 or points.shape[-1] != 3:
-        raise ValueError(f"points must have shape (T, H, W, 3), got {tuple(points.shape)}")
+        raise ValueError(f"{target}: points must have shape (T, H, W, 3), got {tuple(points.shape)}")
     t, h, w = points.shape[:3]
     expected = {
         "depth": (t, h, w),
@@ -71,19 +72,19 @@ def _check_reconstruction(rec: Reconstruction) -> None:
     for name, shape in expected.items():
         value = getattr(rec, name)
         if value is not None and tuple(value.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} to match points, got {tuple(value.shape)}")
+            raise ValueError(f"{target}: {name} must have shape {shape} to match points, got {tuple(value.shape)}")
     if rec.rgb.dtype != torch.uint8:
-        raise ValueError(f"rgb must be uint8, got {rec.rgb.dtype}")
+        raise ValueError(f"{target}: rgb must be uint8, got {rec.rgb.dtype}")
     if rec.valid is not None and rec.valid.dtype != torch.bool:
-        raise ValueError(f"valid must be bool, got {rec.valid.dtype}")
+        raise ValueError(f"{target}: valid must be bool, got {rec.valid.dtype}")
     c2w = _numpy(rec.c2w)
-    _check_poses(c2w)
+    _check_poses(c2w, target)
     if c2w.shape[0] != t:
-        raise ValueError(f"c2w has {c2w.shape[0]} poses but points have {t} frames")
+        raise ValueError(f"{target}: c2w has {c2w.shape[0]} poses but points have {t} frames")
     if tuple(rec.K.shape) != (3, 3):
-        raise ValueError(f"K must have shape (3, 3), got {tuple(rec.K.shape)}")
+        raise ValueError(f"{target}: K must have shape (3, 3), got {tuple(rec.K.shape)}")
     if not torch.isfinite(rec.K).all():
-        raise ValueError("K contains NaN or infinite values")
+        raise ValueError(f"{target}: K contains NaN or infinite values")
 
 
 @dataclass
@@ -96,11 +97,11 @@ class _SelectedPoints:
     pixel: np.ndarray  # float64 (N, 2) (u, v) in OpenCV pixel coordinates of that frame
 
 
-def _select_points(rec: Reconstruction, stride: int, min_confidence: float | None) -> _SelectedPoints:
-    """Valid (and confident enough) pixels on a ``stride`` grid of every frame."""
-    _check_reconstruction(rec)
+def _select_points(rec: Reconstruction, stride: int, min_confidence: float | None, target: Path) -> _SelectedPoints:
+    """Valid (and confident enough) pixels on a ``stride`` grid of every frame (errors name ``target``)."""
+    _check_reconstruction(rec, target)
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+        raise ValueError(f"{target}: stride must be >= 1, got {stride}")
     t, h, w = rec.points.shape[:3]
     keep = torch.zeros((t, h, w), dtype=torch.bool)
     keep[:, ::stride, ::stride] = True
@@ -108,13 +109,13 @@ def _select_points(rec: Reconstruction, stride: int, min_confidence: float | Non
         keep &= rec.valid.cpu()
     if min_confidence is not None:
         if rec.confidence is None:
-            raise ValueError("min_confidence given but the reconstruction has no confidence")
+            raise ValueError(f"{target}: min_confidence given but the reconstruction has no confidence")
         keep &= rec.confidence.cpu() >= min_confidence
     frame, v, u = (i.numpy() for i in torch.nonzero(keep, as_tuple=True))
     xyz = _numpy(rec.points[keep]).astype(np.float32)
     if not np.isfinite(xyz).all():
         bad = int((~np.isfinite(xyz).all(axis=1)).sum())
-        raise ValueError(f"{bad} exported points are NaN or infinite (mark them invalid in rec.valid)")
+        raise ValueError(f"{target}: {bad} exported points are NaN or infinite (mark them invalid in rec.valid)")
     return _SelectedPoints(
         xyz=xyz,
         rgb=_numpy(rec.rgb[keep]),
@@ -131,7 +132,7 @@ def write_ply(
     ``stride`` subsamples the pixel grid of each frame; ``min_confidence`` drops pixels whose
     ``rec.confidence`` is below it. Coordinates are world (frame-0 camera, OpenCV axes).
     """
-    selected = _select_points(rec, stride, min_confidence)
+    selected = _select_points(rec, stride, min_confidence, Path(path))
     cloud = trimesh.PointCloud(selected.xyz, colors=selected.rgb)
     with atomic_output_path(path) as tmp:
         cloud.export(file_obj=str(tmp), file_type="ply")
@@ -166,7 +167,7 @@ def write_glb(
     viewers (y up) show the scene upright. ``frustum_size`` is the frustum depth in world units
     (default: 5 % of the median point distance to the origin).
     """
-    selected = _select_points(rec, stride, min_confidence)
+    selected = _select_points(rec, stride, min_confidence, Path(path))
     scene = trimesh.Scene()
     scene.add_geometry(
         trimesh.PointCloud(selected.xyz, colors=selected.rgb), geom_name="points", transform=_OPENCV_TO_GLTF
@@ -195,12 +196,12 @@ def write_tum(
     ``timestamps`` ``(T,)`` in seconds; frame indices when ``None``.
     """
     c2w = _numpy(c2w).astype(np.float64)
-    _check_poses(c2w)
+    _check_poses(c2w, Path(path))
     stamps = np.arange(len(c2w), dtype=np.float64) if timestamps is None else _numpy(timestamps).astype(np.float64)
     if stamps.shape != (len(c2w),):
-        raise ValueError(f"timestamps must have shape ({len(c2w)},), got {tuple(stamps.shape)}")
+        raise ValueError(f"{path}: timestamps must have shape ({len(c2w)},), got {tuple(stamps.shape)}")
     if not np.isfinite(stamps).all():
-        raise ValueError("timestamps contain NaN or infinite values")
+        raise ValueError(f"{path}: timestamps contain NaN or infinite values")
     quat_xyzw = Rotation.from_matrix(c2w[:, :3, :3]).as_quat()
     rows = np.concatenate([stamps[:, None], c2w[:, :3, 3], quat_xyzw], axis=1)
     with atomic_output_path(path) as tmp:
@@ -226,12 +227,12 @@ def write_colmap_text(
     reprojection error of that observation in pixels. With ``write_images`` the frames are also saved
     as PNG under ``folder/images/<name>`` so the model is ready for COLMAP-based tools.
     """
-    selected = _select_points(rec, stride, min_confidence)
+    selected = _select_points(rec, stride, min_confidence, Path(folder))
     t, h, w = rec.points.shape[:3]
     if image_names is None:
         image_names = [f"{i:05d}.png" for i in range(t)]
     if len(image_names) != t:
-        raise ValueError(f"got {len(image_names)} image names for {t} frames")
+        raise ValueError(f"{folder}: got {len(image_names)} image names for {t} frames")
     folder = Path(folder)
     c2w = _numpy(rec.c2w).astype(np.float64)
     w2c = np.linalg.inv(c2w)
@@ -298,11 +299,11 @@ def write_colmap_text(
 def write_npz(path: str | os.PathLike, rec: Reconstruction) -> Path:
     """Write every field of ``rec`` into one npz (uncompressed: float maps barely compress and zlib is slow;
     metadata as a JSON string, no pickles)."""
-    _check_reconstruction(rec)
+    _check_reconstruction(rec, Path(path))
     try:
         metadata = json.dumps(rec.metadata)
     except TypeError as err:
-        raise ValueError(f"metadata is not JSON-serializable: {err}") from None
+        raise ValueError(f"{path}: metadata is not JSON-serializable: {err}") from None
     arrays = {
         name: _numpy(getattr(rec, name))
         for name in (*_NPZ_REQUIRED[:-1], *_NPZ_OPTIONAL)
