@@ -1,36 +1,19 @@
 """The user-facing jobs behind `sora3r demo | reconstruct | synth`, composed from library parts.
 
 Each job writes into a fresh temporary folder beside its output folder and renames it into place at the end, so an
-interrupted or failed run leaves nothing half-written.
+interrupted or failed run leaves nothing half-written. An existing non-empty output folder is replaced only with
+``overwrite=True``; the clash is reported before any work starts.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from sora3r.data.video import atomic_output_dir
 from sora3r.reconstruction import Reconstruction
-
-
-@contextlib.contextmanager
-def staged_output(output: Path):
-    """Yield a temporary folder that replaces ``output`` when the block succeeds (and vanishes when it fails)."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        yield staging
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def ground_truth_reconstruction(seq) -> Reconstruction:
@@ -42,7 +25,7 @@ def ground_truth_reconstruction(seq) -> Reconstruction:
                           metadata={"method": "ground truth", "source": seq.name, "scale": "metric"})
 
 
-def synth(output: Path, split: str, num: int, num_frames: int, height: int, width: int) -> None:
+def synth(output: Path, split: str, num: int, num_frames: int, height: int, width: int, overwrite: bool = False) -> None:
     """Render ``num`` synthetic clips of ``split``: ``<output>/<name>/{rgb.mp4, ground_truth.npz}``."""
     from tqdm import tqdm
 
@@ -51,7 +34,7 @@ def synth(output: Path, split: str, num: int, num_frames: int, height: int, widt
     from sora3r.export import write_npz
 
     config = SyntheticConfig(num_frames=num_frames, height=height, width=width)
-    with staged_output(output) as staging:
+    with atomic_output_dir(output, overwrite) as staging:
         for index in tqdm(range(num), desc="rendering"):
             seq = render_clip(split_seed(split, index), config)
             folder = staging / seq.name
@@ -61,27 +44,31 @@ def synth(output: Path, split: str, num: int, num_frames: int, height: int, widt
 
 
 def reconstruct(video: Path, output: Path, formats, stride: int, max_frames: int | None, intrinsics, model,
-                num_steps: int | None, seed: int, device: str) -> Reconstruction:
+                num_steps: int | None, seed: int, device: str, overwrite: bool = False) -> Reconstruction:
     """Read a video, reconstruct it with the model and export every requested format into ``output``."""
     from sora3r.data.video import read_video
     from sora3r.export import export_all
     from sora3r.pipeline import Sora3RPipeline
 
-    frames = read_video(video, max_frames=max_frames, stride=stride)
-    K = None
-    if intrinsics is not None:
-        fx, fy, cx, cy = intrinsics
-        K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-    pipeline = Sora3RPipeline.from_pretrained(model, device=device)
-    rec = pipeline.reconstruct(frames, K=K, num_steps=num_steps, seed=seed, progress=True)
-    rec.metadata["source"] = str(video)
-    with staged_output(output) as staging:
+    with atomic_output_dir(output, overwrite) as staging:
+        frames = read_video(video, max_frames=max_frames, stride=stride)
+        pipeline = Sora3RPipeline.from_pretrained(model, device=device)
+        window = pipeline.clip_shape[0]
+        if len(frames) < window:
+            kept = "" if (stride, max_frames) == (1, None) else f" (stride {stride}, at most {max_frames})"
+            raise ValueError(f"{video}: {len(frames)} frames{kept}; the model needs at least {window}")
+        K = None
+        if intrinsics is not None:
+            fx, fy, cx, cy = intrinsics
+            K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        rec = pipeline.reconstruct(frames, K=K, num_steps=num_steps, seed=seed, progress=True)
+        rec.metadata["source"] = str(video)
         export_all(staging, rec, formats=formats)
     print(f"wrote {', '.join(formats)} to {output}; view with: sora3r view {output}/reconstruction.npz")
     return rec
 
 
-def demo(output: Path, clip: int, model, num_steps: int | None, seed: int, device: str) -> dict:
+def demo(output: Path, clip: int, model, num_steps: int | None, seed: int, device: str, overwrite: bool = False) -> dict:
     """Reconstruct a held-out synthetic test clip with the bundled model; score it against ground truth,
     `oracle` and `static`; write the reconstruction, the ground truth and a trajectory plot into ``output``."""
     from rich.console import Console
@@ -96,32 +83,32 @@ def demo(output: Path, clip: int, model, num_steps: int | None, seed: int, devic
     from sora3r.pipeline import Sora3RPipeline
     from sora3r.viz.plots import plot_trajectories
 
-    pipeline = Sora3RPipeline.from_pretrained(model, device=device)
-    num_frames, height, width = pipeline.clip_shape
-    seq = render_clip(split_seed("test", clip), SyntheticConfig(num_frames=num_frames, height=height, width=width))
-    gt = ground_truth_reconstruction(seq)
+    with atomic_output_dir(output, overwrite) as staging:
+        pipeline = Sora3RPipeline.from_pretrained(model, device=device)
+        num_frames, height, width = pipeline.clip_shape
+        seq = render_clip(split_seed("test", clip), SyntheticConfig(num_frames=num_frames, height=height, width=width))
+        gt = ground_truth_reconstruction(seq)
 
-    results = {}
-    reconstructions = {
-        "sora3r": pipeline.reconstruct(seq.rgb, num_steps=num_steps, seed=seed, progress=True),
-        "oracle": METHODS["oracle"]()(seq),
-        "static": METHODS["static"]()(seq),
-    }
-    for name, rec in reconstructions.items():
-        scores = pose_metrics(rec.c2w, gt.c2w)
-        scores.update(depth_metrics(rec.depth, seq.depth, seq.valid, align="scale"))
-        results[name] = scores
+        results = {}
+        reconstructions = {
+            "sora3r": pipeline.reconstruct(seq.rgb, num_steps=num_steps, seed=seed, progress=True),
+            "oracle": METHODS["oracle"]()(seq),
+            "static": METHODS["static"]()(seq),
+        }
+        for name, rec in reconstructions.items():
+            scores = pose_metrics(rec.c2w, gt.c2w)
+            scores.update(depth_metrics(rec.depth, seq.depth, seq.valid, align="scale"))
+            results[name] = scores
 
-    table = Table(title=f"{seq.name}: {num_frames} frames {height}x{width} (held-out synthetic test clip)")
-    keys = ["abs_rel", "delta_1.25", "ate", "rpe_trans", "rpe_rot"]
-    table.add_column("method")
-    for key in keys:
-        table.add_column(key, justify="right")
-    for name, scores in results.items():
-        table.add_row(name, *(f"{scores[key]:.4f}" for key in keys))
-    Console().print(table)
+        table = Table(title=f"{seq.name}: {num_frames} frames {height}x{width} (held-out synthetic test clip)")
+        keys = ["abs_rel", "delta_1.25", "ate", "rpe_trans", "rpe_rot"]
+        table.add_column("method")
+        for key in keys:
+            table.add_column(key, justify="right")
+        for name, scores in results.items():
+            table.add_row(name, *(f"{scores[key]:.4f}" for key in keys))
+        Console().print(table)
 
-    with staged_output(output) as staging:
         export_all(staging, reconstructions["sora3r"])
         write_npz(staging / "ground_truth.npz", gt)
         write_video(staging / "input.mp4", seq.rgb, fps=10)
