@@ -12,31 +12,18 @@ import inspect
 import itertools
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
+from sora3r.data.video import atomic_output_dir
 from sora3r.eval.depth import DEPTH_METRIC_KEYS, aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.methods import METHODS, Method
 from sora3r.eval.pose import POSE_METRIC_KEYS, aggregate_pose, aligned_c2w, pose_metrics
 
 DEFAULT_DEPTH_ALIGN = "scale&shift"  # the protocol's choice for methods whose depth is relative
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def _json_ready(value):
@@ -170,6 +157,7 @@ def run_eval(
     depth_align: str | None = None,
     pose_align: str = "sim3",
     all_pairs: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Run ``method`` over ``dataset`` and write ``per_sequence.json``, ``summary.json``, ``results.md`` and
     ``plots/<sequence>.png`` into ``out_dir``.
@@ -182,6 +170,9 @@ def run_eval(
         depth_align: ``"scale"``, ``"scale&shift"`` (default: the protocol's choice for relative depth) or
             ``"none"``.
         pose_align, all_pairs: see :func:`sora3r.eval.pose.pose_metrics` (defaults = the protocol).
+        overwrite: replace a non-empty ``out_dir`` (otherwise that is an error, raised before any work).
+        Everything is written into a temporary folder that replaces ``out_dir`` at the end, so a run that raises
+        (unknown dataset, missing root, interrupt) leaves no ``out_dir`` behind.
 
     Returns:
         The summary dict (also ``summary.json``): ``ate``, ``rpe_trans``, ``rpe_rot``, ``abs_rel``,
@@ -189,16 +180,28 @@ def run_eval(
     """
     from sora3r.data.datasets import iter_sequences
 
+    # Bad method / dataset names and missing dataset folders are reported before the output folder is touched.
     method_fn, ignored_options = build_method(method, method_options)
+    sequences = iter_sequences(dataset, root, **(dataset_options or {}))
     depth_align = depth_align or DEFAULT_DEPTH_ALIGN
-    out_dir = Path(out_dir)
+    with atomic_output_dir(out_dir, overwrite) as staging:
+        summary = _run_into(staging, method, dataset, sequences, method_fn, ignored_options, max_sequences,
+                            method_options, dataset_options, depth_align, pose_align, all_pairs)
+    return summary
+
+
+def _run_into(out_dir: Path, method: str, dataset: str, sequences, method_fn: Method, ignored_options: dict,
+              max_sequences: int | None, method_options: dict | None, dataset_options: dict | None,
+              depth_align: str, pose_align: str, all_pairs: bool) -> dict:
+    """The body of `run_eval`: score ``sequences`` (an iterator of `Sequence`) and write into ``out_dir`` (a fresh
+    staging folder)."""
     plot_dir = out_dir / "plots"
-    plot_dir.mkdir(parents=True, exist_ok=True)
+    plot_dir.mkdir()
 
     start = time.perf_counter()
     records, poses, depths = [], [], []
     depth_expected = 0
-    sequences = itertools.islice(iter_sequences(dataset, root, **(dataset_options or {})), max_sequences)
+    sequences = itertools.islice(sequences, max_sequences)
     progress = tqdm(sequences, total=max_sequences, desc=f"{method} on {dataset}", unit="seq")
     for seq in progress:
         record, pose, depth = _evaluate_sequence(seq, method_fn, plot_dir, depth_align, pose_align, all_pairs)
@@ -239,7 +242,7 @@ def run_eval(
         "method_time_s": method_s,
         "method_seconds_per_frame": method_s / frames if frames else None,
     }
-    _write_text_atomic(out_dir / "per_sequence.json", json.dumps(_json_ready(records), indent=2) + "\n")
-    _write_text_atomic(out_dir / "summary.json", json.dumps(_json_ready(summary), indent=2) + "\n")
-    _write_text_atomic(out_dir / "results.md", _results_markdown(summary, records))
+    (out_dir / "per_sequence.json").write_text(json.dumps(_json_ready(records), indent=2) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n")
+    (out_dir / "results.md").write_text(_results_markdown(summary, records))
     return summary
