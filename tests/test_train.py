@@ -175,3 +175,18 @@ def test_export_round_trip_and_sampling(tmp_path, video_vae_run, pointmap_vae_ru
         assert pointmap_vae.decode(latent / pointmap_vae.config.scaling_factor).sample.shape == (1, 3, FRAMES, SIZE, SIZE)
     with pytest.raises(ValueError, match="not a sora3r model folder"):
         load_model_folder(video_vae_run[0], "cpu")
+
+
+def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, pointmap_vae_run):
+    """Training further from a model folder's transformer (how the bundled model grows across GPU sessions)."""
+    first = tmp_path / "first"
+    train_dit(dit_config(first, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
+    bundle = tmp_path / "bundle"
+    main(["export", "--output", str(bundle), "--video-vae", str(video_vae_run[0] / "model"),
+          "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(first / "model")])
+    again = tmp_path / "again"
+    train_dit(dit_config(again, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light", lr=0.0,
+                         init_transformer=str(bundle / "transformer")), plane_scenes)
+    start = JointLatentTransformer.from_pretrained(bundle / "transformer", torch_dtype=torch.float32).state_dict()
+    for a, b in zip(start.values(), final_transformer(again).values()):  # lr 0: it starts (and stays) there
+        torch.testing.assert_close(a, b)

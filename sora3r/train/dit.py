@@ -21,7 +21,8 @@ class DiTConfig(TrainConfig):
     """Stage 2 settings.
 
     ``video_vae`` / ``pointmap_vae``: the VAE folders (stage 0 / 1 ``model/``). ``init_transformer``: a
-    pretrained CogVideoX transformer folder to widen (default: a fresh ``preset``). ``squash``: ``None``
+    joint-latent transformer to continue or a pretrained CogVideoX transformer folder to widen (default: a fresh
+    ``preset``). ``squash``: ``None``
     takes it from the pointmap VAE's training record. ``replay_clips > 0`` keeps the latents of the last
     ``replay_clips`` rendered clips in a pool on the device: each step adds ``batch_size`` fresh clips and
     trains on ``replay_batch_size`` clips drawn from the pool, so each rendered and encoded clip is used about
@@ -49,6 +50,16 @@ def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) ->
     if trained is None and requested is None:
         raise ValueError(f"{record}: no training record; pass --squash or --no-squash")
     return trained if trained is not None else requested
+
+
+def initial_transformer(path: str | Path) -> JointLatentTransformer:
+    """The starting point of stage 2 read from ``path``: a joint-latent transformer folder (e.g. the bundled
+    model's ``transformer/``, to train it further; weights are loaded in float32) continues as it is; a pretrained
+    CogVideoX video transformer folder is widened to the joint input (`JointLatentTransformer.from_video_transformer`)."""
+    config_file = Path(path) / "config.json"
+    if config_file.is_file() and json.loads(config_file.read_text()).get("_class_name") == JointLatentTransformer.__name__:
+        return JointLatentTransformer.from_pretrained(path, torch_dtype=torch.float32)
+    return JointLatentTransformer.from_video_transformer(path)
 
 
 class LatentReplay:
@@ -89,7 +100,7 @@ class DiTStage:
         if self.pointmap_vae.config.latent_channels != channels:
             raise ValueError(f"{config.pointmap_vae}: latent channels differ from the video VAE's ({channels})")
         if config.init_transformer:
-            self.model = JointLatentTransformer.from_video_transformer(config.init_transformer)
+            self.model = initial_transformer(config.init_transformer)
         else:
             self.model = JointLatentTransformer.from_preset(config.preset, latent_channels=channels)
         self.trainable = self.model

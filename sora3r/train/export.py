@@ -47,19 +47,22 @@ def export_model_folder(output: str | Path, video_vae: AutoencoderKLCogVideoX, p
 
 def export_from_runs(output: str | Path, video_vae: str | Path, pointmap_vae: str | Path, transformer: str | Path,
                      sampler_steps: int = DEFAULT_NUM_STEPS, dtype: torch.dtype = torch.bfloat16) -> dict:
-    """Export from the ``model/`` folders of three training runs; clip size from the transformer's training record,
-    squash from the pointmap VAE's."""
-    records = {}
-    for name, folder in (("pointmap_vae", pointmap_vae), ("transformer", transformer)):
-        record = Path(folder) / TRAINING_RECORD
-        if not record.exists():
-            raise FileNotFoundError(f"{record}: missing; is {folder} the model/ folder of a training run?")
-        records[name] = json.loads(record.read_text())
-    run = records["transformer"]
+    """Export from the ``model/`` folder of a stage-2 run and its two VAE folders; clip size from the transformer's
+    training record, squash from the pointmap VAE's record (or, for VAEs taken from an exported model folder, from
+    the stage-2 record, which then names it)."""
+    record = Path(transformer) / TRAINING_RECORD
+    if not record.exists():
+        raise FileNotFoundError(f"{record}: missing; is {transformer} the model/ folder of a training run?")
+    run = json.loads(record.read_text())
+    vae_record = Path(pointmap_vae) / TRAINING_RECORD
+    squash = json.loads(vae_record.read_text())["squash"] if vae_record.exists() else run.get("squash")
+    if squash is None:
+        raise ValueError(f"{vae_record}: missing, and {record} does not name squash; train stage 2 with --squash or "
+                         "--no-squash")
     return export_model_folder(
         output, build_video_vae(video_vae), build_video_vae(pointmap_vae),
         JointLatentTransformer.from_pretrained(transformer), run["num_frames"], run["height"], run["width"],
-        records["pointmap_vae"]["squash"], sampler_steps, dtype,
+        squash, sampler_steps, dtype,
     )
 
 
