@@ -261,6 +261,7 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
                 shutil.rmtree(tmp)
             accelerator.wait_for_everyone()
             accelerator.save_state(str(tmp))
+            accelerator.wait_for_everyone()  # every process has written its RNG state before the rename
             if main:
                 _write_json(tmp / "progress.json", progress)
                 _replace_dir(tmp, state_dir)
