@@ -1,0 +1,266 @@
+"""The `sora3r` command end to end: each test runs the real command in a subprocess and checks what it wrote.
+
+Good input: every output file exists and reloads with sensible content. Bad input: exit status 2, exactly one
+line on stderr that names the offending path or name, no traceback, and no output (or temp) folder left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from sora3r.data.video import write_video
+from sora3r.export import read_npz
+
+DATA = Path("/work/shared/data")
+LADY_MP4 = DATA / "lady_running" / "lady-running.mp4"
+LADY_FRAMES = DATA / "lady_running"
+ICL = DATA / "icl_livingroom_micro"
+EXPORTED = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap"]
+
+needs_data = pytest.mark.skipif(not LADY_MP4.exists() or not ICL.exists(), reason="needs /work/shared/data")
+
+
+def sora3r(*args, cwd: Path, command: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``sora3r ARGS`` (``python -m sora3r.cli`` unless ``command`` is given) in ``cwd``."""
+    command = command or [sys.executable, "-m", "sora3r.cli"]
+    return subprocess.run([*command, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *mentions: str) -> str:
+    """Exit status 2 and one stderr line that contains every one of ``mentions``; returns that line."""
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    for text in mentions:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_nothing_written(folder: Path, inputs: set[str]) -> None:
+    """Only the test's own inputs remain in ``folder``: no output folder, no hidden temp folder or file."""
+    assert {p.name for p in folder.iterdir()} == inputs
+
+
+def check_exports(out: Path, num_frames: int) -> None:
+    for name in EXPORTED:
+        assert (out / name).exists(), name
+    assert {p.name for p in (out / "colmap").iterdir()} == {"cameras.txt", "images.txt", "points3D.txt", "images"}
+    assert len(list((out / "colmap" / "images").glob("*.png"))) == num_frames
+    poses = np.loadtxt(out / "trajectory_tum.txt")
+    assert poses.shape == (num_frames, 8) and np.isfinite(poses).all()
+    np.testing.assert_allclose(np.linalg.norm(poses[:, 4:], axis=1), 1.0, atol=1e-6)  # unit quaternions
+    rec = read_npz(out / "reconstruction.npz")
+    t, h, w = rec.points.shape[:3]
+    assert t == num_frames and rec.rgb.shape == (t, h, w, 3) and rec.depth.shape == (t, h, w)
+    assert rec.c2w.shape == (t, 4, 4) and rec.K.shape == (3, 3) and rec.valid.shape == (t, h, w)
+    assert rec.valid.float().mean() > 0.5
+    assert torch.isfinite(rec.points[rec.valid]).all() and (rec.depth[rec.valid] > 0).all()
+    # Outputs get the permissions of an ordinary file under the current umask, not a temp file's 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "points.ply").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+@pytest.mark.slow
+def test_demo_writes_everything_and_scores_against_references(tmp_path):
+    assert_ok(sora3r("demo", "-o", "out", cwd=tmp_path))
+    out = tmp_path / "out"
+    check_exports(out, num_frames=17)
+    for name in ["ground_truth.npz", "input.mp4", "trajectory.png", "metrics.json"]:
+        assert (out / name).stat().st_size > 0, name
+    assert iio.improps(out / "input.mp4", plugin="pyav").shape[0] == 17
+
+    rec, gt = read_npz(out / "reconstruction.npz"), read_npz(out / "ground_truth.npz")
+    assert rec.points.shape == gt.points.shape and rec.rgb.shape == gt.rgb.shape
+    torch.testing.assert_close(gt.c2w[0], torch.eye(4, dtype=gt.c2w.dtype))  # world = frame-0 camera
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"sora3r", "oracle", "static"}
+    oracle, static = metrics["oracle"], metrics["static"]
+    assert oracle["abs_rel"] < 0.01 and oracle["ate"] < 1e-3 and oracle["delta_1.25"] > 0.99
+    assert static["abs_rel"] > 10 * oracle["abs_rel"] and static["ate"] > 0.1
+    assert all(np.isfinite(metrics["sora3r"][key]) for key in ("abs_rel", "ate", "rpe_trans", "rpe_rot"))
+
+    # A second run into the same folder is refused without --overwrite, and leaves the folder as it was.
+    before = sorted(p.name for p in out.iterdir())
+    assert_user_error(sora3r("demo", "-o", "out", cwd=tmp_path), "out", "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+@needs_data
+@pytest.mark.slow
+def test_reconstruct_video_file_and_frame_folder(tmp_path):
+    assert_ok(sora3r("reconstruct", LADY_MP4, "-o", "from_mp4", "--max-frames", 20, cwd=tmp_path))
+    check_exports(tmp_path / "from_mp4", num_frames=20)
+    rec = read_npz(tmp_path / "from_mp4" / "reconstruction.npz")
+    assert rec.metadata["source"] == str(LADY_MP4)
+
+    # The installed entry point, on the jpg folder, with known intrinsics (pixels of the 854x480 input).
+    entry_point = shutil.which("sora3r")
+    assert entry_point, "the sora3r console script is not installed (pip install -e .)"
+    K_in = np.array([[500.0, 0.0, 427.0], [0.0, 510.0, 240.0], [0.0, 0.0, 1.0]])
+    result = sora3r("reconstruct", LADY_FRAMES, "-o", "from_jpg", "--max-frames", 20, "--stride", 2,
+                    "--intrinsics", 500, 510, 427, 240, "--formats", "npz", "tum", cwd=tmp_path, command=[entry_point])
+    assert_ok(result)
+    out = tmp_path / "from_jpg"
+    assert {p.name for p in out.iterdir()} == {"reconstruction.npz", "trajectory_tum.txt"}
+    assert np.loadtxt(out / "trajectory_tum.txt").shape == (20, 8)
+    rec = read_npz(out / "reconstruction.npz")
+    affine = np.array(rec.metadata["crop_affine"])
+    np.testing.assert_allclose(rec.K.double().numpy(), affine @ K_in, rtol=1e-5)
+    assert rec.points.shape[:3] == (20, 64, 96)
+
+
+def test_synth_writes_clips_with_ground_truth(tmp_path):
+    assert_ok(sora3r("synth", "-o", "clips", "--num", 2, "--frames", 9, "--height", 32, "--width", 48, cwd=tmp_path))
+    clips = sorted((tmp_path / "clips").iterdir())
+    assert len(clips) == 2
+    for clip in clips:
+        assert {p.name for p in clip.iterdir()} == {"rgb.mp4", "ground_truth.npz"}
+        assert iio.improps(clip / "rgb.mp4", plugin="pyav").shape == (9, 32, 48, 3)
+        gt = read_npz(clip / "ground_truth.npz")
+        assert gt.points.shape == (9, 32, 48, 3) and gt.c2w.shape == (9, 4, 4)
+        assert (gt.depth[gt.valid] > 0).all()
+
+
+@needs_data
+@pytest.mark.slow
+def test_eval_oracle_is_near_perfect_and_static_is_not(tmp_path):
+    # Five frames keep the oracle's full-resolution (640x480) camera recovery to a few seconds on CPU.
+    clip = ["--dataset", "icl-micro", "--root", ICL, "--option", "num_frames=5"]
+    summaries = {}
+    for method in ("oracle", "static"):
+        assert_ok(sora3r("eval", "--method", method, *clip, "-o", method, cwd=tmp_path))
+        out = tmp_path / method
+        assert {"summary.json", "per_sequence.json", "results.md", "plots"} <= {p.name for p in out.iterdir()}
+        summaries[method] = json.loads((out / "summary.json").read_text())
+        assert summaries[method]["num_sequences"] == 1 and summaries[method]["num_failed"] == 0
+    oracle, static = summaries["oracle"], summaries["static"]
+    assert oracle["ate"] < 1e-4 and oracle["rpe_rot"] < 1e-2 and oracle["abs_rel"] < 1e-3
+    assert static["ate"] > 0.01 and static["abs_rel"] > 0.05
+
+
+def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
+    """Inputs written into ``folder``; ``{case: (arguments, texts the error line must contain)}``. Every case
+    writes to ``out`` (replaced by a per-case name when run)."""
+    (folder / "empty.mp4").touch()
+    (folder / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 20000, np.uint8).tobytes())
+    (folder / "no_images").mkdir()
+    (folder / "no_images" / "notes.txt").write_text("not a frame")
+    write_video(folder / "short.mp4", np.zeros((5, 64, 96, 3), np.uint8))
+    # Two MPEG-TS segments of different sizes, concatenated: a stream whose frame size changes midway.
+    for name, (h, w) in {"a.ts": (64, 96), "b.ts": (80, 120)}.items():
+        iio.imwrite(folder / name, np.zeros((6, h, w, 3), np.uint8), plugin="pyav", extension=".ts",
+                    codec="libx264", fps=10)
+    (folder / "resized.ts").write_bytes((folder / "a.ts").read_bytes() + (folder / "b.ts").read_bytes())
+    (folder / "a.ts").unlink()
+    (folder / "b.ts").unlink()
+    (folder / "not_a_model").mkdir()
+    (folder / "not_a_model" / "sora3r.json").write_text("{}")
+    video = ["reconstruct", LADY_MP4, "-o", "out", "--max-frames", 17]
+    return {
+        "missing video": (["reconstruct", "missing.mp4", "-o", "out"], ["missing.mp4", "no such"]),
+        "empty video": (["reconstruct", "empty.mp4", "-o", "out"], ["empty.mp4", "empty"]),
+        "corrupt video": (["reconstruct", "corrupt.mp4", "-o", "out"], ["corrupt.mp4", "cannot decode"]),
+        "folder without images": (["reconstruct", "no_images", "-o", "out"], ["no_images", "no .jpg"]),
+        "too few frames": (["reconstruct", "short.mp4", "-o", "out"], ["short.mp4", "5 frames", "at least 17"]),
+        "frame size changes": (["reconstruct", "resized.ts", "-o", "out"], ["resized.ts", "frame 6", "120x80"]),
+        "missing model folder": ([*video, "--model", "no_model"], ["no_model", "no such model folder"]),
+        "incomplete model folder": ([*video, "--model", "not_a_model"], ["not_a_model", "transformer/config.json"]),
+        "unknown dataset": (["eval", "--method", "oracle", "--dataset", "nope", "-o", "out"], ["'nope'", "unknown"]),
+        "unknown method": (["eval", "--method", "nope", "--dataset", "icl-micro", "--root", ICL, "-o", "out"],
+                           ["'nope'", "unknown method"]),
+        "missing dataset root": (["eval", "--method", "oracle", "--dataset", "icl-micro", "--root", "no_data",
+                                  "-o", "out"], ["no_data"]),
+        "missing npz to view": (["view", "missing.npz"], ["missing.npz", "no such file"]),
+        "view a non-npz": (["view", "corrupt.mp4"], ["corrupt.mp4", "not a readable npz"]),
+    }
+
+
+@needs_data
+@pytest.mark.slow
+def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path):
+    cases = _bad_inputs(tmp_path)
+    inputs = {p.name for p in tmp_path.iterdir()}
+
+    def run(index: int, args: list) -> subprocess.CompletedProcess:
+        # Each case has its own output folder, so that cases can run side by side (most time is Python start-up).
+        return sora3r(*(f"out_{index}" if arg == "out" else arg for arg in args), cwd=tmp_path)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(run, range(len(cases)), [args for args, _ in cases.values()]))
+    for (case, (args, mentions)), result in zip(cases.items(), results):
+        line = assert_user_error(result, *mentions)
+        assert line.startswith(f"sora3r {args[0]}: error: "), (case, line)
+    assert_nothing_written(tmp_path, inputs)
+
+
+@needs_data
+@pytest.mark.slow
+def test_nan_model_output_is_a_clear_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from sora3r.pipeline import BUNDLED_MODEL
+
+    model = tmp_path / "nan_model"
+    shutil.copytree(BUNDLED_MODEL, model)
+    weights = model / "pointmap_vae" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    state["decoder.conv_out.conv.bias"] = torch.full_like(state["decoder.conv_out.conv.bias"], float("nan"))
+    save_file(state, weights, metadata={"format": "pt"})
+
+    result = sora3r("reconstruct", LADY_MP4, "-o", "out", "--max-frames", 17, "--model", model, cwd=tmp_path)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "nan_model" in lines[-1] and "NaN" in lines[-1], lines[-1]
+    assert_nothing_written(tmp_path, {"nan_model"})
+
+
+def test_every_option_is_documented():
+    import argparse
+
+    from sora3r.cli import build_parser
+
+    parsers = [build_parser()]
+    for parser in parsers:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.dest not in ("help", "train_args"):
+                assert action.help, f"{parser.prog} {action.option_strings or action.dest} has no help text"
+
+
+def test_help_of_the_command_and_of_training(tmp_path):
+    assert_ok(result := sora3r("--help", cwd=tmp_path))
+    assert "reconstruct" in result.stdout and "COMMAND --help" in result.stdout
+    assert_ok(result := sora3r("train", "--help", cwd=tmp_path))
+    assert "pointmap-vae" in result.stdout
+    assert_ok(result := sora3r("train", "dit", "--help", cwd=tmp_path))
+    help_text = " ".join(result.stdout.split())
+    # Generated from the config classes (field comments, ``field``: docstring entries) plus the defaults.
+    from sora3r.train import DiTConfig
+    from sora3r.train.config import field_help
+
+    documented = field_help(DiTConfig)
+    assert {"light_ema_only", "init_transformer", "video_vae"} <= set(documented)
+    for text in documented.values():
+        assert " ".join(text.split()) in help_text
+    assert f"--steps INT (default: {DiTConfig().steps})" in help_text
