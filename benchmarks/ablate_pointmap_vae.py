@@ -18,25 +18,10 @@ from pathlib import Path
 import torch
 
 from sora3r.data.synthetic import SyntheticConfig, render_batch, split_seed
-from sora3r.geometry import PointmapTarget
-from sora3r.models.vae import build_video_vae, decode_latents, encode_latents, pointmap_vae_from_video_vae
-from sora3r.train.data import pointmap_to_model
-from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
+from sora3r.models.vae import build_video_vae, pointmap_vae_from_video_vae
+from sora3r.train.pointmap_vae import PointmapVAEConfig, round_trip_error, train_pointmap_vae
 
 CLIP = dict(num_frames=17, height=64, width=96)
-
-
-@torch.no_grad()
-def round_trip_error(vae, squash: bool, batches: list[dict]) -> float:
-    """Mean point distance between the VAE round trip and the normalised target (valid pixels)."""
-    target, plain = PointmapTarget(squash=squash), PointmapTarget(squash=False)
-    errors = []
-    for batch in batches:
-        x, valid = pointmap_to_model(batch, target)
-        decoded = decode_latents(vae, encode_latents(vae, x)).float().permute(0, 2, 3, 4, 1)
-        truth, _ = plain.encode(batch["points"].float(), batch["c2w"].float(), batch["valid"].bool())
-        errors.append((target.decode(decoded) - truth).norm(dim=-1)[valid[:, 0]].mean())
-    return float(torch.stack(errors).mean())
 
 
 def main() -> None:

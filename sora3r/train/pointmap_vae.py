@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from sora3r.geometry.target import PointmapTarget
-from sora3r.models.vae import build_video_vae, estimate_scaling_factor, pointmap_vae_from_video_vae
+from sora3r.models.vae import (
+    build_video_vae, decode_latents, encode_latents, estimate_scaling_factor, pointmap_vae_from_video_vae,
+)
 from sora3r.train.data import DataSource, pointmap_to_model
 from sora3r.train.loop import TrainConfig, run_stage
 from sora3r.train.vae_objective import VAEReconstruction
@@ -52,6 +54,22 @@ class PointmapVAEStage:
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
         inputs = [pointmap_to_model(data_source(i, batch_size), self.target)[0] for i in range(SCALING_BATCHES)]
         estimate_scaling_factor(self.model, inputs)
+
+
+@torch.no_grad()
+def round_trip_error(vae, squash: bool, batches: list[dict]) -> float:
+    """Mean distance between a pointmap VAE's round trip (encode, decode, undo the squash) and the plain normalised
+    target, over the valid pixels of ``batches`` (synthetic-style batch dicts): a score on the same scale for the
+    plain and the squashed target (the normalised points have mean distance 1 to the origin)."""
+    target, plain = PointmapTarget(squash=squash), PointmapTarget(squash=False)
+    errors = []
+    for batch in batches:
+        x, valid = pointmap_to_model(batch, target)
+        x = x.to(device=vae.device, dtype=vae.dtype)
+        decoded = decode_latents(vae, encode_latents(vae, x)).float().permute(0, 2, 3, 4, 1)
+        truth, _ = plain.encode(batch["points"].float(), batch["c2w"].float(), batch["valid"].bool())
+        errors.append((target.decode(decoded) - truth.to(decoded.device)).norm(dim=-1)[valid[:, 0]].mean())
+    return float(torch.stack(errors).mean())
 
 
 def train_pointmap_vae(config: PointmapVAEConfig, data_source: DataSource | None = None) -> dict:
