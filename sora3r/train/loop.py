@@ -26,7 +26,7 @@ from typing import Protocol
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -102,6 +102,9 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
                               cpu=launched > 1 and not torch.cuda.is_available())
     if accelerator.num_processes != launched:
         raise RuntimeError(f"launched {launched} processes but accelerate runs {accelerator.num_processes}")
+    if accelerator.distributed_type == DistributedType.FSDP:
+        raise ValueError("FSDP is not supported: the EMA and the weight saves need whole parameters on every "
+                         "process; launch with DDP (accelerate launch --multi_gpu), see docs/multi_gpu.md")
     return accelerator
 
 
