@@ -21,15 +21,11 @@ import torch
 
 from sora3r.data.video import write_video
 from sora3r.export import read_npz
+from shared_data import ICL, LADY_RUNNING
 
-DATA = Path("/work/shared/data")
-LADY_MP4 = DATA / "lady_running" / "lady-running.mp4"
-LADY_FRAMES = DATA / "lady_running"
-ICL = DATA / "icl_livingroom_micro"
+LADY_MP4 = LADY_RUNNING / "lady-running.mp4"
+LADY_FRAMES = LADY_RUNNING
 EXPORTED = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap"]
-
-needs_data = pytest.mark.skipif(not LADY_MP4.exists() or not ICL.exists(), reason="needs /work/shared/data")
-
 
 def sora3r(*args, cwd: Path, command: list[str] | None = None) -> subprocess.CompletedProcess:
     """Run ``sora3r ARGS`` (``python -m sora3r.cli`` unless ``command`` is given) in ``cwd``."""
@@ -105,7 +101,6 @@ def test_demo_writes_everything_and_scores_against_references(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
-@needs_data
 @pytest.mark.slow
 def test_reconstruct_video_file_and_frame_folder(tmp_path):
     assert_ok(sora3r("reconstruct", LADY_MP4, "-o", "from_mp4", "--max-frames", 20, cwd=tmp_path))
@@ -141,7 +136,6 @@ def test_synth_writes_clips_with_ground_truth(tmp_path):
         assert (gt.depth[gt.valid] > 0).all()
 
 
-@needs_data
 @pytest.mark.slow
 def test_eval_oracle_is_near_perfect_and_static_is_not(tmp_path):
     # Five frames keep the oracle's full-resolution (640x480) camera recovery to a few seconds on CPU.
@@ -195,7 +189,6 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
     }
 
 
-@needs_data
 @pytest.mark.slow
 def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path):
     cases = _bad_inputs(tmp_path)
@@ -213,7 +206,6 @@ def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path):
     assert_nothing_written(tmp_path, inputs)
 
 
-@needs_data
 @pytest.mark.slow
 def test_nan_model_output_is_a_clear_error(tmp_path):
     from safetensors.torch import load_file, save_file

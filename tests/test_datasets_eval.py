@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from shared_data import ICL
 from sora3r.data.datasets import DATASETS, iter_sequences, list_datasets
 from sora3r.data.types import Sequence
 
-ICL = Path("/work/shared/data/icl_livingroom_micro")
 H, W = 6, 8
 
 
@@ -284,9 +284,6 @@ def test_icl_micro_clip_selection():
 
 
 def test_synthetic_test_split_yields_sequences():
-    synthetic = pytest.importorskip("sora3r.data.synthetic")
-    if not all(hasattr(synthetic, name) for name in ("SyntheticConfig", "render_clip", "split_seed")):
-        pytest.skip("sora3r.data.synthetic does not provide SyntheticConfig/render_clip/split_seed yet")
     seqs = list(iter_sequences("synthetic", None, num=2, num_frames=5, height=32, width=32))
     assert len(seqs) == 2 and all(isinstance(s, Sequence) for s in seqs)
     assert seqs[0].rgb.shape == (5, 32, 32, 3) and seqs[0].name != seqs[1].name

@@ -10,13 +10,13 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from shared_data import EVO_DATA
 from sora3r.data.video import resize_and_crop
 from sora3r.eval.depth import aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.pose import aggregate_pose, evaluate_trajectory_files, pose_metrics
 
-EVO_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "evo"
 
-# The table of /work/shared/data/README.md (evo 1.38.1, max_diff 0.01, RPE delta 1 frame, all_pairs=False).
+# The table of ../shared/data/README.md (evo 1.38.1, max_diff 0.01, RPE delta 1 frame, all_pairs=False).
 EVO_TABLE = [
     ("fr2_desk_ORB.txt", "fr2_desk_groundtruth.txt", "se3", 2174, 0.008119, 0.003490, 0.280519),
     ("fr2_desk_ORB.txt", "fr2_desk_groundtruth.txt", "sim3", 2174, 0.006123, 0.003485, 0.280519),

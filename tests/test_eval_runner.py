@@ -10,6 +10,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from shared_data import ICL
 from sora3r.data.clips import unproject_depth
 from sora3r.data.datasets import DATASETS
 from sora3r.data.types import Sequence
@@ -131,7 +132,7 @@ def test_tum_layout_folder_oracle_near_zero_static_far_worse(tmp_path):
 
     from sora3r.data.datasets.icl import read_open3d_trajectory
 
-    icl = __import__("pathlib").Path("/work/shared/data/icl_livingroom_micro")
+    icl = ICL
     folder = tmp_path / "tum" / "rgbd_dataset_freiburg3_walking_xyz"
     (folder / "rgb").mkdir(parents=True)
     (folder / "depth").mkdir()

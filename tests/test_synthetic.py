@@ -139,7 +139,7 @@ def _trimesh_depth(seed: int, config: SyntheticConfig, frame: int, K: torch.Tens
 
 
 def test_depth_matches_independent_mesh_ray_cast():
-    pytest.importorskip("embreex")  # trimesh's fast ray caster; the pure-numpy fallback needs rtree
+    import embreex  # noqa: F401  trimesh's fast ray caster (the pure-numpy fallback needs rtree); a test dependency
     config = SyntheticConfig(num_frames=3, height=48, width=64)
     seeds = [1, 0, 7]  # a room and two open scenes
     assert {sample_scene(s, config).environment for s in seeds} == {"room", "open"}

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from shared_data import LADY_RUNNING
 from sora3r.data.video import adjust_intrinsics, read_video, resize_and_crop, sample_clip_indices, write_video
 
-LADY = Path("/work/shared/data/lady_running")
+LADY = LADY_RUNNING
 LADY_MP4 = LADY / "lady-running.mp4"
 
 
