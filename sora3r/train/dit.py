@@ -29,16 +29,16 @@ class DiTConfig(TrainConfig):
     ``replay_batch_size / batch_size`` times (rendering and encoding, not the transformer, bound the step).
     """
 
-    output: str = "runs/dit"
-    video_vae: str = "runs/video_vae/model"
-    pointmap_vae: str = "runs/pointmap_vae/model"
-    init_transformer: str | None = None
-    squash: bool | None = None
-    timestep_sampling: str = "logit_normal"
-    logit_mean: float = 0.0
-    logit_std: float = 1.0
-    replay_clips: int = 0
-    replay_batch_size: int = 64
+    output: str = "runs/dit"  # run folder
+    video_vae: str = "runs/video_vae/model"  # frozen video VAE folder (stage 0 model/ or a model folder's video_vae/)
+    pointmap_vae: str = "runs/pointmap_vae/model"  # frozen pointmap VAE folder (stage 1 model/ or pointmap_vae/)
+    init_transformer: str | None = None  # transformer to continue, or a CogVideoX transformer to widen
+    squash: bool | None = None  # radially squashed target (default: the pointmap VAE's training record)
+    timestep_sampling: str = "logit_normal"  # logit_normal | uniform flow times
+    logit_mean: float = 0.0  # mean of the logit-normal flow-time distribution
+    logit_std: float = 1.0  # standard deviation of the logit-normal flow-time distribution
+    replay_clips: int = 0  # latent replay pool size in clips (0: train on each fresh batch once)
+    replay_batch_size: int = 64  # clips drawn from the replay pool per step
 
 
 def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) -> bool:

@@ -43,29 +43,29 @@ TRAINING_RECORD = "training.json"  # the stage config, saved beside the final we
 class TrainConfig:
     """Settings every stage shares (stage configs extend it)."""
 
-    output: str = "runs/stage"
-    steps: int = 1000
-    batch_size: int = 4
-    lr: float = 2e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    light_warmup_steps: int = 20
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    checkpoint_every: int = 250
-    checkpoint_mode: str = "both"
+    output: str = "runs/stage"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    steps: int = 1000  # total optimisation steps of the run (a resumed run continues up to it)
+    batch_size: int = 4  # clips per step and process (stage 2 with a replay pool: fresh clips per step)
+    lr: float = 2e-4  # AdamW learning rate after warm-up
+    weight_decay: float = 0.01  # AdamW weight decay
+    warmup_steps: int = 100  # linear learning-rate warm-up of a fresh run
+    light_warmup_steps: int = 20  # warm-up after resuming from a light checkpoint (fresh optimizer)
+    grad_clip: float = 1.0  # gradient-norm clip (0: off)
+    ema_decay: float = 0.999  # decay of the exponential moving average of the weights (what model/ holds)
+    checkpoint_every: int = 250  # steps between checkpoints
+    checkpoint_mode: str = "both"  # full (exact resume) | light (weights + EMA, small) | both
     light_ema_only: bool = False  # light checkpoints keep only the EMA weights (half the bytes to move)
-    log_every: int = 10
-    max_minutes: float | None = None
-    resume: bool = False
-    seed: int = 0
-    gradient_checkpointing: bool = False
-    mixed_precision: str = "auto"
+    log_every: int = 10  # steps between loss.jsonl lines (and --max-minutes checks)
+    max_minutes: float | None = None  # stop cleanly with a checkpoint after this many minutes
+    resume: bool = False  # continue from state/ (exact) or else light/ when the run folder has one
+    seed: int = 0  # seed of the initial weights, the noise and the data order
+    gradient_checkpointing: bool = False  # trade compute for activation memory
+    mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
     data_workers: int = 0  # processes drawing synthetic scenes ahead of the device (0: in the training process)
-    preset: str = "tiny"
-    num_frames: int = 17
-    height: int = 64
-    width: int = 64
+    preset: str = "tiny"  # model size of a fresh run: tiny | small | base | paper (VAEs: tiny | small | paper)
+    num_frames: int = 17  # clip length, 8k+1 frames
+    height: int = 64  # clip height in pixels (multiple of 16)
+    width: int = 64  # clip width in pixels (multiple of 16)
 
 
 class Stage(Protocol):

@@ -24,9 +24,9 @@ class PointmapVAEConfig(TrainConfig):
 
     output: str = "runs/pointmap_vae"
     init_video_vae: str | None = None
-    squash: bool = True
-    huber_delta: float = 0.05
-    kl_weight: float = 1e-4
+    squash: bool = True  # radially squashed target p/|p| log1p|p| (--no-squash: the plain normalised target)
+    huber_delta: float = 0.05  # Huber loss threshold, in units of the normalised target
+    kl_weight: float = 1e-4  # weight of the KL term (latents near N(0, I))
 
 
 def masked_huber(prediction: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, delta: float) -> torch.Tensor:

@@ -21,8 +21,8 @@ class VideoVAEConfig(TrainConfig):
 
     output: str = "runs/video_vae"
     init: str | None = None
-    gradient_weight: float = 0.5
-    kl_weight: float = 1e-4
+    gradient_weight: float = 0.5  # weight of the L1 loss on image gradients (sharper edges)
+    kl_weight: float = 1e-4  # weight of the KL term (latents near N(0, I))
 
 
 class VideoVAEStage:
