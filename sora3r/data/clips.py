@@ -129,8 +129,8 @@ class ClipDataset(torch.utils.data.IterableDataset):
 
     Each step picks a source with probability proportional to its weight, takes the next sequence of that source
     (starting over when it runs out) and yields ``clips_per_sequence`` clips of it (reading a sequence costs far more
-    than sampling from it). DataLoader workers read disjoint shards of every source and draw from their own generator
-    (``seed + worker id``).
+    than sampling from it). DataLoader workers (of every training process) read disjoint shards of every source and draw
+    from their own generator (``seed + worker id``).
 
     Yields dicts (no batch dimension): ``rgb uint8 (T, H, W, 3)``, ``depth float32 (T, H, W)``, ``points float32
     (T, H, W, 3)`` in the first camera's frame, ``c2w float32 (T, 4, 4)`` (``c2w[0]`` = identity), ``K float32 (3, 3)``,
@@ -140,11 +140,13 @@ class ClipDataset(torch.utils.data.IterableDataset):
         sources: name -> callable returning an iterator of `Sequence` and accepting ``shard=(index, count)``, e.g.
             ``functools.partial(pointodyssey.iter_sequences, root, split="train", max_frames=200)``.
         weights: name -> sampling weight (default: equal).
+        process_shard: ``(rank, world size)`` of the training process: each (process, worker) pair reads its own
+            shard of every source.
     """
 
     def __init__(self, sources: Mapping[str, SequenceSource], num_frames: int, height: int, width: int,
                  weights: Mapping[str, float] | None = None, max_stride: int = 4, clips_per_sequence: int = 4,
-                 random_crop: bool = True, seed: int = 0):
+                 random_crop: bool = True, seed: int = 0, process_shard: tuple[int, int] = (0, 1)):
         super().__init__()
         if not sources:
             raise ValueError("ClipDataset needs at least one source")
@@ -157,6 +159,7 @@ class ClipDataset(torch.utils.data.IterableDataset):
         self.num_frames, self.height, self.width = num_frames, height, width
         self.max_stride, self.clips_per_sequence, self.random_crop, self.seed = (
             max_stride, clips_per_sequence, random_crop, seed)
+        self.process_shard = process_shard
 
     def _endless_sequences(self, name: str, worker: int, num_workers: int) -> Iterator[Sequence]:
         """Sequences of one source long enough for a clip, cycling forever over this worker's shard."""
@@ -175,6 +178,8 @@ class ClipDataset(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        process, num_processes = self.process_shard  # training processes x DataLoader workers share the sequences
+        worker, num_workers = process * num_workers + worker, num_processes * num_workers
         generator = torch.Generator().manual_seed(self.seed + worker)
         streams = {name: self._endless_sequences(name, worker, num_workers) for name in self.names}
         while True:

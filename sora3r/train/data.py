@@ -74,12 +74,45 @@ def clip_stream_source(clips: Iterable[dict[str, torch.Tensor]], device: torch.d
 
     def source(step: int, batch_size: int) -> dict[str, torch.Tensor]:
         if batch_size not in iterators:
-            loader = torch.utils.data.DataLoader(clips, batch_size=batch_size, num_workers=num_workers, pin_memory=True)
+            loader = torch.utils.data.DataLoader(clips, batch_size=batch_size, num_workers=num_workers,
+                                                 pin_memory=torch.cuda.is_available())
             iterators[batch_size] = iter(loader)
         batch = next(iterators[batch_size])
         return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     return source
+
+
+def parse_dataset_spec(spec: str) -> dict[str, tuple[str, float]]:
+    """``"pointodyssey=/data/po,tartanair=/data/ta:2"`` -> ``{name: (root, weight)}`` (weight 1 unless given)."""
+    from sora3r.data.datasets import list_datasets
+
+    parsed = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, rest = item.partition("=")
+        root, _, weight = rest.rpartition(":") if ":" in rest else (rest, "", "1")
+        if not sep or not root or name not in list_datasets():
+            raise ValueError(f"--datasets {item!r}: expected NAME=ROOT[:WEIGHT] with NAME one of {list_datasets()}")
+        parsed[name] = (root, float(weight))
+    if not parsed:
+        raise ValueError(f"--datasets {spec!r}: no dataset named")
+    return parsed
+
+
+def dataset_source(spec: str, num_frames: int, height: int, width: int, device: torch.device | str, seed: int = 0,
+                   process_index: int = 0, num_processes: int = 1, workers: int = 2) -> DataSource:
+    """Clips of the real datasets in ``spec`` (see :func:`parse_dataset_spec`) through `ClipDataset`; process ``r``
+    reads its own shard of every dataset and draws from its own generator."""
+    from functools import partial
+
+    from sora3r.data.clips import ClipDataset
+    from sora3r.data.datasets import iter_sequences
+
+    datasets = parse_dataset_spec(spec)
+    clips = ClipDataset({name: partial(iter_sequences, name, root) for name, (root, _) in datasets.items()},
+                        num_frames, height, width, weights={name: w for name, (_, w) in datasets.items()},
+                        seed=seed * 1009 + process_index, process_shard=(process_index, num_processes))
+    return clip_stream_source(clips, device, num_workers=workers)
 
 
 def rgb_to_model(rgb: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from sora3r.models.vae import check_num_frames
-from sora3r.train.data import DataSource, synthetic_source
+from sora3r.train.data import DataSource, dataset_source, synthetic_source
 
 CHECKPOINT_MODES = ("full", "light", "both")
 MAX_SHARD = "15MB"
@@ -62,6 +62,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # trade compute for activation memory
     mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
     data_workers: int = 0  # processes drawing synthetic scenes ahead of the device (0: in the training process)
+    datasets: str | None = None  # train on real sets instead of synthetic scenes: NAME=ROOT[:WEIGHT],... (docs/training_data.md)
     preset: str = "tiny"  # model size of a fresh run: tiny | small | base | paper (VAEs: tiny | small | paper)
     num_frames: int = 17  # clip length, 8k+1 frames
     height: int = 64  # clip height in pixels (multiple of 16)
@@ -190,7 +191,11 @@ def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None =
     accelerator = make_accelerator(config)
     set_seed(config.seed)  # the same initial weights on every process and in every run of a config
     stage = build_stage(config, accelerator.device)
-    if data_source is None:
+    if data_source is None and config.datasets:
+        data_source = dataset_source(config.datasets, config.num_frames, config.height, config.width,
+                                     accelerator.device, config.seed, accelerator.process_index,
+                                     accelerator.num_processes, config.data_workers)
+    elif data_source is None:
         data_source = synthetic_source(config.num_frames, config.height, config.width, accelerator.device,
                                        accelerator.process_index, accelerator.num_processes, config.data_workers)
     return train(stage, config, data_source, accelerator)
