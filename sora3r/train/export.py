@@ -8,12 +8,12 @@ safetensors shards < 15 MB) and ``<dir>/sora3r.json`` with ``num_frames``, ``hei
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLCogVideoX
 
+from sora3r.data.video import atomic_output_dir
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import build_video_vae
@@ -27,21 +27,15 @@ def export_model_folder(output: str | Path, video_vae: AutoencoderKLCogVideoX, p
                         transformer: JointLatentTransformer, num_frames: int, height: int, width: int, squash: bool,
                         sampler_steps: int = DEFAULT_NUM_STEPS, dtype: torch.dtype = torch.bfloat16) -> dict:
     """Write the three models (cast to ``dtype``) and ``sora3r.json`` to ``output`` atomically; returns the config."""
-    output = Path(output)
-    tmp = output.with_name(output.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for name, model in zip(PARTS, (video_vae, pointmap_vae, transformer)):
-        model.to(dtype).save_pretrained(tmp / name, max_shard_size=MAX_SHARD, safe_serialization=True)
     config = {
         "num_frames": num_frames, "height": height, "width": width, "squash": squash, "sampler_steps": sampler_steps,
         "video_scaling_factor": video_vae.config.scaling_factor,
         "pointmap_scaling_factor": pointmap_vae.config.scaling_factor,
     }
-    (tmp / MODEL_CONFIG).write_text(json.dumps(config, indent=2))
-    if output.exists():
-        shutil.rmtree(output)
-    tmp.rename(output)
+    with atomic_output_dir(output, overwrite=True) as staging:
+        for name, model in zip(PARTS, (video_vae, pointmap_vae, transformer)):
+            model.to(dtype).save_pretrained(staging / name, max_shard_size=MAX_SHARD, safe_serialization=True)
+        (staging / MODEL_CONFIG).write_text(json.dumps(config, indent=2))
     return config
 
 

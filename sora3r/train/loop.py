@@ -31,6 +31,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from sora3r.data.video import atomic_output_path
 from sora3r.models.vae import check_num_frames
 from sora3r.train.data import DataSource, dataset_source, synthetic_source
 
@@ -129,9 +130,8 @@ def _recover_dir(final: Path) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    with atomic_output_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
 
 
 def _save_weights(model: ModelMixin, path: Path) -> None:
@@ -162,9 +162,8 @@ class LossLog:
         kept = []
         if path.exists():
             kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
+        with atomic_output_path(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
         self.file = path.open("a")
 
     def write(self, record: dict) -> None:
