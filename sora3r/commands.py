@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from sora3r.data.video import atomic_output_dir
-from sora3r.reconstruction import Reconstruction
+from sora3r.types import Reconstruction
 
 
 def ground_truth_reconstruction(seq) -> Reconstruction:

@@ -22,7 +22,8 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from sora3r.data.video import atomic_output_path
-from sora3r.reconstruction import Reconstruction
+from sora3r.geometry.transforms import pose_array
+from sora3r.types import Reconstruction
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -49,13 +50,6 @@ def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def _check_poses(c2w: np.ndarray, target: Path) -> None:
-    if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
-        raise ValueError(f"{target}: c2w must have shape (T, 4, 4), got {tuple(c2w.shape)}")
-    if not np.isfinite(c2w).all():
-        raise ValueError(f"{target}: c2w contains NaN or infinite values")
-
-
 def _check_reconstruction(rec: Reconstruction, target: Path) -> None:
     """Raise ValueError (naming the file ``target`` being written) if the fields of ``rec`` disagree in shape or
     hold NaNs where it matters."""
@@ -77,8 +71,7 @@ def _check_reconstruction(rec: Reconstruction, target: Path) -> None:
         raise ValueError(f"{target}: rgb must be uint8, got {rec.rgb.dtype}")
     if rec.valid is not None and rec.valid.dtype != torch.bool:
         raise ValueError(f"{target}: valid must be bool, got {rec.valid.dtype}")
-    c2w = _numpy(rec.c2w)
-    _check_poses(c2w, target)
+    c2w = pose_array(rec.c2w, f"{target}: c2w")
     if c2w.shape[0] != t:
         raise ValueError(f"{target}: c2w has {c2w.shape[0]} poses but points have {t} frames")
     if tuple(rec.K.shape) != (3, 3):
@@ -195,8 +188,7 @@ def write_tum(
 
     ``timestamps`` ``(T,)`` in seconds; frame indices when ``None``.
     """
-    c2w = _numpy(c2w).astype(np.float64)
-    _check_poses(c2w, Path(path))
+    c2w = pose_array(c2w, f"{path}: c2w")
     stamps = np.arange(len(c2w), dtype=np.float64) if timestamps is None else _numpy(timestamps).astype(np.float64)
     if stamps.shape != (len(c2w),):
         raise ValueError(f"{path}: timestamps must have shape ({len(c2w)},), got {tuple(stamps.shape)}")

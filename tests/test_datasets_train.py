@@ -18,9 +18,10 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from sora3r.data.clips import ClipDataset, sample_training_clip, unproject_depth
+from sora3r.data.clips import ClipDataset, sample_training_clip
 from sora3r.data.datasets import dynamic_replica, pointodyssey, tartanair
-from sora3r.data.types import Sequence
+from sora3r.geometry.projection import unproject_depth
+from sora3r.types import VideoSequence
 
 ROOM = np.array([4.0, 3.0, 5.0])  # the box room spans [-ROOM, ROOM] on each world axis
 
@@ -55,7 +56,7 @@ def project(points: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> np.ndarray:
     return pix[:, :2] / pix[:, 2:3]
 
 
-def assert_reprojection(seq: Sequence, gt_K: np.ndarray, gt_c2w: np.ndarray, gt_depth: np.ndarray, tol_px: float):
+def assert_reprojection(seq: VideoSequence, gt_K: np.ndarray, gt_c2w: np.ndarray, gt_depth: np.ndarray, tol_px: float):
     """Frame i pixels lifted with the returned geometry and projected into frame j vs. the known scene's answer."""
     K = seq.K.double().numpy()
     K = np.broadcast_to(K, (seq.num_frames, 3, 3))
@@ -251,13 +252,13 @@ def test_dynamic_replica_missing_annotations(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- clip sampling
-def plane_sequence(num_frames: int, height: int, width: int, name: str = "plane", value: int = 0) -> Sequence:
+def plane_sequence(num_frames: int, height: int, width: int, name: str = "plane", value: int = 0) -> VideoSequence:
     """Random cameras, constant depth 2.5 (so nearest-neighbour depth is exact at every continuous position)."""
     rng = np.random.default_rng(4)
     K = torch.tensor([[50.0, 0, 40.0], [0, 52.0, 29.0], [0, 0, 1]])
     rgb = torch.full((num_frames, height, width, 3), value, dtype=torch.uint8)
     depth = torch.full((num_frames, height, width), 2.5)
-    return Sequence(name=name, rgb=rgb, K=K, c2w=torch.from_numpy(random_cameras(num_frames, rng)).float(),
+    return VideoSequence(name=name, rgb=rgb, K=K, c2w=torch.from_numpy(random_cameras(num_frames, rng)).float(),
                     depth=depth, valid=depth > 0, timestamps=torch.arange(num_frames, dtype=torch.float64))
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DEPTH_ALIGNMENTS = ("scale", "scale&shift", "none")
+from sora3r.geometry.align import DEPTH_ALIGN_MODES, align_depth
+
 DEPTH_METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta_1.25")
 _MIN_DEPTH_FOR_LOG = 1e-5
 
@@ -85,8 +86,8 @@ def depth_metrics(
         ``dict(abs_rel, sq_rel, rmse, log_rmse, delta_1.25, num_valid)``; metrics are NaN when no pixel
         is valid.
     """
-    if align not in DEPTH_ALIGNMENTS:
-        raise ValueError(f"align must be one of {DEPTH_ALIGNMENTS}, got {align!r}")
+    if align not in DEPTH_ALIGN_MODES:
+        raise ValueError(f"align must be one of {DEPTH_ALIGN_MODES}, got {align!r}")
     pred_d = _as_depth(pred, "predicted depth")
     gt_d = _as_depth(gt, "ground-truth depth")
     if pred_d.shape != gt_d.shape:
@@ -104,8 +105,6 @@ def depth_metrics(
         return {**{key: math.nan for key in DEPTH_METRIC_KEYS}, "num_valid": 0}
 
     if align != "none":
-        from sora3r.geometry.align import align_depth
-
         # The fit runs in float32 as MonST3R's does (and 2-3x faster than float64 on CPU); the metrics
         # below are reduced in float64.
         aligned, _ = align_depth(pred_d.float(), gt_d.float(), mask, align)

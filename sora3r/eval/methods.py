@@ -1,6 +1,6 @@
 """Methods the benchmark can run: ``sora3r`` (the model) and two reference points, ``oracle`` and ``static``.
 
-A method is a callable ``(seq: Sequence) -> Reconstruction``. ``METHODS`` maps a name to a factory that
+A method is a callable ``(seq: VideoSequence) -> Reconstruction``. ``METHODS`` maps a name to a factory that
 takes the method's options as keywords and returns such a callable.
 """
 
@@ -12,16 +12,16 @@ from pathlib import Path
 
 import torch
 
-from sora3r.data.clips import unproject_depth
-from sora3r.data.types import Sequence
-from sora3r.reconstruction import Reconstruction
+from sora3r.geometry.projection import unproject_depth
+from sora3r.types import VideoSequence
+from sora3r.types import Reconstruction
 
-Method = Callable[[Sequence], Reconstruction]
+Method = Callable[[VideoSequence], Reconstruction]
 
 STATIC_FOV_DEG = 60.0
 
 
-def _ground_truth_points(seq: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
+def _ground_truth_points(seq: VideoSequence) -> tuple[torch.Tensor, torch.Tensor]:
     """World pointmaps ``(T, H, W, 3)`` and their validity ``bool (T, H, W)`` from a sequence's ground truth."""
     if seq.points is not None:
         points = seq.points
@@ -44,7 +44,7 @@ def oracle(device: str = "cpu") -> Method:
     ``sora3r.geometry.recover_cameras`` with the ground-truth validity as weights; K is recovered, not given.
     """
 
-    def run(seq: Sequence) -> Reconstruction:
+    def run(seq: VideoSequence) -> Reconstruction:
         from sora3r.geometry import recover_cameras, to_first_frame
 
         points, valid = _ground_truth_points(seq)
@@ -67,7 +67,7 @@ def static(depth: float = 1.0, fov_deg: float = STATIC_FOV_DEG) -> Method:
     if depth <= 0 or not 0 < fov_deg < 180:
         raise ValueError(f"static: need depth > 0 and 0 < fov_deg < 180, got depth={depth}, fov_deg={fov_deg}")
 
-    def run(seq: Sequence) -> Reconstruction:
+    def run(seq: VideoSequence) -> Reconstruction:
         num_frames, (height, width) = seq.num_frames, seq.hw
         focal = (width / 2) / math.tan(math.radians(fov_deg) / 2)
         K = torch.tensor([[focal, 0.0, (width - 1) / 2], [0.0, focal, (height - 1) / 2], [0.0, 0.0, 1.0]])
@@ -90,7 +90,7 @@ def sora3r(model: str | Path | None = None, device: str = "cpu", num_steps: int 
     """
     loaded = {}
 
-    def run(seq: Sequence) -> Reconstruction:
+    def run(seq: VideoSequence) -> Reconstruction:
         if "pipeline" not in loaded:
             try:
                 from sora3r.pipeline import Sora3RPipeline

@@ -19,12 +19,13 @@ Method (per clip, all frames and clips batched, no host syncs inside the loops):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence as SequenceABC
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from sora3r.geometry.target import invert_rigid
+from sora3r.geometry.projection import image_centre, intrinsics_matrix
+from sora3r.geometry.transforms import invert_rigid
 
 SAMPLE_SIZE = 6  # correspondences per DLT hypothesis (11 unknowns; 6 points = 12 equations)
 SCORE_PIXELS = 512  # pixels per frame used to score hypotheses
@@ -303,7 +304,7 @@ def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> 
     else:
         # Normalise pixels by a fixed size so the focal (in these units) is of order one.
         if principal_point is None:
-            principal_point = ((width - 1) / 2, (height - 1) / 2)
+            principal_point = image_centre(height, width)
         centre = torch.as_tensor(principal_point, dtype=dtype, device=device)
         if centre.shape != (2,):
             raise ValueError(f"{caller}: principal_point must be (cx, cy), got shape {tuple(centre.shape)}")
@@ -335,10 +336,8 @@ def _finish(problem: _Problem, focal: torch.Tensor, rotation: torch.Tensor, tran
     depth = (points.reshape(num_clips * num_frames, -1, 3) @ rotation[:, 2, :, None])[..., 0] + translation[:, 2:3]
     K = problem.known_K
     if K is None:
-        K = torch.zeros(num_clips, 3, 3, dtype=points.dtype, device=points.device)
-        K[:, 0, 0] = K[:, 1, 1] = focal * problem.pixel_scale[:, 0]
-        K[:, :2, 2] = problem.principal_point
-        K[:, 2, 2] = 1.0
+        focal_px = focal * problem.pixel_scale[:, 0]
+        K = intrinsics_matrix(focal_px, focal_px, problem.principal_point[:, 0], problem.principal_point[:, 1])
     estimate = CameraEstimate(
         K=K,
         c2w=invert_rigid(w2c).reshape(num_clips, num_frames, 4, 4),
@@ -362,7 +361,7 @@ def recover_cameras(
     points: torch.Tensor,
     weights: torch.Tensor | None = None,
     K: torch.Tensor | None = None,
-    principal_point: torch.Tensor | SequenceABC[float] | None = None,
+    principal_point: torch.Tensor | Sequence[float] | None = None,
     iterations: int = 20,
     hypotheses: int = 256,
     max_fit_pixels: int = 16384,
@@ -406,7 +405,7 @@ def linear_cameras(
     points: torch.Tensor,
     weights: torch.Tensor | None = None,
     K: torch.Tensor | None = None,
-    principal_point: torch.Tensor | SequenceABC[float] | None = None,
+    principal_point: torch.Tensor | Sequence[float] | None = None,
     max_fit_pixels: int = 16384,
 ) -> CameraEstimate:
     """Plain least-squares baseline: one weighted DLT per frame over the fit pixels, no robust steps.

@@ -10,9 +10,9 @@ import json
 
 import torch
 
+from sora3r.train.assemble import export_from_runs
 from sora3r.train.config import add_config_arguments, config_from_args
 from sora3r.train.dit import DiTConfig, train_dit
-from sora3r.train.export import export_from_runs, load_model_folder, sample_pointmap_latent
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
 
@@ -22,8 +22,8 @@ STAGES = {
     "dit": (DiTConfig, train_dit, "stage 2: joint-latent diffusion transformer"),
 }
 
-__all__ = ["DiTConfig", "PointmapVAEConfig", "VideoVAEConfig", "export_from_runs", "load_model_folder", "main",
-           "sample_pointmap_latent", "train_dit", "train_pointmap_vae", "train_video_vae"]
+__all__ = ["DiTConfig", "PointmapVAEConfig", "VideoVAEConfig", "export_from_runs", "main", "train_dit",
+           "train_pointmap_vae", "train_video_vae"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,10 +10,12 @@ import torch
 
 from sora3r.diffusion.flow import flow_loss, noisy_sample, sample_timesteps
 from sora3r.geometry.target import PointmapTarget
+from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
-from sora3r.models.vae import build_video_vae, encode_latents
-from sora3r.train.data import DataSource, pointmap_to_model, rgb_to_model
+from sora3r.models.vae import build_vae, encode_latents
+from sora3r.train.data import DataSource
 from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
+from sora3r.types import ClipBatch
 
 
 @dataclass
@@ -94,8 +96,8 @@ class DiTStage:
         self.config = config
         self.target = PointmapTarget(squash=pointmap_vae_squash(config.pointmap_vae, config.squash))
         vae_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        self.video_vae = build_video_vae(config.video_vae).to(device, vae_dtype).eval().requires_grad_(False)
-        self.pointmap_vae = build_video_vae(config.pointmap_vae).to(device, vae_dtype).eval().requires_grad_(False)
+        self.video_vae = build_vae(config.video_vae).to(device, vae_dtype).eval().requires_grad_(False)
+        self.pointmap_vae = build_vae(config.pointmap_vae).to(device, vae_dtype).eval().requires_grad_(False)
         channels = self.video_vae.config.latent_channels
         if self.pointmap_vae.config.latent_channels != channels:
             raise ValueError(f"{config.pointmap_vae}: latent channels differ from the video VAE's ({channels})")
@@ -116,13 +118,14 @@ class DiTStage:
             self.replay.add(*self.latents(data_source(previous, batch_size)))
 
     @torch.no_grad()
-    def latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def latents(self, batch: ClipBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32."""
-        video = encode_latents(self.video_vae, rgb_to_model(batch["rgb"]))
-        pointmap = encode_latents(self.pointmap_vae, pointmap_to_model(batch, self.target)[0])
+        video = encode_latents(self.video_vae, rgb_to_model(batch.rgb))
+        pointmap = encode_latents(self.pointmap_vae,
+                                  pointmap_to_model(batch.points, batch.c2w, batch.valid, self.target)[0])
         return video.float(), pointmap.float()
 
-    def loss(self, trainable, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    def loss(self, trainable, batch: ClipBatch, generator: torch.Generator) -> torch.Tensor:
         video, x0 = self.latents(batch)
         if self.replay is not None:
             self.replay.add(video, x0)

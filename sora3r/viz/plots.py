@@ -11,17 +11,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sora3r.data.video import atomic_output_path
+from sora3r.geometry.transforms import pose_array
 
 __all__ = ["plot_trajectories"]
-
-
-def _camera_centres(c2w: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
-    c2w = c2w.detach().cpu().numpy() if isinstance(c2w, torch.Tensor) else np.asarray(c2w)
-    if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
-        raise ValueError(f"{name} must have shape (T, 4, 4), got {tuple(c2w.shape)}")
-    if not np.isfinite(c2w).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return c2w[:, :3, 3]
 
 
 def plot_trajectories(
@@ -35,9 +27,9 @@ def plot_trajectories(
     Poses are camera-to-world ``(T, 4, 4)`` in OpenCV world axes (y down), so "up" in the side view is
     -y. ``gt_c2w`` is drawn as given: align the estimate to it first (e.g. Sim(3)) if needed.
     """
-    curves = [("estimate", _camera_centres(est_c2w, "est_c2w"), "tab:blue")]
+    curves = [("estimate", pose_array(est_c2w, "est_c2w")[:, :3, 3], "tab:blue")]
     if gt_c2w is not None:
-        curves.insert(0, ("ground truth", _camera_centres(gt_c2w, "gt_c2w"), "tab:gray"))
+        curves.insert(0, ("ground truth", pose_array(gt_c2w, "gt_c2w")[:, :3, 3], "tab:gray"))
 
     figure = Figure(figsize=(10, 4.8), layout="constrained")
     FigureCanvasAgg(figure)

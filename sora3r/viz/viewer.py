@@ -15,7 +15,7 @@ import numpy as np
 import viser
 from scipy.spatial.transform import Rotation
 
-from sora3r.reconstruction import Reconstruction
+from sora3r.types import Reconstruction
 
 __all__ = ["serve"]
 

@@ -1,7 +1,7 @@
-"""Registry of dataset readers: a name -> a function ``(root, **kwargs) -> Iterator[Sequence]``.
+"""Registry of dataset readers: a name -> a function ``(root, **kwargs) -> Iterator[VideoSequence]``.
 
 Readers are imported only when used, so listing datasets costs nothing and a reader's dependencies are
-needed only by its users. Each reader yields one `Sequence` at a time (lazy loading) in the package
+needed only by its users. Each reader yields one `VideoSequence` at a time (lazy loading) in the package
 conventions and applies its evaluation protocol's frame selection (see docs/datasets.md).
 """
 
@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from sora3r.data.types import Sequence
+from sora3r.types import VideoSequence
 
 DATASETS: dict[str, str] = {
     "tum": "sora3r.data.datasets.tum:iter_tum",
@@ -32,7 +32,7 @@ def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
-def iter_sequences(name: str, root: Path | str | None, **kwargs) -> Iterator[Sequence]:
+def iter_sequences(name: str, root: Path | str | None, **kwargs) -> Iterator[VideoSequence]:
     """The sequences of dataset ``name`` stored under ``root`` (reader-specific ``kwargs``).
 
     Raises:

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sora3r.data.clips import unproject_depth
+from sora3r.geometry.projection import unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_rgb, require_file
-from sora3r.data.types import Sequence
+from sora3r.types import VideoSequence
 
 PYTORCH3D_TO_OPENCV_AXES = np.diag([-1.0, -1.0, 1.0])
 
@@ -84,7 +84,7 @@ def _read_depth(path: Path, scale_adjustment: float) -> np.ndarray:
 
 
 def read_sequence(split_dir: Path, frames: list[dict], max_frames: int | None = None, with_points: bool = False,
-                  name: str | None = None) -> Sequence:
+                  name: str | None = None) -> VideoSequence:
     """One Dynamic Replica sequence from its frame annotations (paths relative to ``split_dir``).
 
     K is per frame ``(T, 3, 3)``; poses are re-based so that the first frame's camera is the world.
@@ -121,7 +121,7 @@ def read_sequence(split_dir: Path, frames: list[dict], max_frames: int | None = 
 
 
 def iter_sequences(root: Path, split: str = "train", camera: str = "left", max_frames: int | None = None,
-                   with_points: bool = False, shard: tuple[int, int] = (0, 1)) -> Iterator[Sequence]:
+                   with_points: bool = False, shard: tuple[int, int] = (0, 1)) -> Iterator[VideoSequence]:
     """Yield the sequences of ``<root>/<split>`` seen by ``camera`` one at a time (named ``<split>/<sequence>``).
 
     Args:

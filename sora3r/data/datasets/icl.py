@@ -24,7 +24,7 @@ from sora3r.data.datasets._io import (
     require_dir,
     require_file,
 )
-from sora3r.data.types import Sequence
+from sora3r.types import VideoSequence
 
 ICL_DEPTH_UNITS_PER_METRE = 1000.0
 
@@ -58,7 +58,7 @@ def read_open3d_intrinsics(path: Path) -> tuple[np.ndarray, tuple[int, int]]:
     return K, size
 
 
-def iter_icl(root: Path, num_frames: int = 17, stride: int = 3, start: int = 0) -> Iterator[Sequence]:
+def iter_icl(root: Path, num_frames: int = 17, stride: int = 3, start: int = 0) -> Iterator[VideoSequence]:
     """One clip of ``num_frames`` frames, every ``stride``-th frame from ``start``."""
     root = require_dir(root, "icl-micro")
     c2w = read_open3d_trajectory(root / "trajectory.log")
@@ -74,7 +74,7 @@ def iter_icl(root: Path, num_frames: int = 17, stride: int = 3, start: int = 0) 
 
 def _load_icl_clip(
     root: Path, name: str, K: np.ndarray, size: tuple[int, int], c2w: np.ndarray, index: np.ndarray
-) -> Sequence:
+) -> VideoSequence:
     rgb = [read_rgb(root / "image" / f"{i:05d}.jpg") for i in index]
     if rgb[0].shape[:2] != size:
         raise ValueError(f"{root / 'intrinsics.json'}: says {size[1]}x{size[0]}, images are {rgb[0].shape[1::-1]}")
