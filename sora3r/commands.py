@@ -48,6 +48,7 @@ def reconstruct(video: Path, output: Path, formats, stride: int, max_frames: int
     """Read a video, reconstruct it with the model and export every requested format into ``output``."""
     from sora3r.data.video import read_video
     from sora3r.export import export_all
+    from sora3r.geometry.projection import intrinsics_matrix
     from sora3r.pipeline import Sora3RPipeline
 
     with atomic_output_dir(output, overwrite) as staging:
@@ -59,8 +60,7 @@ def reconstruct(video: Path, output: Path, formats, stride: int, max_frames: int
             raise ValueError(f"{video}: {len(frames)} frames{kept}; the model needs at least {window}")
         K = None
         if intrinsics is not None:
-            fx, fy, cx, cy = intrinsics
-            K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+            K = intrinsics_matrix(*intrinsics, dtype=torch.float32)
         rec = pipeline.reconstruct(frames, K=K, num_steps=num_steps, seed=seed, progress=True)
         rec.metadata["source"] = str(video)
         export_all(staging, rec, formats=formats)

@@ -18,11 +18,11 @@ import torch
 
 from sora3r.types import VideoSequence
 from sora3r.data.video import adjust_intrinsics, resize_and_crop, sample_clip_indices
-from sora3r.geometry.projection import unproject_depth
+from sora3r.geometry.projection import pixel_affine, unproject_depth
 from sora3r.geometry.transforms import invert_rigid
 
 # Sources are callables that yield sequences; ClipDataset passes shard=(index, count) so that DataLoader workers read
-# disjoint sequences (every reader's iter_sequences accepts it).
+# disjoint sequences (every training-set reader, `iter_pointodyssey` etc., accepts it).
 SequenceSource = Callable[..., Iterator[VideoSequence]]
 
 
@@ -81,8 +81,7 @@ def sample_training_clip(seq: VideoSequence, num_frames: int, height: int, width
     top = _random_int(0, cover_h - height, generator) if random_crop else (cover_h - height) // 2
     left = _random_int(0, cover_w - width, generator) if random_crop else (cover_w - width) // 2
     rgb = rgb[:, top : top + height, left : left + width].contiguous()
-    crop = torch.tensor([[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    affine = crop @ affine
+    affine = pixel_affine(1.0, 1.0, left, top) @ affine
 
     valid = clip.valid if clip.valid is not None else clip.depth > 0
     depth = _sample_nearest(clip.depth.float(), affine, height, width)
@@ -116,7 +115,7 @@ class ClipDataset(torch.utils.data.IterableDataset):
 
     Args:
         sources: name -> callable returning an iterator of `VideoSequence` and accepting ``shard=(index, count)``, e.g.
-            ``functools.partial(pointodyssey.iter_sequences, root, split="train", max_frames=200)``.
+            ``functools.partial(pointodyssey.iter_pointodyssey, root, split="train", max_frames=200)``.
         weights: name -> sampling weight (default: equal).
         process_shard: ``(rank, world size)`` of the training process: each (process, worker) pair reads its own
             shard of every source.

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from sora3r.geometry.projection import pixel_affine
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "adjust_intrinsics",
@@ -177,12 +179,7 @@ def resize_and_crop(frames: torch.Tensor, height: int, width: int) -> tuple[torc
     x = x[:, :, top : top + height, left : left + width]
     out = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
-    # Pixel centres: new u' = sx * (u + 0.5) - 0.5 - left (align_corners=False resampling).
-    sx, sy = resized_w / in_w, resized_h / in_h
-    affine = torch.tensor(
-        [[sx, 0.0, 0.5 * sx - 0.5 - left], [0.0, sy, 0.5 * sy - 0.5 - top], [0.0, 0.0, 1.0]], dtype=torch.float64
-    )
-    return out, affine
+    return out, pixel_affine(resized_w / in_w, resized_h / in_h, left, top)
 
 
 def adjust_intrinsics(K: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:

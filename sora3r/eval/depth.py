@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from sora3r.geometry.align import DEPTH_ALIGN_MODES, align_depth
+from sora3r.geometry.projection import pixel_affine
 
 DEPTH_METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta_1.25")
 _MIN_DEPTH_FOR_LOG = 1e-5
@@ -49,8 +50,7 @@ def depth_on_gt_grid(
     if affine is None:
         if (pred_h, pred_w) == (height, width):
             return pred
-        sx, sy = pred_w / width, pred_h / height
-        affine = [[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]]
+        affine = pixel_affine(pred_w / width, pred_h / height)
     affine = torch.as_tensor(affine, dtype=torch.float64)
     if affine.shape != (3, 3):
         raise ValueError(f"affine must be (3, 3), got {tuple(affine.shape)}")

@@ -6,15 +6,13 @@ takes the method's options as keywords and returns such a callable.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from sora3r.geometry.projection import unproject_depth
-from sora3r.types import VideoSequence
-from sora3r.types import Reconstruction
+from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_matrix, unproject_depth
+from sora3r.types import Reconstruction, VideoSequence
 
 Method = Callable[[VideoSequence], Reconstruction]
 
@@ -69,8 +67,8 @@ def static(depth: float = 1.0, fov_deg: float = STATIC_FOV_DEG) -> Method:
 
     def run(seq: VideoSequence) -> Reconstruction:
         num_frames, (height, width) = seq.num_frames, seq.hw
-        focal = (width / 2) / math.tan(math.radians(fov_deg) / 2)
-        K = torch.tensor([[focal, 0.0, (width - 1) / 2], [0.0, focal, (height - 1) / 2], [0.0, 0.0, 1.0]])
+        focal = focal_from_fov(width, fov_deg)
+        K = intrinsics_matrix(focal, focal, *image_centre(height, width), dtype=torch.float32)
         c2w = torch.eye(4).expand(num_frames, 4, 4).clone()
         depth_map = torch.full((num_frames, height, width), float(depth))
         return Reconstruction(

@@ -7,12 +7,28 @@ Cameras look along +z (x right, y down); ``K`` is in pixels of the array it desc
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
 def image_centre(height: int, width: int) -> tuple[float, float]:
     """``(cx, cy)`` of the centre of an ``height x width`` pixel grid (the default principal point)."""
     return (width - 1) / 2, (height - 1) / 2
+
+
+def focal_from_fov(width: int, fov_deg: float) -> float:
+    """Focal length in pixels of a pinhole camera ``width`` pixels wide with horizontal field of view ``fov_deg``
+    degrees: ``(W / 2) / tan(fov / 2)``."""
+    return (width / 2) / math.tan(math.radians(fov_deg) / 2)
+
+
+def pixel_affine(scale_x: float, scale_y: float, left: float = 0.0, top: float = 0.0) -> torch.Tensor:
+    """``float64 (3, 3)`` map of pixel coordinates through a resize by ``(scale_x, scale_y)`` then a crop whose
+    top-left corner is ``(left, top)`` in the resized image: ``u' = scale_x (u + 0.5) - 0.5 - left`` (pixel centres at
+    integers, as ``align_corners=False`` resampling places them). Intrinsics follow as ``K' = A K``."""
+    return torch.tensor([[scale_x, 0.0, 0.5 * scale_x - 0.5 - left], [0.0, scale_y, 0.5 * scale_y - 0.5 - top],
+                         [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
 def intrinsics_matrix(

@@ -21,9 +21,9 @@ DATASETS: dict[str, str] = {
     "kitti": "sora3r.data.datasets.kitti:iter_kitti",
     "icl-micro": "sora3r.data.datasets.icl:iter_icl",
     "synthetic": "sora3r.data.datasets.synthetic_test:iter_synthetic",
-    "pointodyssey": "sora3r.data.datasets.pointodyssey:iter_sequences",
-    "tartanair": "sora3r.data.datasets.tartanair:iter_sequences",
-    "dynamic_replica": "sora3r.data.datasets.dynamic_replica:iter_sequences",
+    "pointodyssey": "sora3r.data.datasets.pointodyssey:iter_pointodyssey",
+    "tartanair": "sora3r.data.datasets.tartanair:iter_tartanair",
+    "dynamic_replica": "sora3r.data.datasets.dynamic_replica:iter_dynamic_replica",
 }
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sora3r.geometry.projection import unproject_depth
+from sora3r.geometry.projection import intrinsics_matrix, unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_rgb, require_file
 from sora3r.types import VideoSequence
 
@@ -51,7 +51,7 @@ def pytorch3d_camera_to_opencv(viewpoint: dict, image_hw: tuple[int, int]) -> tu
         raise ValueError(f"unknown intrinsics_format {intrinsics_format!r}")
     focal_px = np.asarray(viewpoint["focal_length"], dtype=np.float64) * ndc_scale
     principal_px = half_size - np.asarray(viewpoint["principal_point"], dtype=np.float64) * ndc_scale
-    K = np.array([[focal_px[0], 0.0, principal_px[0]], [0.0, focal_px[1], principal_px[1]], [0.0, 0.0, 1.0]])
+    K = intrinsics_matrix(*focal_px, *principal_px).numpy()
     w2c = np.eye(4)
     w2c[:3, :3] = PYTORCH3D_TO_OPENCV_AXES @ np.asarray(viewpoint["R"], dtype=np.float64).T
     w2c[:3, 3] = PYTORCH3D_TO_OPENCV_AXES @ np.asarray(viewpoint["T"], dtype=np.float64)
@@ -120,7 +120,7 @@ def read_sequence(split_dir: Path, frames: list[dict], max_frames: int | None = 
     return replace(seq, points=unproject_depth(seq.depth, seq.K, seq.c2w)) if with_points else seq
 
 
-def iter_sequences(root: Path, split: str = "train", camera: str = "left", max_frames: int | None = None,
+def iter_dynamic_replica(root: Path, split: str = "train", camera: str = "left", max_frames: int | None = None,
                    with_points: bool = False, shard: tuple[int, int] = (0, 1)) -> Iterator[VideoSequence]:
     """Yield the sequences of ``<root>/<split>`` seen by ``camera`` one at a time (named ``<split>/<sequence>``).
 

@@ -79,7 +79,7 @@ def read_sequence(seq_dir: Path, max_frames: int | None = None, with_points: boo
     return replace(seq, points=unproject_depth(seq.depth, seq.K, seq.c2w)) if with_points else seq
 
 
-def iter_sequences(root: Path, split: str = "train", max_frames: int | None = None, with_points: bool = False,
+def iter_pointodyssey(root: Path, split: str = "train", max_frames: int | None = None, with_points: bool = False,
                    shard: tuple[int, int] = (0, 1)) -> Iterator[VideoSequence]:
     """Yield the sequences of ``<root>/<split>`` one at a time (named ``<split>/<seq>``).
 

@@ -60,7 +60,7 @@ def _read_depth(path: Path) -> np.ndarray:
     return depth.astype(np.float32)
 
 
-def read_trajectory(traj_dir: Path, max_frames: int | None = None, max_depth: float | None = None,
+def read_sequence(traj_dir: Path, max_frames: int | None = None, max_depth: float | None = None,
                     with_points: bool = False, name: str | None = None) -> VideoSequence:
     """One TartanAir trajectory (its first ``max_frames`` frames) in package conventions.
 
@@ -90,7 +90,7 @@ def read_trajectory(traj_dir: Path, max_frames: int | None = None, max_depth: fl
     return replace(seq, points=unproject_depth(seq.depth, seq.K, seq.c2w)) if with_points else seq
 
 
-def iter_sequences(root: Path, difficulty: str | None = None, max_frames: int | None = None,
+def iter_tartanair(root: Path, difficulty: str | None = None, max_frames: int | None = None,
                    max_depth: float | None = None, with_points: bool = False,
                    shard: tuple[int, int] = (0, 1)) -> Iterator[VideoSequence]:
     """Yield every trajectory under ``root`` one at a time (named ``<env>/<Easy|Hard>/<Pxxx>``).
@@ -106,5 +106,5 @@ def iter_sequences(root: Path, difficulty: str | None = None, max_frames: int | 
     index, count = shard
     for traj_dir in list_trajectories(root, difficulty)[index::count]:
         name = "/".join(traj_dir.relative_to(root).parts[-3:]) or traj_dir.name
-        yield read_trajectory(traj_dir, max_frames=max_frames, max_depth=max_depth, with_points=with_points,
+        yield read_sequence(traj_dir, max_frames=max_frames, max_depth=max_depth, with_points=with_points,
                               name=name)

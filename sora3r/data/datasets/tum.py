@@ -41,6 +41,7 @@ from sora3r.data.datasets._io import (
     require_dir,
     require_file,
 )
+from sora3r.geometry.projection import intrinsics_matrix
 from sora3r.types import VideoSequence
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,6 @@ class TumFrame:
     rgb: Path
     depth: Path | None
     c2w: np.ndarray | None  # (4, 4) float64, in the file's world frame
-
-
-def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
-    """``float64 (3, 3)`` pinhole matrix."""
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def read_timed_list(path: Path, num_values: int) -> tuple[np.ndarray, list[list[str]]]:
@@ -202,7 +198,7 @@ def iter_tum(root: Path, sequences: list[str] | None = None) -> Iterator[VideoSe
 def _load_tum_sequence(seq_dir: Path) -> VideoSequence:
     rig = next((r for r in TUM_INTRINSICS if r in seq_dir.name), "freiburg3")
     posed = [frame for frame in read_tum_frames(seq_dir) if frame.c2w is not None]
-    return load_tum_frames(seq_dir.name, posed[TUM_FRAMES], intrinsics_matrix(*TUM_INTRINSICS[rig]), None)
+    return load_tum_frames(seq_dir.name, posed[TUM_FRAMES], intrinsics_matrix(*TUM_INTRINSICS[rig]).numpy(), None)
 
 
 def iter_bonn(root: Path, sequences: list[str] | tuple[str, ...] = BONN_SEQUENCES) -> Iterator[VideoSequence]:
@@ -227,4 +223,4 @@ def bonn_camera_pose(marker_pose: np.ndarray) -> np.ndarray:
 def _load_bonn_sequence(seq_dir: Path) -> VideoSequence:
     frames = read_tum_frames(seq_dir)[BONN_FRAMES]
     name = seq_dir.name.removeprefix("rgbd_bonn_")
-    return load_tum_frames(name, frames, intrinsics_matrix(*BONN_INTRINSICS), BONN_DEPTH_MAX, bonn_camera_pose)
+    return load_tum_frames(name, frames, intrinsics_matrix(*BONN_INTRINSICS).numpy(), BONN_DEPTH_MAX, bonn_camera_pose)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_matrix
 from sora3r.data.synthetic.raycast import (
     NUM_ENV_SURFACES, NUM_WAVES, PRIMITIVES, TEX_CHECKER_OFFSET, TEX_CHECKER_SIZE, TEX_CHECKER_WEIGHT,
     TEX_CONTRAST, TEX_EMISSIVE, TEX_FREQ, TEX_FREQ_NORM, TEX_PALETTE, TEX_PHASE, TEX_SIZE, TEX_WEIGHT, environment_hit,
@@ -268,11 +269,9 @@ def _shake(rng: _Sampler, c2w: torch.Tensor, times: torch.Tensor, scale: float) 
 
 
 def _intrinsics(rng: _Sampler, config: SyntheticConfig) -> torch.Tensor:
-    fov = math.radians(rng.uniform(*config.fov_deg))
-    focal = (config.width / 2) / math.tan(fov / 2)
-    return torch.tensor([[focal, 0.0, (config.width - 1) / 2],
-                         [0.0, focal, (config.height - 1) / 2],
-                         [0.0, 0.0, 1.0]], dtype=_F64)
+    """``float64 (3, 3)``: a horizontal field of view drawn from ``config.fov_deg``, square pixels, centred."""
+    focal = focal_from_fov(config.width, rng.uniform(*config.fov_deg))
+    return intrinsics_matrix(focal, focal, *image_centre(config.height, config.width), dtype=_F64)
 
 
 def _inside(position: torch.Tensor, radius: float, environment: str, room: torch.Tensor,
