@@ -41,6 +41,11 @@ CAUCHY_FRACTION = 0.5
 FOCAL_FRAME_FRACTION = 0.5  # frames with fewer inliers than this x the clip's best leave the focal alone
 MIN_RESIDUAL_SCALE = 1e-3  # pixels; floor of sigma so exact data stays well conditioned
 DAMPING = 1e-6  # Levenberg-Marquardt style diagonal damping of the pose blocks
+# Normalised units (points centred and scaled to unit median spread, focal of order one): a point counts as in front
+# of a camera beyond MIN_DEPTH; the focal stays above MIN_FOCAL; TINY guards divisions by spreads and curvatures.
+MIN_DEPTH = 1e-6
+MIN_FOCAL = 1e-6
+TINY = 1e-12
 
 
 @dataclass
@@ -91,7 +96,7 @@ def _prepare(points: torch.Tensor, weights: torch.Tensor, pixels: torch.Tensor) 
     used = (weights > 0)[..., None]
     centre = torch.where(used, points, torch.nan).nanmedian(dim=1).values
     distance = torch.linalg.vector_norm(points - centre[:, None], dim=-1)
-    spread = torch.where(used[..., 0], distance, torch.nan).nanmedian(dim=1).values.clamp(min=1e-12)
+    spread = torch.where(used[..., 0], distance, torch.nan).nanmedian(dim=1).values.clamp(min=TINY)
     return _Frames(
         points=(points - centre[:, None]) / spread[:, None, None],
         pixels=pixels,
@@ -146,7 +151,7 @@ def _project(points, rotation, translation):
     """Camera points ``(F, n, 3)`` and normalised projections ``x/z, y/z`` for world points ``(F, n, 3)``."""
     camera = points @ rotation.transpose(-1, -2) + translation[:, None]
     depth = camera[..., 2]
-    safe = torch.where(depth > 1e-6, depth, 1.0)
+    safe = torch.where(depth > MIN_DEPTH, depth, 1.0)
     return camera, camera[..., 0] / safe, camera[..., 1] / safe
 
 
@@ -166,11 +171,11 @@ def _ransac_init(frames: _Frames, hypotheses: int, threshold: float, generator: 
     score_points = torch.gather(frames.points, 1, score_index[..., None].expand(-1, -1, 3))  # (F, m, 3)
     camera = score_points[:, None] @ rotation.transpose(-1, -2) + translation[..., None, :]  # (F, S, m, 3)
     depth = camera[..., 2]
-    safe = torch.where(depth > 1e-6, depth, 1.0)
+    safe = torch.where(depth > MIN_DEPTH, depth, 1.0)
     predicted = focal[..., None, None] * camera[..., :2] / safe[..., None]
     score_pixels = torch.gather(frames.pixels, 1, score_index[..., None].expand(-1, -1, 2))
     error = (predicted - score_pixels[:, None]).square().sum(-1)
-    error = torch.where(depth > 1e-6, error, torch.inf).clamp(max=threshold**2)
+    error = torch.where(depth > MIN_DEPTH, error, torch.inf).clamp(max=threshold**2)
     cost = torch.nan_to_num(error.sum(-1), nan=torch.inf)  # degenerate samples give NaN
     best = cost.argmin(1)
     pick = torch.arange(num_frames, device=best.device)
@@ -187,6 +192,66 @@ def _skew_exp(omega: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_exp(skew)
 
 
+def _robust_weights(error: torch.Tensor, considered: torch.Tensor, scale: torch.Tensor, cauchy: bool,
+                    min_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """IRLS weights ``(F, n)`` of the reprojection errors ``(F, n)`` and the updated residual scale ``(F,)``.
+
+    The scale follows a low quantile of the ``considered`` pixels' residuals of each frame (sampled on a strided
+    subset), never grows, and stays at least ``min_scale``; the weights are Cauchy weights (``cauchy``) or Tukey
+    biweights of ``error / scale``.
+    """
+    quantile_stride = max(1, error.shape[1] // QUANTILE_PIXELS)  # the residual scale needs only a sample
+    sampled = torch.where(considered, error, torch.nan)[:, ::quantile_stride]
+    quartile = sampled.nanquantile(RESIDUAL_QUANTILE, dim=1)
+    sigma = torch.nan_to_num(quartile / RAYLEIGH_QUANTILE, nan=torch.inf)
+    scale = torch.minimum(scale, sigma).clamp(min=min_scale)
+    ratio = error / scale[:, None]
+    if cauchy:
+        robust = 1 / (1 + (ratio / CAUCHY_C).square())
+    else:
+        robust = (1 - (ratio / TUKEY_C).square()).clamp(min=0).square()
+    return robust, scale
+
+
+def _normal_equations(f: torch.Tensor, camera: torch.Tensor, pu: torch.Tensor, pv: torch.Tensor,
+                      in_front: torch.Tensor, residual: torch.Tensor,
+                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted Gauss-Newton system ``(J^T W J (F, 7, 7), J^T W r (F, 7))`` of the reprojection residuals
+    ``(F, 2n)`` over each frame's rotation (left-multiplied axis-angle), translation and the focal."""
+    inv_z = f / torch.where(in_front, camera[..., 2], 1.0)
+    zero = torch.zeros_like(pu)
+    jac_u = torch.stack([-f * pu * pv, f * (1 + pu.square()), -f * pv, inv_z, zero, -inv_z * pu, pu], -1)
+    jac_v = torch.stack([-f * (1 + pv.square()), f * pu * pv, f * pu, zero, inv_z, -inv_z * pv, pv], -1)
+    jac = torch.cat([jac_u, jac_v], 1)  # (F, 2n, 7): rotation, translation, focal
+    weighted = jac * torch.cat([weight, weight], 1)[..., None]
+    hessian = weighted.transpose(1, 2) @ jac  # (F, 7, 7)
+    gradient = (weighted.transpose(1, 2) @ residual[..., None])[..., 0]  # (F, 7)
+    return hessian, gradient
+
+
+def _solve_steps(hessian: torch.Tensor, gradient: torch.Tensor, steers_focal: torch.Tensor | None,
+                 num_clips: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Damped Gauss-Newton steps: ``(focal step (B,) or None, pose steps (F, 6))``.
+
+    With ``steers_focal`` (per-frame 0/1) the clip's shared focal is solved by a Schur complement that eliminates
+    every frame's pose; otherwise (known K) only the poses move.
+    """
+    frames_per_clip = hessian.shape[0] // num_clips
+    eye = torch.eye(6, dtype=hessian.dtype, device=hessian.device)
+    h_pp = hessian[:, :6, :6]
+    h_pp = h_pp + DAMPING * (torch.diagonal(h_pp, dim1=-2, dim2=-1).diag_embed() + eye)
+    if steers_focal is None:
+        return None, -torch.linalg.solve_ex(h_pp, gradient[:, :6]).result
+    # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute.
+    solved = torch.linalg.solve_ex(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1)).result
+    reduced_h = steers_focal * (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1))
+    reduced_g = steers_focal * (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1))
+    reduced_h, reduced_g = reduced_h.reshape(num_clips, -1).sum(1), reduced_g.reshape(num_clips, -1).sum(1)
+    step_focal = -reduced_g / reduced_h.clamp(min=TINY)
+    step_pose = -(solved[..., 1] + solved[..., 0] * step_focal.repeat_interleave(frames_per_clip)[:, None])
+    return step_focal, step_pose
+
+
 def _gauss_newton(
     frames: _Frames,
     focal: torch.Tensor,
@@ -199,57 +264,29 @@ def _gauss_newton(
     max_scale: float,
 ):
     """Robust joint refinement; ``focal`` is ``(B,)`` (shared per clip), poses ``(F, ...)`` with ``F = B * T``."""
-    num_frames, num_pixels = frames.weights.shape
+    num_frames = frames.weights.shape[0]
     frames_per_clip = num_frames // num_clips
     target_u, target_v = frames.pixels[..., 0], frames.pixels[..., 1]
-    eye = torch.eye(6, dtype=focal.dtype, device=focal.device)
     scale = torch.full((num_frames,), max_scale, dtype=focal.dtype, device=focal.device)
-    quantile_stride = max(1, num_pixels // QUANTILE_PIXELS)  # the residual scale needs only a sample
     for step in range(iterations):
         f = focal.repeat_interleave(frames_per_clip)[:, None]  # (F, 1)
         camera, pu, pv = _project(frames.points, rotation, translation)
-        in_front = camera[..., 2] > 1e-6
+        in_front = camera[..., 2] > MIN_DEPTH
         res_u, res_v = f * pu - target_u, f * pv - target_v
         error = torch.sqrt(res_u.square() + res_v.square())
         considered = in_front & (frames.weights > 0)
-        sampled = torch.where(considered, error, torch.nan)[:, ::quantile_stride]
-        quartile = sampled.nanquantile(RESIDUAL_QUANTILE, dim=1)
-        sigma = torch.nan_to_num(quartile / RAYLEIGH_QUANTILE, nan=torch.inf)
-        scale = torch.minimum(scale, sigma).clamp(min=min_scale)
-        ratio = error / scale[:, None]
-        if step < iterations * CAUCHY_FRACTION:
-            robust = 1 / (1 + (ratio / CAUCHY_C).square())
-        else:
-            robust = (1 - (ratio / TUKEY_C).square()).clamp(min=0).square()
+        robust, scale = _robust_weights(error, considered, scale, step < iterations * CAUCHY_FRACTION, min_scale)
         weight = frames.weights * in_front * robust
-        # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
-        inlier_fraction = ((error < max_scale) & considered).sum(1) / considered.sum(1).clamp(min=1)
-        best_fraction = inlier_fraction.reshape(num_clips, -1).amax(1).repeat_interleave(frames_per_clip)
-        steers_focal = (inlier_fraction >= FOCAL_FRAME_FRACTION * best_fraction).to(weight.dtype)
-
-        inv_z = f / torch.where(in_front, camera[..., 2], 1.0)
-        zero = torch.zeros_like(pu)
-        jac_u = torch.stack([-f * pu * pv, f * (1 + pu.square()), -f * pv, inv_z, zero, -inv_z * pu, pu], -1)
-        jac_v = torch.stack([-f * (1 + pv.square()), f * pu * pv, f * pu, zero, inv_z, -inv_z * pv, pv], -1)
-        jac = torch.cat([jac_u, jac_v], 1)  # (F, 2n, 7): rotation, translation, focal
-        residual = torch.cat([res_u, res_v], 1)[..., None]
-        weighted = jac * torch.cat([weight, weight], 1)[..., None]
-        hessian = weighted.transpose(1, 2) @ jac  # (F, 7, 7)
-        gradient = (weighted.transpose(1, 2) @ residual)[..., 0]  # (F, 7)
-
-        h_pp = hessian[:, :6, :6]
-        h_pp = h_pp + DAMPING * (torch.diagonal(h_pp, dim1=-2, dim2=-1).diag_embed() + eye)
+        hessian, gradient = _normal_equations(f, camera, pu, pv, in_front, torch.cat([res_u, res_v], 1), weight)
+        steers_focal = None
         if estimate_focal:
-            # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute.
-            solved = torch.linalg.solve_ex(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1)).result
-            reduced_h = steers_focal * (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1))
-            reduced_g = steers_focal * (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1))
-            reduced_h, reduced_g = reduced_h.reshape(num_clips, -1).sum(1), reduced_g.reshape(num_clips, -1).sum(1)
-            step_focal = -reduced_g / reduced_h.clamp(min=1e-12)
-            step_pose = -(solved[..., 1] + solved[..., 0] * step_focal.repeat_interleave(frames_per_clip)[:, None])
-            focal = (focal + step_focal).clamp(min=1e-6)
-        else:
-            step_pose = -torch.linalg.solve_ex(h_pp, gradient[:, :6]).result
+            # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
+            inlier_fraction = ((error < max_scale) & considered).sum(1) / considered.sum(1).clamp(min=1)
+            best_fraction = inlier_fraction.reshape(num_clips, -1).amax(1).repeat_interleave(frames_per_clip)
+            steers_focal = (inlier_fraction >= FOCAL_FRAME_FRACTION * best_fraction).to(weight.dtype)
+        step_focal, step_pose = _solve_steps(hessian, gradient, steers_focal, num_clips)
+        if step_focal is not None:
+            focal = (focal + step_focal).clamp(min=MIN_FOCAL)
         update = _skew_exp(step_pose[:, :3])
         rotation = update @ rotation
         translation = (update @ translation[..., None])[..., 0] + step_pose[:, 3:]
