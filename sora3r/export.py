@@ -38,6 +38,7 @@ __all__ = [
 
 EXPORT_FORMATS = ("npz", "ply", "glb", "tum", "colmap")
 
+FRUSTUM_FRACTION = 0.05  # default depth of a camera frustum in scene.glb, relative to the median point distance
 # OpenCV camera axes (y down, z forward) -> glTF / OpenGL axes (y up, z backward).
 _OPENCV_TO_GLTF = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -168,7 +169,7 @@ def write_glb(
     if cameras:
         if frustum_size is None:
             radius = np.median(np.linalg.norm(selected.xyz, axis=1)) if len(selected.xyz) else 1.0
-            frustum_size = 0.05 * float(radius) if radius > 0 else 0.05
+            frustum_size = FRUSTUM_FRACTION * (float(radius) if radius > 0 else 1.0)
         segments = _frustum_segments(
             _numpy(rec.c2w).astype(np.float64),
             _numpy(rec.K).astype(np.float64),

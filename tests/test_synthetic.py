@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from sora3r.data.synthetic import (
-    ENVIRONMENTS, PATH_KINDS, SPLIT_SEEDS, SyntheticConfig, render_batch, render_clip, sample_scene, scene_meshes,
-    split_seed,
+    ENVIRONMENTS, PATH_KINDS, SPLIT_SEEDS, SyntheticConfig, render_batch, render_clip, sample_scene, split_seed,
 )
+from synthetic_meshes import scene_meshes
 
 SMALL = SyntheticConfig(num_frames=5, height=24, width=32)
 

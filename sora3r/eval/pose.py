@@ -7,7 +7,7 @@ Facts taken from MonST3R's evaluation (``dust3r/utils/vo_eval.py::eval_metrics``
   (``align=True, correct_scale=True``, i.e. Sim(3));
 - RPE-trans / RPE-rot = RMSE of evo's RPE (translation part / rotation angle in degrees), delta 1
   frame, ``all_pairs=True``, on the same Sim(3)-aligned estimate.
-evo's own published figures (``/work/shared/data/README.md``) use ``all_pairs=False`` instead;
+evo's own published figures (the reference table of the shared test data) use ``all_pairs=False`` instead;
 both are exposed through ``all_pairs`` (with delta = 1 frame they select the same pairs, so the
 values agree; they differ for larger deltas).
 """

@@ -47,7 +47,7 @@ def align_depth(
 ) -> tuple[torch.Tensor, dict]:
     """Align a predicted depth video to ground truth with one scale (and shift) per sequence.
 
-    Matches the MonST3R video-depth protocol (its ``depth_evaluation``, read via the code search): the fit
+    Matches the MonST3R video-depth protocol (``depth_evaluation`` in its ``dust3r/depth_eval.py``): the fit
     pools the valid pixels of all frames;
     - ``"scale"``: start ``s = mean(gt) / mean(pred)``, 10 IRLS iterations of the L1 scale fit with weights
       ``1 / (|s pred - gt| + 1e-8)``, then ``s`` clamped to ``>= 1e-3``;

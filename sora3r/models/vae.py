@@ -85,6 +85,6 @@ def decode_latents(vae: AutoencoderKLCogVideoX, latent: torch.Tensor) -> torch.T
 def estimate_scaling_factor(vae: AutoencoderKLCogVideoX, inputs: list[torch.Tensor]) -> float:
     """``1 / std`` of the unscaled posterior means of ``inputs`` (each ``(B, 3, T, H, W)``); stores it in the config."""
     means = [vae.encode(x.to(device=vae.device, dtype=vae.dtype)).latent_dist.mean.float() for x in inputs]
-    factor = float(1.0 / torch.cat([m.flatten() for m in means]).std().clamp_min(1e-6))
+    factor = float(1.0 / torch.cat([m.flatten() for m in means]).std().clamp_min(1e-6))  # (a constant input)
     vae.register_to_config(scaling_factor=factor)
     return factor

@@ -3,7 +3,7 @@
 Every reader goes through these helpers so that errors, units and conventions are the same for all
 of them: a missing file is a one-line ``FileNotFoundError`` naming it, a malformed text line a
 ``ValueError`` naming file and line, depth is float32 metres with 0 = unknown, poses are rebased so
-that the first frame's camera is the world frame (DESIGN.md, "Geometry target").
+that the first frame's camera is the world frame (the package convention).
 """
 
 from __future__ import annotations

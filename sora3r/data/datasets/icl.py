@@ -1,6 +1,6 @@
-"""Reader for the Open3D ICL-NUIM living-room sample (``/work/shared/data/icl_livingroom_micro``).
+"""Reader for an ICL-NUIM living-room sample in Open3D's layout (e.g. the ``icl_livingroom_micro`` test data).
 
-Layout (data README; Open3D file formats): ``image/%05d.jpg``, ``depth/%05d.png`` (uint16 millimetres);
+Layout (Open3D file formats): ``image/%05d.jpg``, ``depth/%05d.png`` (uint16 millimetres);
 ``trajectory.log`` in Open3D's log format, one block per frame: a header line ``i i+1 N`` (metadata), then
 the 4 rows of the camera-to-world pose; ``intrinsics.json`` is an Open3D ``PinholeCameraIntrinsic`` whose
 ``intrinsic_matrix`` lists the 3x3 matrix column-major. One clip is selected: frames
@@ -15,15 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sora3r.data.datasets._io import (
-    make_sequence,
-    parse_floats,
-    read_depth_png,
-    read_rgb,
-    read_rows,
-    require_dir,
-    require_file,
-)
+from sora3r.data.datasets._io import (make_sequence, parse_floats, read_depth_png, read_rgb,
+                                       read_rows, require_dir, require_file)
 from sora3r.types import VideoSequence
 
 ICL_DEPTH_UNITS_PER_METRE = 1000.0

@@ -19,14 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sora3r.data.datasets._io import (
-    make_sequence,
-    parse_floats,
-    read_depth_png,
-    read_rgb,
-    read_rows,
-    require_dir,
-)
+from sora3r.data.datasets._io import make_sequence, parse_floats, read_depth_png, read_rgb, read_rows, require_dir
 from sora3r.types import VideoSequence
 
 KITTI_DEPTH_UNITS_PER_METRE = 256.0

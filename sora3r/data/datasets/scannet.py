@@ -23,14 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sora3r.data.datasets._io import (
-    make_sequence,
-    read_depth_png,
-    read_matrix_rows,
-    read_rgb,
-    require_dir,
-    require_file,
-)
+from sora3r.data.datasets._io import (make_sequence, read_depth_png, read_matrix_rows, read_rgb,
+                                       require_dir, require_file)
 from sora3r.types import VideoSequence
 
 log = logging.getLogger(__name__)

@@ -32,15 +32,8 @@ from typing import Callable
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from sora3r.data.datasets._io import (
-    make_sequence,
-    parse_floats,
-    read_depth_png,
-    read_rgb,
-    read_rows,
-    require_dir,
-    require_file,
-)
+from sora3r.data.datasets._io import (make_sequence, parse_floats, read_depth_png, read_rgb,
+                                       read_rows, require_dir, require_file)
 from sora3r.geometry.projection import intrinsics_matrix
 from sora3r.types import VideoSequence
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import trimesh
 
-from sora3r.data.synthetic.meshes import scene_mesh_at
 from sora3r.data.synthetic.raycast import PRIMITIVES, cast, stack_scenes
 from sora3r.data.synthetic.scene import (
     ENVIRONMENTS, PATH_KINDS, SyntheticConfig, SyntheticScene, axis_angle_matrix, look_at, sample_scene,
@@ -39,6 +37,7 @@ def split_seed(split: str, index: int) -> int:
 
 
 def _default_chunk_rays(device: torch.device) -> int:
+    """Rays cast at once when the config leaves it open: memory, not speed, sets it (see `SyntheticConfig`)."""
     return 2**24 if device.type == "cuda" else 2**20
 
 
@@ -88,12 +87,7 @@ def render_clip(seed: int, config: SyntheticConfig = SyntheticConfig(),
         depth_max=None)
 
 
-def scene_meshes(seed: int, config: SyntheticConfig, frame: int) -> trimesh.Trimesh:
-    """The scene of ``seed`` at ``frame`` as one world-frame triangle mesh (see `meshes.scene_mesh_at`)."""
-    return scene_mesh_at(sample_scene(seed, config), frame)
-
-
 __all__ = [
     "ENVIRONMENTS", "PATH_KINDS", "PRIMITIVES", "SPLIT_SEEDS", "SyntheticConfig", "SyntheticScene",
-    "axis_angle_matrix", "look_at", "render_batch", "render_clip", "render_scenes", "sample_scene", "scene_meshes", "split_seed",
+    "axis_angle_matrix", "look_at", "render_batch", "render_clip", "render_scenes", "sample_scene", "split_seed",
 ]
