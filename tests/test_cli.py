@@ -168,7 +168,7 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
     (folder / "a.ts").unlink()
     (folder / "b.ts").unlink()
     (folder / "not_a_model").mkdir()
-    (folder / "not_a_model" / "sora3r.json").write_text("{}")
+    (folder / "not_a_model" / "model_index.json").write_text("{}")
     video = ["reconstruct", LADY_MP4, "-o", "out", "--max-frames", 17]
     return {
         "missing video": (["reconstruct", "missing.mp4", "-o", "out"], ["missing.mp4", "no such"]),

@@ -11,11 +11,11 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from shared_data import ICL
-from sora3r.geometry.projection import unproject_depth
 from sora3r.data.datasets import DATASETS
-from sora3r.types import VideoSequence
 from sora3r.eval.methods import METHODS
 from sora3r.eval.runner import build_method, run_eval
+from sora3r.geometry.projection import unproject_depth
+from sora3r.types import VideoSequence
 
 NUM_FRAMES, HEIGHT, WIDTH = 6, 24, 32
 

@@ -16,10 +16,10 @@ from dataclasses import replace
 
 import torch
 
-from sora3r.types import VideoSequence
 from sora3r.data.video import adjust_intrinsics, resize_and_crop, sample_clip_indices
 from sora3r.geometry.projection import pixel_affine, unproject_depth
 from sora3r.geometry.transforms import invert_rigid
+from sora3r.types import VideoSequence
 
 # Sources are callables that yield sequences; ClipDataset passes shard=(index, count) so that DataLoader workers read
 # disjoint sequences (every training-set reader, `iter_pointodyssey` etc., accepts it).

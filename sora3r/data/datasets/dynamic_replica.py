@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sora3r.geometry.projection import intrinsics_matrix, unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_rgb, require_file
+from sora3r.geometry.projection import intrinsics_matrix, unproject_depth
 from sora3r.types import VideoSequence
 
 PYTORCH3D_TO_OPENCV_AXES = np.diag([-1.0, -1.0, 1.0])

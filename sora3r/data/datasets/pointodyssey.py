@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sora3r.geometry.projection import unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_depth_png, read_rgb, require_dir, require_file
+from sora3r.geometry.projection import unproject_depth
 from sora3r.types import VideoSequence
 
 DEPTH_PNG_UNITS_PER_METRE = 65535.0 / 1000.0

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from sora3r.geometry.projection import unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_matrix_rows, read_rgb, require_dir, require_file
+from sora3r.geometry.projection import unproject_depth
 from sora3r.types import VideoSequence
 
 NATIVE_K = ((320.0, 0.0, 320.0), (0.0, 320.0, 240.0), (0.0, 0.0, 1.0))

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_matrix
 from sora3r.data.synthetic.raycast import (
     NUM_ENV_SURFACES, NUM_WAVES, PRIMITIVES, TEX_CHECKER_OFFSET, TEX_CHECKER_SIZE, TEX_CHECKER_WEIGHT,
     TEX_CONTRAST, TEX_EMISSIVE, TEX_FREQ, TEX_FREQ_NORM, TEX_PALETTE, TEX_PHASE, TEX_SIZE, TEX_WEIGHT, environment_hit,
 )
+from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_matrix
 
 ENVIRONMENTS = ("room", "open")
 PATH_KINDS = ("orbit", "walk", "pan", "track")
