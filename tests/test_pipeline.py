@@ -153,9 +153,10 @@ def test_a_folder_with_another_transformer_is_one_clear_error(model_folder, tmp_
     folder = tmp_path / "other"
     shutil.copytree(model_folder, folder)
     shutil.rmtree(folder / "transformer")
-    CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=16, in_channels=16, out_channels=16,
-                                time_embed_dim=32, text_embed_dim=16, num_layers=1, max_text_seq_length=4,
-                                sample_height=4, sample_width=4, sample_frames=9).save_pretrained(folder / "transformer")
+    other = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=16, in_channels=16, out_channels=16,
+                                        time_embed_dim=32, text_embed_dim=16, num_layers=1, max_text_seq_length=4,
+                                        sample_height=4, sample_width=4, sample_frames=9)
+    other.save_pretrained(folder / "transformer")
     expected = f"{folder / 'transformer'}: not a sora3r joint-latent transformer (found CogVideoXTransformer3DModel)"
     with pytest.raises(ValueError) as error:
         Sora3RPipeline.from_pretrained(folder)

@@ -1,8 +1,8 @@
 """Training clips from real sequences: frame sampling, resize + crop with consistent intrinsics, world points.
 
-`sample_training_clip` turns one `VideoSequence` (any reader's) into a fixed-size clip; `ClipDataset` mixes several readers
-into an endless stream of such clips as dicts of tensors, the layout the trainer also gets from the synthetic
-generator (no batch dimension; the DataLoader adds it).
+`sample_training_clip` turns one `VideoSequence` (any reader's) into a fixed-size clip; `ClipDataset` mixes several
+readers into an endless stream of such clips as dicts of tensors named like the fields of `sora3r.types.ClipBatch`
+(no batch dimension: the DataLoader adds it, and the training data source makes the batch a `ClipBatch`).
 
 Pixel convention (OpenCV): integer pixel coordinates are pixel centres, so resizing by a factor ``s`` maps a pixel
 coordinate ``x`` to ``(x + 0.5) * s - 0.5`` and cropping at ``x0`` subtracts ``x0``.

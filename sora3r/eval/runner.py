@@ -193,8 +193,8 @@ def run_eval(
 def _run_into(out_dir: Path, method: str, dataset: str, sequences, method_fn: Method, ignored_options: dict,
               max_sequences: int | None, method_options: dict | None, dataset_options: dict | None,
               depth_align: str, pose_align: str, all_pairs: bool) -> dict:
-    """The body of `run_eval`: score ``sequences`` (an iterator of `VideoSequence`) and write into ``out_dir`` (a fresh
-    staging folder)."""
+    """The body of `run_eval`: score ``sequences`` (an iterator of `VideoSequence`) and write into ``out_dir`` (a
+    fresh staging folder)."""
     plot_dir = out_dir / "plots"
     plot_dir.mkdir()
 

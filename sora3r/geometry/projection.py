@@ -50,7 +50,8 @@ def intrinsics_matrix(
     like = next((v for v in (fx, fy, cx, cy) if isinstance(v, torch.Tensor)), None)
     dtype = dtype or (like.dtype if like is not None else torch.float64)
     device = like.device if like is not None else None
-    fx, fy, cx, cy = torch.broadcast_tensors(*(torch.as_tensor(v, dtype=dtype, device=device) for v in (fx, fy, cx, cy)))
+    values = (torch.as_tensor(v, dtype=dtype, device=device) for v in (fx, fy, cx, cy))
+    fx, fy, cx, cy = torch.broadcast_tensors(*values)
     zero, one = torch.zeros_like(fx), torch.ones_like(fx)
     return torch.stack([fx, zero, cx, zero, fy, cy, zero, zero, one], dim=-1).reshape(*fx.shape, 3, 3)
 

@@ -90,7 +90,8 @@ def umeyama(
     return scale, rotation, translation
 
 
-def apply_sim3(scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+def apply_sim3(scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
+               points: torch.Tensor) -> torch.Tensor:
     """``s R p + t`` for points ``(..., 3)`` (a similarity from :func:`umeyama`)."""
     return scale * points @ rotation.T + translation
 

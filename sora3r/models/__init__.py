@@ -1,4 +1,4 @@
-"""Models: the video / pointmap VAEs, the joint-latent diffusion transformer, and tensor conversions for their inputs."""
+"""Models: the video / pointmap VAEs, the joint-latent diffusion transformer, tensor conversions for their inputs."""
 
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import TRANSFORMER_PRESETS, JointLatentTransformer
