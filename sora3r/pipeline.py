@@ -139,13 +139,13 @@ class Sora3RPipeline(DiffusionPipeline):
         check_model_folder(folder)
         if dtype is None and kwargs.get("torch_dtype") is None:
             dtype = torch.float32
-        quiet = diffusers_logging.is_progress_bar_enabled()
-        if quiet:  # no "Loading pipeline components" bar: loading takes a fraction of a second
+        bars_on = diffusers_logging.is_progress_bar_enabled()
+        if bars_on:  # no "Loading pipeline components" bar: loading takes a fraction of a second
             diffusers_logging.disable_progress_bar()
         try:
             pipeline = super().from_pretrained(str(folder), dtype=dtype, **kwargs)
         finally:
-            if quiet:
+            if bars_on:
                 diffusers_logging.enable_progress_bar()
         return pipeline.to(device)
 
