@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from sora3r.data.video import atomic_output_dir
+from sora3r.fs import atomic_output_dir
 from sora3r.reconstruction import Reconstruction
 
 
@@ -34,7 +34,7 @@ def synth(output: Path, split: str, num: int, num_frames: int, height: int, widt
     from sora3r.export import write_npz
 
     config = SyntheticConfig(num_frames=num_frames, height=height, width=width)
-    with atomic_output_dir(output, overwrite) as staging:
+    with atomic_output_dir(output, overwrite, what="sora3r synth") as staging:
         for index in tqdm(range(num), desc="rendering"):
             seq = render_clip(split_seed(split, index), config)
             folder = staging / seq.name
@@ -50,7 +50,7 @@ def reconstruct(video: Path, output: Path, formats, stride: int, max_frames: int
     from sora3r.export import export_all
     from sora3r.pipeline import Sora3RPipeline
 
-    with atomic_output_dir(output, overwrite) as staging:
+    with atomic_output_dir(output, overwrite, inputs=(video, model), what="sora3r reconstruct") as staging:
         frames = read_video(video, max_frames=max_frames, stride=stride)
         pipeline = Sora3RPipeline.from_pretrained(model, device=device)
         window = pipeline.clip_shape[0]
@@ -83,7 +83,7 @@ def demo(output: Path, clip: int, model, num_steps: int | None, seed: int, devic
     from sora3r.pipeline import Sora3RPipeline
     from sora3r.viz.plots import plot_trajectories
 
-    with atomic_output_dir(output, overwrite) as staging:
+    with atomic_output_dir(output, overwrite, inputs=(model,), what="sora3r demo") as staging:
         pipeline = Sora3RPipeline.from_pretrained(model, device=device)
         num_frames, height, width = pipeline.clip_shape
         seq = render_clip(split_seed("test", clip), SyntheticConfig(num_frames=num_frames, height=height, width=width))

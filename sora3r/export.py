@@ -21,7 +21,7 @@ import trimesh
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from sora3r.data.video import atomic_output_path
+from sora3r.fs import atomic_output_path
 from sora3r.reconstruction import Reconstruction
 
 __all__ = [

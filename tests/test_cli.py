@@ -21,6 +21,7 @@ import torch
 
 from sora3r.data.video import write_video
 from sora3r.export import read_npz
+from sora3r.fs import OUTPUT_MARKER
 from shared_data import ICL, LADY_RUNNING
 
 LADY_MP4 = LADY_RUNNING / "lady-running.mp4"
@@ -116,7 +117,7 @@ def test_reconstruct_video_file_and_frame_folder(tmp_path):
                     "--intrinsics", 500, 510, 427, 240, "--formats", "npz", "tum", cwd=tmp_path, command=[entry_point])
     assert_ok(result)
     out = tmp_path / "from_jpg"
-    assert {p.name for p in out.iterdir()} == {"reconstruction.npz", "trajectory_tum.txt"}
+    assert {p.name for p in out.iterdir()} == {"reconstruction.npz", "trajectory_tum.txt", OUTPUT_MARKER}
     assert np.loadtxt(out / "trajectory_tum.txt").shape == (20, 8)
     rec = read_npz(out / "reconstruction.npz")
     affine = np.array(rec.metadata["crop_affine"])
@@ -126,7 +127,7 @@ def test_reconstruct_video_file_and_frame_folder(tmp_path):
 
 def test_synth_writes_clips_with_ground_truth(tmp_path):
     assert_ok(sora3r("synth", "-o", "clips", "--num", 2, "--frames", 9, "--height", 32, "--width", 48, cwd=tmp_path))
-    clips = sorted((tmp_path / "clips").iterdir())
+    clips = sorted(p for p in (tmp_path / "clips").iterdir() if p.name != OUTPUT_MARKER)
     assert len(clips) == 2
     for clip in clips:
         assert {p.name for p in clip.iterdir()} == {"rgb.mp4", "ground_truth.npz"}

@@ -7,10 +7,7 @@ coordinates to new ones by the affine ``[u', v', 1] = A [u, v, 1]``; intrinsics 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from sora3r.fs import atomic_output_path
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "adjust_intrinsics",
-    "atomic_output_dir",
-    "atomic_output_path",
     "read_video",
     "resize_and_crop",
     "sample_clip_indices",
@@ -32,57 +29,6 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def _creation_mode(directory: bool) -> int:
-    """Permission bits a plain ``open``/``mkdir`` would give under the current umask (``mkstemp``/``mkdtemp``
-    create private 0600/0700 entries, which would otherwise survive the rename)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
-
-
-@contextlib.contextmanager
-def atomic_output_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden temp path beside ``path`` (same suffix, parents created); when the block succeeds
-    it is renamed onto ``path`` (``os.replace``), otherwise removed, so no half-written file remains."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, _creation_mode(directory=False))
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-@contextlib.contextmanager
-def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a hidden temp folder beside ``path``; when the block succeeds it replaces ``path``, otherwise it is
-    removed, so a failed run leaves neither ``path`` nor the temp folder behind.
-
-    An existing non-empty folder at ``path`` is replaced only with ``overwrite`` (it is checked before the block
-    runs, so the caller learns of the clash before any work).
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path}: output folder exists and is not empty (pass --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(staging, _creation_mode(directory=True))
-    try:
-        yield staging
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def _image_files(folder: Path) -> list[Path]:

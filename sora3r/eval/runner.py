@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sora3r.data.video import atomic_output_dir
+from sora3r.fs import atomic_output_dir
 from sora3r.eval.depth import DEPTH_METRIC_KEYS, aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.methods import METHODS, Method
 from sora3r.eval.pose import POSE_METRIC_KEYS, aggregate_pose, aligned_c2w, pose_metrics
@@ -184,7 +184,8 @@ def run_eval(
     method_fn, ignored_options = build_method(method, method_options)
     sequences = iter_sequences(dataset, root, **(dataset_options or {}))
     depth_align = depth_align or DEFAULT_DEPTH_ALIGN
-    with atomic_output_dir(out_dir, overwrite) as staging:
+    model = (method_options or {}).get("model")
+    with atomic_output_dir(out_dir, overwrite, inputs=(root, model), what=f"sora3r eval {method} {dataset}") as staging:
         summary = _run_into(staging, method, dataset, sequences, method_fn, ignored_options, max_sequences,
                             method_options, dataset_options, depth_align, pose_align, all_pairs)
     return summary

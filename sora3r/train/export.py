@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKLCogVideoX
 
-from sora3r.data.video import atomic_output_dir
+from sora3r.fs import atomic_output_dir, check_output_dir
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import build_video_vae
@@ -32,7 +32,7 @@ def export_model_folder(output: str | Path, video_vae: AutoencoderKLCogVideoX, p
         "video_scaling_factor": video_vae.config.scaling_factor,
         "pointmap_scaling_factor": pointmap_vae.config.scaling_factor,
     }
-    with atomic_output_dir(output, overwrite=True) as staging:
+    with atomic_output_dir(output, overwrite=True, what="sora3r model") as staging:
         for name, model in zip(PARTS, (video_vae, pointmap_vae, transformer)):
             model.to(dtype).save_pretrained(staging / name, max_shard_size=MAX_SHARD, safe_serialization=True)
         (staging / MODEL_CONFIG).write_text(json.dumps(config, indent=2))
@@ -44,6 +44,7 @@ def export_from_runs(output: str | Path, video_vae: str | Path, pointmap_vae: st
     """Export from the ``model/`` folder of a stage-2 run and its two VAE folders; clip size from the transformer's
     training record, squash from the pointmap VAE's record (or, for VAEs taken from an exported model folder, from
     the stage-2 record, which then names it)."""
+    check_output_dir(output, overwrite=True, inputs=(video_vae, pointmap_vae, transformer))
     record = Path(transformer) / TRAINING_RECORD
     if not record.exists():
         raise FileNotFoundError(f"{record}: missing; is {transformer} the model/ folder of a training run?")

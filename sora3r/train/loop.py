@@ -31,13 +31,14 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from sora3r.data.video import atomic_output_path
+from sora3r.fs import atomic_output_path, check_output_dir, mark_output_dir
 from sora3r.models.vae import check_num_frames
 from sora3r.train.data import DataSource, dataset_source, synthetic_source
 
 CHECKPOINT_MODES = ("full", "light", "both")
 MAX_SHARD = "15MB"
 TRAINING_RECORD = "training.json"  # the stage config, saved beside the final weights
+INPUT_FOLDER_FIELDS = ("init", "init_video_vae", "video_vae", "pointmap_vae", "init_transformer")  # what a stage reads
 
 
 @dataclass
@@ -187,6 +188,10 @@ def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None =
     The default data source renders synthetic scenes on the training device.
     """
     check_num_frames(config.num_frames)
+    # A run folder is written into in place (checkpoints, logs): it must be new, empty or an earlier sora3r run, and
+    # never the working directory, an ancestor of it or one of the stage's input folders.
+    inputs = [getattr(config, name, None) for name in INPUT_FOLDER_FIELDS]
+    check_output_dir(config.output, overwrite=True, inputs=inputs)
     accelerator = make_accelerator(config)
     set_seed(config.seed)  # the same initial weights on every process and in every run of a config
     stage = build_stage(config, accelerator.device)
@@ -219,6 +224,7 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
     main = accelerator.is_main_process
     if main:
         output.mkdir(parents=True, exist_ok=True)
+        mark_output_dir(output, f"sora3r training run ({type(stage).__name__})")
         for folder in (state_dir, light_dir):
             _recover_dir(folder)
         _write_json(output / "config.json", asdict(config))

@@ -10,7 +10,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sora3r.data.video import atomic_output_path
+from sora3r.fs import atomic_output_path
 
 __all__ = ["plot_trajectories"]
 
