@@ -190,3 +190,19 @@ def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, poi
     start = JointLatentTransformer.from_pretrained(bundle / "transformer", torch_dtype=torch.float32).state_dict()
     for a, b in zip(start.values(), final_transformer(again).values()):  # lr 0: it starts (and stays) there
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.slow
+def test_dit_x_prediction_with_decoded_pointmap_loss_learns(tmp_path, video_vae_run, pointmap_vae_run):
+    config = dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=20, prediction="sample", patch_size=1,
+                        pointmap_loss_weight=1.0, replay_clips=6, replay_batch_size=3)
+    summary = train_dit(config, plane_scenes)
+    curve = losses(tmp_path)
+    assert summary["step"] == 20 and math.isfinite(curve[-1])
+    assert sum(curve[-3:]) / 3 < 0.8 * sum(curve[:3]) / 3
+    model = JointLatentTransformer.from_pretrained(tmp_path / "model")
+    assert model.config.prediction_type == "sample" and model.transformer.config.patch_size == 1
+    # Continuing it as a velocity model would silently change what the weights mean.
+    with pytest.raises(ValueError, match="predicts sample"):
+        train_dit(dit_config(tmp_path / "next", video_vae_run, pointmap_vae_run,
+                             init_transformer=str(tmp_path / "model")), plane_scenes)

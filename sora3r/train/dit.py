@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
-from sora3r.diffusion.flow import flow_loss, noisy_sample, sample_timesteps
+from sora3r.diffusion.flow import clean_from_velocity, flow_loss, noisy_sample, sample_timesteps
 from sora3r.geometry.target import PointmapTarget
 from sora3r.models.transformer import JointLatentTransformer
-from sora3r.models.vae import build_video_vae, encode_latents
+from sora3r.models.vae import build_video_vae, decode_latents, encode_latents
 from sora3r.train.data import DataSource, pointmap_to_model, rgb_to_model
 from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
+from sora3r.train.pointmap_vae import masked_huber
 
 
 @dataclass
@@ -27,6 +28,12 @@ class DiTConfig(TrainConfig):
     ``replay_clips`` rendered clips in a pool on the device: each step adds ``batch_size`` fresh clips and
     trains on ``replay_batch_size`` clips drawn from the pool, so each rendered and encoded clip is used about
     ``replay_batch_size / batch_size`` times (rendering and encoding, not the transformer, bound the step).
+    ``prediction``: what a fresh transformer's network outputs: the flow velocity, or the clean latent (x-prediction).
+    ``loss``: the mean squared error on the velocity (rectified flow; for an x-prediction network the velocity is
+    ``(x_t - x_0) / t`` with t floored at ``VELOCITY_LOSS_MIN_T``, as in Li & He 2025) or on the clean latent (which
+    weights the flow times by ``t^2`` relative to the velocity loss, i.e. towards pure noise). ``pointmap_loss_weight > 0`` adds a Huber loss
+    between the pointmaps decoded (frozen pointmap VAE decoder, differentiable) from the predicted clean latent and the
+    target pointmaps, on valid pixels: a loss where the geometry is, not only in the latent space.
     """
 
     output: str = "runs/dit"  # run folder
@@ -39,6 +46,10 @@ class DiTConfig(TrainConfig):
     logit_std: float = 1.0  # standard deviation of the logit-normal flow-time distribution
     replay_clips: int = 0  # latent replay pool size in clips (0: train on each fresh batch once)
     replay_batch_size: int = 64  # clips drawn from the replay pool per step
+    prediction: str = "velocity"  # velocity | sample: what a fresh transformer predicts (sample = the clean latent)
+    loss: str = "velocity"  # velocity | sample: the MSE on the flow velocity or on the clean latent
+    patch_size: int | None = None  # spatial patch size of a fresh transformer (default: the preset's)
+    pointmap_loss_weight: float = 0.0  # weight of the Huber loss on decoded pointmaps (0: latent loss only)
 
 
 def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) -> bool:
@@ -62,8 +73,14 @@ def initial_transformer(path: str | Path) -> JointLatentTransformer:
     return JointLatentTransformer.from_video_transformer(path)
 
 
+# Floor of t where an x-prediction's velocity loss divides by t (larger weights would come from the last few percent of
+# flow time, where the latent is nearly clean and the division only amplifies noise).
+VELOCITY_LOSS_MIN_T = 0.05
+
+
 class LatentReplay:
-    """Ring buffer of ``(video latent, pointmap latent)`` pairs, each ``(C, t, h, w)``, on the training device.
+    """Ring buffer of per-clip training tensors (latents ``(C, t, h, w)``, optionally target pointmaps and masks) on
+    the training device.
 
     Its content depends only on the clips added, in order, so a resumed run that re-adds the clips of the steps
     before its checkpoint (see :meth:`DiTStage.resume`) continues exactly like an uninterrupted one.
@@ -71,20 +88,21 @@ class LatentReplay:
 
     def __init__(self, capacity: int):
         self.capacity, self.added = capacity, 0
-        self.video = self.pointmap = None
+        self.slots: list[torch.Tensor] | None = None
 
-    def add(self, video: torch.Tensor, pointmap: torch.Tensor) -> None:
-        if self.video is None:
-            self.video = video.new_empty((self.capacity, *video.shape[1:]))
-            self.pointmap = pointmap.new_empty((self.capacity, *pointmap.shape[1:]))
-        slots = torch.arange(self.added, self.added + video.shape[0], device=video.device) % self.capacity
-        self.video[slots], self.pointmap[slots] = video, pointmap
-        self.added += video.shape[0]
+    def add(self, *tensors: torch.Tensor) -> None:
+        """Add a batch: tensors ``(B, ...)`` with one leading batch dimension each (always the same kinds)."""
+        if self.slots is None:
+            self.slots = [t.new_empty((self.capacity, *t.shape[1:])) for t in tensors]
+        index = torch.arange(self.added, self.added + tensors[0].shape[0], device=tensors[0].device) % self.capacity
+        for slot, tensor in zip(self.slots, tensors):
+            slot[index] = tensor
+        self.added += tensors[0].shape[0]
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         index = torch.randint(min(self.added, self.capacity), (batch_size,), generator=generator,
                               device=generator.device)
-        return self.video[index], self.pointmap[index]
+        return tuple(slot[index] for slot in self.slots)
 
 
 class DiTStage:
@@ -101,8 +119,13 @@ class DiTStage:
             raise ValueError(f"{config.pointmap_vae}: latent channels differ from the video VAE's ({channels})")
         if config.init_transformer:
             self.model = initial_transformer(config.init_transformer)
+            if self.model.config.prediction_type != config.prediction:
+                raise ValueError(f"{config.init_transformer}: the transformer predicts {self.model.config.prediction_type}"
+                                 f", not {config.prediction} (--prediction)")
         else:
-            self.model = JointLatentTransformer.from_preset(config.preset, latent_channels=channels)
+            self.model = JointLatentTransformer.from_preset(config.preset, latent_channels=channels,
+                                                            prediction_type=config.prediction,
+                                                            patch_size=config.patch_size)
         self.trainable = self.model
         self.replay = LatentReplay(config.replay_clips) if config.replay_clips > 0 else None
 
@@ -113,25 +136,43 @@ class DiTStage:
         first = max(0, step - -(-self.replay.capacity // batch_size))
         self.replay.added = first * batch_size  # the ring positions the uninterrupted run used
         for previous in range(first, step):
-            self.replay.add(*self.latents(data_source(previous, batch_size)))
+            self.replay.add(*self.training_tensors(data_source(previous, batch_size)))
 
     @torch.no_grad()
-    def latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32."""
+    def training_tensors(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32, then, when the decoded
+        pointmap loss is on, the target pointmaps ``bf16 (B, 3, T, H, W)`` and ``valid bool (B, 1, T, H, W)``."""
         video = encode_latents(self.video_vae, rgb_to_model(batch["rgb"]))
-        pointmap = encode_latents(self.pointmap_vae, pointmap_to_model(batch, self.target)[0])
+        target, valid = pointmap_to_model(batch, self.target)
+        pointmap = encode_latents(self.pointmap_vae, target)
+        if self.config.pointmap_loss_weight > 0:
+            return video.float(), pointmap.float(), target.to(torch.bfloat16), valid
         return video.float(), pointmap.float()
 
     def loss(self, trainable, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        video, x0 = self.latents(batch)
+        tensors = self.training_tensors(batch)
         if self.replay is not None:
-            self.replay.add(video, x0)
-            video, x0 = self.replay.sample(self.config.replay_batch_size, generator)
+            self.replay.add(*tensors)
+            tensors = self.replay.sample(self.config.replay_batch_size, generator)
+        video, x0 = tensors[:2]
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         t = sample_timesteps(x0.shape[0], generator, x0.device, self.config.timestep_sampling,
                              self.config.logit_mean, self.config.logit_std)
-        prediction = trainable(noisy_sample(x0, noise, t), video, t)
-        return flow_loss(prediction, x0, noise)
+        x_t = noisy_sample(x0, noise, t)
+        prediction = trainable(x_t, video, t, output=self.config.prediction)  # the network's own output
+        clean = prediction if self.config.prediction == "sample" else clean_from_velocity(x_t, prediction, t)
+        if self.config.loss == "velocity" and self.config.prediction == "velocity":
+            loss = flow_loss(prediction, x0, noise)
+        elif self.config.loss == "velocity":  # (x_t - x0_hat)/t - (x_t - x0)/t = (x0 - x0_hat)/t
+            weight = 1.0 / t.clamp_min(VELOCITY_LOSS_MIN_T).reshape(-1, 1, 1, 1, 1)
+            loss = ((clean.float() - x0) * weight).square().mean()
+        else:
+            loss = torch.nn.functional.mse_loss(clean.float(), x0)
+        if self.config.pointmap_loss_weight > 0:
+            target, valid = tensors[2:]
+            decoded = decode_latents(self.pointmap_vae, clean)
+            loss = loss + self.config.pointmap_loss_weight * masked_huber(decoded, target.float(), valid, 0.05)
+        return loss
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
         """Nothing to adjust after training."""
