@@ -5,40 +5,48 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Gt
 
-from sora3r.diffusion.flow import flow_loss, noisy_sample, sample_timesteps
+from sora3r.diffusion.flow import TIMESTEP_SAMPLINGS, flow_loss, noisy_sample, sample_timesteps
 from sora3r.geometry.target import PointmapTarget
-from sora3r.models.transformer import JointLatentTransformer
+from sora3r.models.transformer import TRANSFORMER_PRESETS, JointLatentTransformer
 from sora3r.models.vae import build_video_vae, encode_latents
+from sora3r.options import Count, NonNegative, check_model_folder
 from sora3r.train.data import DataSource, pointmap_to_model, rgb_to_model
 from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
+
+TransformerPreset = Literal[tuple(TRANSFORMER_PRESETS)]  # the transformer sizes of sora3r.models.transformer
 
 
 @dataclass
 class DiTConfig(TrainConfig):
-    """Stage 2 settings.
+    """Stage 2: the joint-latent diffusion transformer, trained with rectified flow on the latents of the two frozen
+    VAEs."""
 
-    ``video_vae`` / ``pointmap_vae``: the VAE folders (stage 0 / 1 ``model/``). ``init_transformer``: a
-    joint-latent transformer to continue or a pretrained CogVideoX transformer folder to widen (default: a fresh
-    ``preset``). ``squash``: ``None``
-    takes it from the pointmap VAE's training record. ``replay_clips > 0`` keeps the latents of the last
-    ``replay_clips`` rendered clips in a pool on the device: each step adds ``batch_size`` fresh clips and
-    trains on ``replay_batch_size`` clips drawn from the pool, so each rendered and encoded clip is used about
-    ``replay_batch_size / batch_size`` times (rendering and encoding, not the transformer, bound the step).
-    """
-
-    output: str = "runs/dit"  # run folder
+    output: str = "runs/dit"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    preset: TransformerPreset = "tiny"  # transformer size when --init-transformer is unset
     video_vae: str = "runs/video_vae/model"  # frozen video VAE folder (stage 0 model/ or a model folder's video_vae/)
     pointmap_vae: str = "runs/pointmap_vae/model"  # frozen pointmap VAE folder (stage 1 model/ or pointmap_vae/)
-    init_transformer: str | None = None  # transformer to continue, or a CogVideoX transformer to widen
-    squash: bool | None = None  # radially squashed target (default: the pointmap VAE's training record)
-    timestep_sampling: str = "logit_normal"  # logit_normal | uniform flow times
+    init_transformer: str | None = None  # transformer to continue, or CogVideoX one to widen (unset: fresh --preset)
+    squash: bool | None = None  # radially squashed target (unset: as the pointmap VAE's training record says)
+    timestep_sampling: Literal[TIMESTEP_SAMPLINGS] = "logit_normal"  # distribution of the training flow times
     logit_mean: float = 0.0  # mean of the logit-normal flow-time distribution
-    logit_std: float = 1.0  # standard deviation of the logit-normal flow-time distribution
-    replay_clips: int = 0  # latent replay pool size in clips (0: train on each fresh batch once)
-    replay_batch_size: int = 64  # clips drawn from the replay pool per step
+    logit_std: Annotated[float, Gt(0)] = 1.0  # standard deviation of the logit-normal flow-time distribution
+    replay_clips: NonNegative = 0
+    """latent replay pool size in clips (0: train on each fresh batch once). The latents of the last N rendered clips
+    stay in a pool on the device; each step adds --batch-size fresh clips and trains on --replay-batch-size clips
+    drawn from it, so each rendered and encoded clip is used about replay-batch-size / batch-size times (rendering
+    and encoding, not the transformer, bound the step)"""
+    replay_batch_size: Count = 64  # clips drawn from the replay pool per step
+
+    def check_inputs(self) -> None:
+        super().check_inputs()
+        for name in ("video_vae", "pointmap_vae", "init_transformer"):
+            if getattr(self, name) is not None:
+                check_model_folder(name, getattr(self, name))
 
 
 def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) -> bool:
