@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sora3r.models.transformer import JointLatentTransformer
+from sora3r.cli import main
 from sora3r.models.vae import build_video_vae, encode_latents
-from sora3r.train import main
 from sora3r.train.data import rgb_to_model
 from sora3r.train.dit import DiTConfig, train_dit
 from sora3r.train.export import export_from_runs, load_model_folder, sample_pointmap_latent
@@ -159,7 +159,7 @@ def test_export_round_trip_and_sampling(tmp_path, video_vae_run, pointmap_vae_ru
     dit_run = tmp_path / "dit"
     train_dit(dit_config(dit_run, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
     folder = tmp_path / "bundle"
-    assert main(["export", "--output", str(folder), "--video-vae", str(video_vae_run[0] / "model"),
+    assert main(["train", "export", "--output", str(folder), "--video-vae", str(video_vae_run[0] / "model"),
                  "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(dit_run / "model")]) == 0
     video_vae, pointmap_vae, transformer, config = load_model_folder(folder, "cpu", torch.float32)
     assert config["num_frames"] == FRAMES and config["squash"] is True and config["sampler_steps"] == 4
@@ -182,7 +182,7 @@ def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, poi
     first = tmp_path / "first"
     train_dit(dit_config(first, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
     bundle = tmp_path / "bundle"
-    main(["export", "--output", str(bundle), "--video-vae", str(video_vae_run[0] / "model"),
+    main(["train", "export", "--output", str(bundle), "--video-vae", str(video_vae_run[0] / "model"),
           "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(first / "model")])
     again = tmp_path / "again"
     train_dit(dit_config(again, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light", lr=0.0,

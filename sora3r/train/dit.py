@@ -5,51 +5,55 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Ge, Gt
 
-from sora3r.diffusion.flow import clean_from_velocity, flow_loss, noisy_sample, sample_timesteps
+from sora3r.diffusion.flow import TIMESTEP_SAMPLINGS, clean_from_velocity, flow_loss, noisy_sample, sample_timesteps
 from sora3r.geometry.target import PointmapTarget
-from sora3r.models.transformer import JointLatentTransformer
+from sora3r.models.transformer import PREDICTION_TYPES, TRANSFORMER_PRESETS, JointLatentTransformer
 from sora3r.models.vae import build_video_vae, decode_latents, encode_latents
+from sora3r.options import Count, NonNegative
 from sora3r.train.data import DataSource, pointmap_to_model, rgb_to_model
 from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
 from sora3r.train.pointmap_vae import masked_huber
 
+TransformerPreset = Literal[tuple(TRANSFORMER_PRESETS)]  # the transformer sizes of sora3r.models.transformer
+
 
 @dataclass
 class DiTConfig(TrainConfig):
-    """Stage 2 settings.
+    """Stage 2: the joint-latent diffusion transformer, trained with rectified flow on the latents of the two frozen
+    VAEs."""
 
-    ``video_vae`` / ``pointmap_vae``: the VAE folders (stage 0 / 1 ``model/``). ``init_transformer``: a
-    joint-latent transformer to continue or a pretrained CogVideoX transformer folder to widen (default: a fresh
-    ``preset``). ``squash``: ``None``
-    takes it from the pointmap VAE's training record. ``replay_clips > 0`` keeps the latents of the last
-    ``replay_clips`` rendered clips in a pool on the device: each step adds ``batch_size`` fresh clips and
-    trains on ``replay_batch_size`` clips drawn from the pool, so each rendered and encoded clip is used about
-    ``replay_batch_size / batch_size`` times (rendering and encoding, not the transformer, bound the step).
-    ``prediction``: what a fresh transformer's network outputs: the flow velocity, or the clean latent (x-prediction).
-    ``loss``: the mean squared error on the velocity (rectified flow; for an x-prediction network the velocity is
-    ``(x_t - x_0) / t`` with t floored at ``VELOCITY_LOSS_MIN_T``, as in Li & He 2025) or on the clean latent (which
-    weights the flow times by ``t^2`` relative to the velocity loss, i.e. towards pure noise). ``pointmap_loss_weight > 0`` adds a Huber loss
-    between the pointmaps decoded (frozen pointmap VAE decoder, differentiable) from the predicted clean latent and the
-    target pointmaps, on valid pixels: a loss where the geometry is, not only in the latent space.
-    """
-
-    output: str = "runs/dit"  # run folder
+    output: str = "runs/dit"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    preset: TransformerPreset = "tiny"  # transformer size when --init-transformer is unset
     video_vae: str = "runs/video_vae/model"  # frozen video VAE folder (stage 0 model/ or a model folder's video_vae/)
     pointmap_vae: str = "runs/pointmap_vae/model"  # frozen pointmap VAE folder (stage 1 model/ or pointmap_vae/)
-    init_transformer: str | None = None  # transformer to continue, or a CogVideoX transformer to widen
-    squash: bool | None = None  # radially squashed target (default: the pointmap VAE's training record)
-    timestep_sampling: str = "logit_normal"  # logit_normal | uniform flow times
+    init_transformer: str | None = None  # transformer to continue, or CogVideoX one to widen (unset: fresh --preset)
+    squash: bool | None = None  # radially squashed target (unset: as the pointmap VAE's training record says)
+    timestep_sampling: Literal[TIMESTEP_SAMPLINGS] = "logit_normal"  # distribution of the training flow times
     logit_mean: float = 0.0  # mean of the logit-normal flow-time distribution
-    logit_std: float = 1.0  # standard deviation of the logit-normal flow-time distribution
-    replay_clips: int = 0  # latent replay pool size in clips (0: train on each fresh batch once)
-    replay_batch_size: int = 64  # clips drawn from the replay pool per step
-    prediction: str = "velocity"  # velocity | sample: what a fresh transformer predicts (sample = the clean latent)
-    loss: str = "velocity"  # velocity | sample: the MSE on the flow velocity or on the clean latent
-    patch_size: int | None = None  # spatial patch size of a fresh transformer (default: the preset's)
-    pointmap_loss_weight: float = 0.0  # weight of the Huber loss on decoded pointmaps (0: latent loss only)
+    logit_std: Annotated[float, Gt(0)] = 1.0  # standard deviation of the logit-normal flow-time distribution
+    replay_clips: NonNegative = 0
+    """latent replay pool size in clips (0: train on each fresh batch once). The latents of the last N rendered clips
+    stay in a pool on the device; each step adds --batch-size fresh clips and trains on --replay-batch-size clips
+    drawn from it, so each rendered and encoded clip is used about replay-batch-size / batch-size times (rendering
+    and encoding, not the transformer, bound the step)"""
+    replay_batch_size: Count = 64  # clips drawn from the replay pool per step
+    prediction: Literal[PREDICTION_TYPES] = "velocity"
+    """what a fresh transformer's network outputs: the flow velocity, or the clean latent (x-prediction; Li & He,
+    "Back to Basics: Let Denoising Generative Models Denoise", 2025)"""
+    loss: Literal[PREDICTION_TYPES] = "velocity"
+    """the mean squared error on the flow velocity (for an x-prediction network (x_t - x0)/t, t floored at 0.05) or on
+    the clean latent (which weights flow times by t^2 relative to the velocity loss, i.e. towards pure noise)"""
+    patch_size: Count | None = None  # spatial patch size of a fresh transformer (unset: the preset's)
+    pointmap_loss_weight: Annotated[float, Ge(0)] = 0.0
+    """weight of a Huber loss between the pointmaps decoded (frozen pointmap VAE decoder) from the predicted clean
+    latent and the target pointmaps, on valid pixels (0: the latent loss only)"""
+
+    input_folders = ("video_vae", "pointmap_vae", "init_transformer")
 
 
 def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) -> bool:
