@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence as SequenceABC
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from sora3r.geometry.target import invert_rigid
+from sora3r.geometry.target import invert_rigid, transform_points
 
 SAMPLE_SIZE = 6  # correspondences per DLT hypothesis (11 unknowns; 6 points = 12 equations)
 SCORE_PIXELS = 512  # pixels per frame used to score hypotheses
@@ -400,6 +400,27 @@ def recover_cameras(
         max_scale=problem.threshold,
     )
     return _finish(problem, focal, rotation, translation)
+
+
+def first_camera_world(points: torch.Tensor, cameras: CameraEstimate) -> tuple[torch.Tensor, CameraEstimate]:
+    """Re-express pointmaps and the cameras recovered from them in the frame of the first recovered camera.
+
+    A model predicts points in its own idea of the first camera's frame; the camera fit of those same points puts
+    the first camera slightly elsewhere (1-2 degrees, a few percent of the scene size for the bundled model).
+    Moving points and cameras by one rigid transform makes the package's "world = camera of the first frame" hold
+    exactly and changes no depth, intrinsics, relative pose or reprojection.
+
+    Args:
+        points: ``(T, H, W, 3)`` or ``(B, T, H, W, 3)`` pointmaps in the world the cameras were recovered in.
+        cameras: :class:`CameraEstimate` of those points (`recover_cameras`).
+    Returns:
+        ``(points, cameras)`` with ``cameras.c2w[..., 0, :, :]`` exactly the identity.
+    """
+    world_to_first = invert_rigid(cameras.c2w[..., 0, :, :])  # (..., 4, 4)
+    c2w = world_to_first.unsqueeze(-3) @ cameras.c2w
+    c2w[..., 0, :, :] = torch.eye(4, dtype=c2w.dtype, device=c2w.device)
+    moved = transform_points(world_to_first.to(points.dtype), points.flatten(-4, -2)).reshape(points.shape)
+    return moved, replace(cameras, c2w=c2w)
 
 
 def linear_cameras(
