@@ -24,7 +24,7 @@ import numpy as np
 from natsort import natsorted
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["IMAGE_SUFFIXES", "decode_image", "frame_files", "frame_times"]
+__all__ = ["IMAGE_SUFFIXES", "decode_image", "frame_files", "frame_times", "to_8_bits"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _SECONDS = re.compile(r"\d+\.\d+")  # TUM RGB-D / Bonn: 1305031102.175304
@@ -60,11 +60,14 @@ def frame_files(folder: Path, pattern: str = "*", suffixes: tuple[str, ...] = IM
     return natsorted(files, key=lambda path: path.name)
 
 
+def to_8_bits(values: np.ndarray) -> np.ndarray:
+    """16-bit samples (any integer dtype) as ``uint8``: ``round(value / 257)``, so 65535 -> 255 and 257 k -> k."""
+    return ((2 * values.astype(np.uint32) + 257) // 514).astype(np.uint8)
+
+
 def _gray16_to_rgb8(image: Image.Image) -> np.ndarray:
-    """A 16-bit grayscale image as ``uint8 (H, W, 3)``: ``round(value / 257)`` (65535 -> 255, 257 k -> k)."""
-    value = np.asarray(image).astype(np.uint32)
-    gray = ((2 * value + 257) // 514).astype(np.uint8)  # integer round(value / 257)
-    return np.repeat(gray[..., None], 3, axis=-1)
+    """A 16-bit grayscale image as ``uint8 (H, W, 3)`` (`to_8_bits`)."""
+    return np.repeat(to_8_bits(np.asarray(image))[..., None], 3, axis=-1)
 
 
 def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:

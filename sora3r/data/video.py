@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from natsort import natsorted
 
-from sora3r.data.images import IMAGE_SUFFIXES, decode_image, frame_files, frame_times
+from sora3r.data.images import IMAGE_SUFFIXES, decode_image, frame_files, frame_times, to_8_bits
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -111,10 +111,18 @@ def _orientation(frame: av.VideoFrame, label: str) -> tuple[bool, bool, bool] | 
                      f"supported")
 
 
+def _to_rgb8(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as ``uint8 (H, W, 3)`` RGB. Formats of more than 8 bits (10/12-bit HEVC, ProRes, 16-bit
+    gray or RGB) go through 16-bit RGB and ``round(value / 257)``: swscale's direct conversion to 8 bits is off by
+    one for about half of the 16-bit gray values."""
+    if max(component.bits for component in frame.format.components) <= 8:
+        return frame.to_ndarray(format="rgb24")
+    return to_8_bits(frame.to_ndarray(format="rgb48le"))
+
+
 def _upright(frame: av.VideoFrame, label: str) -> np.ndarray:
-    """A decoded frame as ``uint8 (H, W, 3)`` RGB, turned as its display matrix says (any bit depth: swscale
-    converts 10/12/16-bit and gray formats to 8-bit RGB)."""
-    rgb = frame.to_ndarray(format="rgb24")
+    """A decoded frame as ``uint8 (H, W, 3)`` RGB (`_to_rgb8`), turned as its display matrix says."""
+    rgb = _to_rgb8(frame)
     turn = _orientation(frame, label)
     if turn is not None:
         transpose, flip_columns, flip_rows = turn
@@ -131,9 +139,8 @@ def _frame_time(frame: av.VideoFrame, index: int, rate) -> float:
     return index / float(rate) if rate else float(index)
 
 
-def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Iterator[tuple[str, int, float, np.ndarray]]:
-    """``(label, index, time, frame)`` of every ``stride``-th frame of a video file, at most ``max_frames``; frames that
-    are not kept are decoded but not converted."""
+def _open_video(path: Path) -> av.container.InputContainer:
+    """``path`` opened with PyAV; ValueError naming it when it is empty, not a video, or has no video stream."""
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: video file is empty")
     try:
@@ -141,15 +148,29 @@ def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Itera
     except av.FFmpegError as err:
         raise ValueError(f"{path}: not a readable video file (truncated, corrupt or not a video: "
                          f"{err.strerror or err})") from None
-    with container:
-        if not container.streams.video:
-            kinds = sorted({stream.type for stream in container.streams})
-            raise ValueError(f"{path}: no video stream (the file holds {' and '.join(kinds) or 'no streams'})")
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams})
+        container.close()
+        raise ValueError(f"{path}: no video stream (the file holds {' and '.join(kinds) or 'no streams'})")
+    return container
+
+
+def _index_end(stream: av.video.stream.VideoStream) -> int:
+    """The byte just past the last packet the container's index lists for ``stream`` (0 without an index)."""
+    return max((entry.pos + entry.size for entry in stream.index_entries or ()), default=0)
+
+
+def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Iterator[tuple[str, int, float, np.ndarray]]:
+    """``(label, index, time, frame)`` of every ``stride``-th frame of a video file, at most ``max_frames``; frames that
+    are not kept are decoded but not converted. A file cut short (its index points past its end) is an error unless
+    the frames asked for were all read before the cut."""
+    with _open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        kept = index = 0
+        kept = decoded = 0
         try:
             for index, frame in enumerate(container.decode(stream)):
+                decoded = index + 1
                 if index % stride == 0:
                     label = f"{path}: frame {index}"
                     yield label, index, _frame_time(frame, index, stream.average_rate), _upright(frame, label)
@@ -157,8 +178,12 @@ def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Itera
                     if kept == max_frames:
                         return
         except av.FFmpegError as err:
-            raise ValueError(f"{path}: video is corrupt or truncated; decoding failed after {index} frames "
+            raise ValueError(f"{path}: video is corrupt or truncated; decoding failed after {decoded} frames "
                              f"({err.strerror or err})") from None
+        size = path.stat().st_size
+        if _index_end(stream) > size:
+            raise ValueError(f"{path}: video file is truncated ({size} of {_index_end(stream)} bytes): {decoded} of "
+                             f"its {stream.frames} frames decode (--max-frames {kept} reconstructs those)")
 
 
 _IMAGE_KIND = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
