@@ -175,6 +175,12 @@ def test_image_folder_errors_say_what_is_there(tmp_path):
     (parent / "rgb.txt").write_text("# list\n")
     with pytest.raises(ValueError, match=r"sequence: no .* images in this folder \(its subfolders rgb hold images"):
         load_video(parent)
+    iphone = tmp_path / "iphone"
+    iphone.mkdir()
+    for number in range(3):
+        (iphone / f"IMG_{number:04d}.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
+    with pytest.raises(ValueError, match=r"iphone: no .* images in this folder \(it holds 3 .heic\)"):
+        load_video(iphone)
 
 
 def test_image_folder_named_by_capture_time_keeps_the_times(tmp_path):

@@ -189,16 +189,23 @@ def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Itera
 _IMAGE_KIND = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
+def _folder_hint(folder: Path) -> str:
+    """What a folder without frames holds instead: subfolders of images, or files of other types (e.g. .heic)."""
+    visible = natsorted((entry for entry in folder.iterdir() if not entry.name.startswith(".")), key=lambda p: p.name)
+    holders = [entry.name for entry in visible if entry.is_dir() and frame_files(entry)]
+    if holders:
+        return f" (its subfolders {', '.join(holders[:3])} hold images: pass one of them)"
+    others = Counter(entry.suffix.lower() or "no suffix" for entry in visible if entry.is_file())
+    return f" (it holds {', '.join(f'{count} {kind}' for kind, count in others.most_common(3))})" if others else ""
+
+
 def _folder_frame_files(folder: Path) -> list[Path]:
     """The frame files of an image folder (`sora3r.data.images.frame_files`); ValueError naming the folder when
     it holds none, or images of more than one type (frames of one clip share a format)."""
     files = frame_files(folder)
     if not files:
-        holders = [sub.name for sub in natsorted(folder.iterdir(), key=lambda p: p.name)
-                   if sub.is_dir() and not sub.name.startswith(".") and frame_files(sub)]
-        hint = f" (its subfolders {', '.join(holders[:3])} hold images: pass one of them)" if holders else ""
-        kinds = "/".join(suffix[1:] for suffix in IMAGE_SUFFIXES)
-        raise ValueError(f"{folder}: no {kinds} images in this folder{hint}")
+        raise ValueError(f"{folder}: no {'/'.join(suffix[1:] for suffix in IMAGE_SUFFIXES)} images in this folder"
+                         f"{_folder_hint(folder)}")
     kinds = Counter(_IMAGE_KIND.get(path.suffix.lower(), path.suffix.lower()[1:].upper()) for path in files)
     if len(kinds) > 1:
         mixed = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
