@@ -120,10 +120,9 @@ def _to_rgb8(frame: av.VideoFrame) -> np.ndarray:
     return to_8_bits(frame.to_ndarray(format="rgb48le"))
 
 
-def _upright(frame: av.VideoFrame, label: str) -> np.ndarray:
-    """A decoded frame as ``uint8 (H, W, 3)`` RGB (`_to_rgb8`), turned as its display matrix says."""
+def _upright(frame: av.VideoFrame, turn: tuple[bool, bool, bool] | None) -> np.ndarray:
+    """A decoded frame as ``uint8 (H, W, 3)`` RGB (`_to_rgb8`), turned by `_orientation`'s ``turn``."""
     rgb = _to_rgb8(frame)
-    turn = _orientation(frame, label)
     if turn is not None:
         transpose, flip_columns, flip_rows = turn
         rgb = rgb.transpose(1, 0, 2) if transpose else rgb
@@ -171,9 +170,13 @@ def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Itera
         try:
             for index, frame in enumerate(container.decode(stream)):
                 decoded = index + 1
+                if index == 0:
+                    # The display matrix belongs to the stream: read it once (PyAV's side data holds a reference
+                    # cycle to its frame, so reading it per frame keeps every full-size frame until a GC pass).
+                    turn = _orientation(frame, f"{path}: frame 0")
                 if index % stride == 0:
                     label = f"{path}: frame {index}"
-                    yield label, index, _frame_time(frame, index, stream.average_rate), _upright(frame, label)
+                    yield label, index, _frame_time(frame, index, stream.average_rate), _upright(frame, turn)
                     kept += 1
                     if kept == max_frames:
                         return
