@@ -22,7 +22,8 @@ def ground_truth_reconstruction(seq) -> Reconstruction:
 
     points, c2w = to_first_frame(seq.points, seq.c2w)
     return Reconstruction(points=points, depth=seq.depth, c2w=c2w, K=seq.K, rgb=seq.rgb, valid=seq.valid,
-                          timestamps=seq.timestamps, metadata={"method": "ground truth", "source": seq.name, "scale": "metric"})
+                          timestamps=seq.timestamps,
+                          metadata={"method": "ground truth", "source": seq.name, "scale": "metric"})
 
 
 def synth(output: Path, split: str, num: int, num_frames: int, height: int, width: int, overwrite: bool = False) -> None:

@@ -15,6 +15,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -91,6 +92,9 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
             shutil.rmtree(staging)
 
 
+_Frame = tuple[str, int, float, np.ndarray]  # a decoded frame: label for errors, index in the source, seconds, RGB
+
+
 def _orientation(frame: av.VideoFrame, label: str) -> tuple[bool, bool, bool] | None:
     """``(transpose, flip_columns, flip_rows)`` that turn a decoded frame upright as players show it, from its
     display matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``; ffprobe prints its rotation); None when it has none.
@@ -131,7 +135,7 @@ def _upright(frame: av.VideoFrame, turn: tuple[bool, bool, bool] | None) -> np.n
     return np.ascontiguousarray(rgb)
 
 
-def _frame_time(frame: av.VideoFrame, index: int, rate) -> float:
+def _frame_time(frame: av.VideoFrame, index: int, rate: Fraction | None) -> float:
     """Presentation time in seconds; from the frame rate when the container gives none."""
     if frame.pts is not None and frame.time is not None:
         return float(frame.time)
@@ -159,10 +163,10 @@ def _index_end(stream: av.video.stream.VideoStream) -> int:
     return max((entry.pos + entry.size for entry in stream.index_entries or ()), default=0)
 
 
-def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Iterator[tuple[str, int, float, np.ndarray]]:
-    """``(label, index, time, frame)`` of every ``stride``-th frame of a video file, at most ``max_frames``; frames that
-    are not kept are decoded but not converted. A file cut short (its index points past its end) is an error unless
-    the frames asked for were all read before the cut."""
+def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Iterator[_Frame]:
+    """``(label, index, time, frame)`` of every ``stride``-th frame of a video file, at most ``max_frames``; frames
+    that are not kept are decoded but not converted. A file cut short (its index points past its end) is an error
+    unless the frames asked for were all read before the cut."""
     with _open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -185,8 +189,9 @@ def _video_file_frames(path: Path, stride: int, max_frames: int | None) -> Itera
                              f"({err.strerror or err})") from None
         size = path.stat().st_size
         if _index_end(stream) > size:
+            usable = f" (--max-frames {kept} reconstructs those)" if kept else ""
             raise ValueError(f"{path}: video file is truncated ({size} of {_index_end(stream)} bytes): {decoded} of "
-                             f"its {stream.frames} frames decode (--max-frames {kept} reconstructs those)")
+                             f"its {stream.frames} frames decode{usable}")
 
 
 _IMAGE_KIND = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
@@ -217,9 +222,9 @@ def _folder_frame_files(folder: Path) -> list[Path]:
     return files
 
 
-def _image_folder_frames(folder: Path, stride: int, max_frames: int | None) -> Iterator[tuple[str, int, float, np.ndarray]]:
-    """``(label, index, time, frame)`` of every ``stride``-th image of a folder, at most ``max_frames``; only those are
-    decoded. Times come from the file names when they are capture times, else the frame's index in the folder."""
+def _image_folder_frames(folder: Path, stride: int, max_frames: int | None) -> Iterator[_Frame]:
+    """``(label, index, time, frame)`` of every ``stride``-th image of a folder, at most ``max_frames``; only those
+    are decoded. Times come from the file names when they are capture times, else the frame's index in the folder."""
     files = _folder_frame_files(folder)
     times = frame_times(files)
     times = np.arange(len(files), dtype=np.float64) if times is None else times
@@ -247,7 +252,7 @@ class VideoClip:
     source_hw: tuple[int, int]
 
 
-def _collect(frames: Iterator[tuple[str, int, float, np.ndarray]], size: tuple[int, int] | None, path: Path) -> VideoClip:
+def _collect(frames: Iterator[_Frame], size: tuple[int, int] | None, path: Path) -> VideoClip:
     """Stack the frames, each resized and centre-cropped to ``size`` as soon as it is decoded (when given)."""
     kept, indices, times, affine, source_hw = [], [], [], torch.eye(3, dtype=torch.float64), None
     for label, index, time, frame in frames:

@@ -56,8 +56,8 @@ def _to_trajectory(c2w: np.ndarray, timestamps: np.ndarray) -> PoseTrajectory3D:
 
 
 def centres_coincide(positions: np.ndarray) -> bool:
-    """Whether camera centres ``(T, 3)`` (float64) sit at one point: spread at most ``COINCIDENT_CENTRES`` (relative to the
-    larger of 1 and their largest coordinate; 10 micrometres for positions in metres)."""
+    """Whether camera centres ``(T, 3)`` (float64) sit at one point: spread at most ``COINCIDENT_CENTRES``
+    (relative to the larger of 1 and their largest coordinate; 10 micrometres for positions in metres)."""
     return bool(np.ptp(positions, axis=0).max() <= COINCIDENT_CENTRES * max(1.0, float(np.abs(positions).max())))
 
 
