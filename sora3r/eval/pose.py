@@ -10,6 +10,10 @@ Facts taken from MonST3R's evaluation (``dust3r/utils/vo_eval.py::eval_metrics``
 evo's own published figures (``/work/shared/data/README.md``) use ``all_pairs=False`` instead;
 both are exposed through ``all_pairs`` (with delta = 1 frame they select the same pairs, so the
 values agree; they differ for larger deltas).
+Degenerate trajectories, where evo's Umeyama (and so MonST3R's evaluation) raises "degenerate covariance rank":
+RPE-rot needs no alignment and is always scored; ground-truth camera centres at one point (a pure rotation) leave
+the Sim(3) ATE and RPE-trans undefined (``None``); centres on a line, or an estimate at one point, are aligned by
+their (non-unique) least-squares optimum (see ``_align``).
 """
 
 from __future__ import annotations
