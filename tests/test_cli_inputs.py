@@ -15,7 +15,7 @@ from sora3r.data.video import resize_and_crop
 from sora3r.eval.pose import evaluate_trajectory_files
 from sora3r.export import read_npz, write_tum
 from test_cli import assert_nothing_written, assert_ok, assert_user_error, sora3r
-from test_video import _blocks, _write_pyav
+from test_video import _blocks, _write_audio_only, _write_pyav
 
 
 @pytest.mark.slow
@@ -61,18 +61,11 @@ def test_frames_named_by_capture_time_keep_their_times_for_evo(tmp_path):
 
 @pytest.mark.slow
 def test_inputs_that_are_not_what_they_seem_give_one_line(tmp_path):
-    import av
-
     (tmp_path / "notes.mp4").write_text("shopping list\n")
     whole = _write_pyav(tmp_path / "whole.mp4", np.stack([_blocks(64, 96, s) for s in range(24)]), faststart=True)
     (tmp_path / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     whole.unlink()
-    with av.open(str(tmp_path / "voice.mp4"), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        silence.sample_rate, silence.pts = 16000, 0
-        container.mux(stream.encode(silence))
-        container.mux(stream.encode())
+    _write_audio_only(tmp_path / "voice.mp4")
     (tmp_path / "one").mkdir()
     iio.imwrite(tmp_path / "one" / "0001.png", np.zeros((64, 96, 3), np.uint8))
     cases = {
@@ -87,3 +80,21 @@ def test_inputs_that_are_not_what_they_seem_give_one_line(tmp_path):
     for mentions, result in zip(cases.values(), results):
         assert_user_error(result, *mentions)
     assert_nothing_written(tmp_path, inputs)
+
+
+@pytest.mark.slow
+def test_demo_on_the_pure_pan_clip_reports_undefined_translation_scores(tmp_path):
+    """Held-out clip 2 is a pure pan: the demo finishes, scores RPE-rot and depth, and marks ATE / RPE-trans
+    undefined for every method instead of dying after the whole run."""
+    import json
+
+    result = sora3r("demo", "--clip", 2, "-o", "out", cwd=tmp_path)
+    assert_ok(result)
+    assert "undefined" in result.stdout
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    for name, scores in metrics.items():
+        assert scores["ate"] is None and scores["rpe_trans"] is None and "coincide" in scores["undefined"], name
+        assert scores["rpe_rot"] >= 0 and 0 <= scores["abs_rel"] < 2, name
+    assert metrics["oracle"]["rpe_rot"] < 1e-3 and (tmp_path / "out" / "trajectory.png").stat().st_size > 0
+    assert read_npz(tmp_path / "out" / "reconstruction.npz").timestamps.tolist() == pytest.approx(
+        [0.1 * i for i in range(17)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -128,8 +129,6 @@ def _write_pyav(path: Path, frames: np.ndarray, fps: int = 30, codec: str = "lib
                 input_format: str = "rgb24", rotation: tuple[int, bool] | None = None, lossless: bool = False,
                 faststart: bool = False) -> Path:
     """Encode ``frames`` with PyAV; ``rotation=(degrees counter-clockwise, hflip)`` sets the display matrix."""
-    import av
-
     with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as container:
         stream = container.add_stream(codec, rate=fps, options={"crf": "0"} if lossless else {})
         stream.height, stream.width = frames.shape[1:3]
@@ -138,6 +137,17 @@ def _write_pyav(path: Path, frames: np.ndarray, fps: int = 30, codec: str = "lib
             stream.set_display_rotation(rotation[0], hflip=rotation[1])
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format=input_format)))
+        container.mux(stream.encode())
+    return path
+
+
+def _write_audio_only(path: Path) -> Path:
+    """An mp4 holding one AAC stream of silence and no video (a voice memo)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        silence.sample_rate, silence.pts = 16000, 0
+        container.mux(stream.encode(silence))
         container.mux(stream.encode())
     return path
 
@@ -246,7 +256,6 @@ def test_exif_orientation_is_applied(tmp_path, orientation):
 
 
 def test_sixteen_bit_frames_scale_to_eight_bits(tmp_path):
-    import av
     from PIL import Image
 
     frames8 = np.stack([_blocks(32, 48, seed) for seed in range(3)])
@@ -284,8 +293,6 @@ def test_image_modes_without_an_eight_bit_form_are_one_clear_error(tmp_path):
 
 
 def test_video_errors_name_the_file_and_say_what_is_wrong(tmp_path):
-    import av
-
     (tmp_path / "notes.mp4").write_text("not a video\n")
     with pytest.raises(ValueError, match=r"notes.mp4: not a readable video file"):
         load_video(tmp_path / "notes.mp4")
@@ -299,12 +306,7 @@ def test_video_errors_name_the_file_and_say_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match=r"cut.mp4: video file is truncated .*: \d+ of its 24 frames decode"):
         load_video(tmp_path / "cut.mp4")
     assert load_video(tmp_path / "cut.mp4", max_frames=4).rgb.shape[0] == 4  # the readable part, when asked for
-    with av.open(str(tmp_path / "voice.mp4"), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        silence.sample_rate, silence.pts = 16000, 0
-        container.mux(stream.encode(silence))
-        container.mux(stream.encode())
+    _write_audio_only(tmp_path / "voice.mp4")
     with pytest.raises(ValueError, match=r"voice.mp4: no video stream \(the file holds audio\)"):
         load_video(tmp_path / "voice.mp4")
 
