@@ -41,6 +41,7 @@ def ground_truth_reconstruction(seq) -> Reconstruction:
 
     points, c2w = to_first_frame(seq.points, seq.c2w)
     return Reconstruction(points=points, depth=seq.depth, c2w=c2w, K=seq.K, rgb=seq.rgb, valid=seq.valid,
+                          timestamps=seq.timestamps,
                           metadata={"method": "ground truth", "source": seq.name, "scale": "metric"})
 
 
@@ -81,6 +82,7 @@ class Synth:
         from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
         from sora3r.data.video import write_video
         from sora3r.export import write_npz
+        from sora3r.text import plural
 
         config = SyntheticConfig(num_frames=self.frames, height=self.height, width=self.width)
         with atomic_output_dir(self.output, self.overwrite, what="sora3r synth") as staging:
@@ -89,7 +91,7 @@ class Synth:
                 folder = staging / seq.name
                 write_video(folder / "rgb.mp4", seq.rgb, fps=10)
                 write_npz(folder / "ground_truth.npz", ground_truth_reconstruction(seq))
-        print(f"wrote {self.num} clips to {self.output}")
+        print(f"wrote {plural(self.num, 'clip')} to {self.output}")
         return 0
 
 
@@ -114,26 +116,32 @@ class Reconstruct(ModelOptions):
             raise invalid("intrinsics", self.intrinsics, "the focal lengths FX and FY must be positive (pixels)")
 
     def run(self) -> int:
-        from sora3r.data.video import read_video
+        from sora3r.data.video import adjust_intrinsics, load_video
         from sora3r.export import export_all
         from sora3r.pipeline import Sora3RPipeline
+        from sora3r.text import plural
 
         with atomic_output_dir(self.output, self.overwrite, inputs=(self.video, self.model),
                                what="sora3r reconstruct") as staging:
-            frames = read_video(self.video, max_frames=self.max_frames, stride=self.stride)
             pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
-            window = pipeline.clip_shape[0]
-            if len(frames) < window:
+            window, height, width = pipeline.clip_shape
+            # Each frame is resized to the model's grid as it is decoded: memory does not grow with the resolution.
+            clip = load_video(self.video, max_frames=self.max_frames, stride=self.stride, size=(height, width))
+            if len(clip.rgb) < window:
                 kept = "" if (self.stride, self.max_frames) == (1, None) else \
                     f" (stride {self.stride}, at most {self.max_frames})"
-                count = f"{len(frames)} frame" + ("" if len(frames) == 1 else "s")
-                raise ValueError(f"{self.video}: {count}{kept}; the model needs at least {window}")
+                raise ValueError(f"{self.video}: {plural(len(clip.rgb), 'frame')}{kept}; the model needs at least "
+                                 f"{window}")
             K = None
             if self.intrinsics is not None:
                 fx, fy, cx, cy = self.intrinsics
-                K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-            rec = pipeline.reconstruct(frames, K=K, num_steps=self.steps, seed=self.seed, progress=True)
+                K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+                K = adjust_intrinsics(K, clip.affine)  # pixels of the upright input -> pixels of the read frames
+            rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True)
             rec.metadata["source"] = str(self.video)
+            model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
+            rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
+            rec.timestamps = clip.timestamps
             export_all(staging, rec, formats=self.formats)
         view = f"; view with: sora3r view {self.output}/reconstruction.npz" if "npz" in self.formats else ""
         print(f"wrote {', '.join(self.formats)} to {self.output}{view}")
@@ -228,6 +236,7 @@ class Eval(ModelOptions):
 
     def run(self) -> int:
         from sora3r.eval.runner import run_eval
+        from sora3r.text import plural
 
         if self.root is not None and not self.root.is_dir():
             raise FileNotFoundError(f"--root {self.root}: no such folder")
@@ -235,7 +244,7 @@ class Eval(ModelOptions):
         summary = run_eval(self.method, self.dataset, self.root, self.output, max_sequences=self.max_sequences,
                            method_options=method_options, dataset_options=self.dataset_options(),
                            depth_align=self.depth_align, overwrite=self.overwrite)
-        print(f"wrote {self.output}/results.md ({summary['num_sequences']} sequences, "
+        print(f"wrote {self.output}/results.md ({plural(summary['num_sequences'], 'sequence')}, "
               f"{summary['num_failed']} failed)")
         return 0 if summary["num_failed"] == 0 else 1
 
@@ -253,7 +262,7 @@ class Demo(ModelOptions):
         from sora3r.data.video import write_video
         from sora3r.export import export_all, write_npz
         from sora3r.pipeline import Sora3RPipeline
-        from sora3r.viz.plots import plot_trajectories
+        from sora3r.viz.plots import plot_pose_alignment
 
         with atomic_output_dir(self.output, self.overwrite, inputs=(self.model,), what="sora3r demo") as staging:
             pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
@@ -268,10 +277,12 @@ class Demo(ModelOptions):
             }
             results = _score(reconstructions, seq, gt)
             _print_scores(results, f"{seq.name}: {num_frames} frames {height}x{width} (held-out synthetic test clip)")
+            reconstructions["sora3r"].timestamps = seq.timestamps
             export_all(staging, reconstructions["sora3r"])
             write_npz(staging / "ground_truth.npz", gt)
             write_video(staging / "input.mp4", seq.rgb, fps=10)
-            plot_trajectories(staging / "trajectory.png", reconstructions["sora3r"].c2w, gt.c2w, title=seq.name)
+            plot_pose_alignment(staging / "trajectory.png", reconstructions["sora3r"].c2w, gt.c2w, "sim3",
+                                title=seq.name)
             (staging / "metrics.json").write_text(json.dumps(results, indent=2))
         print(f"wrote {self.output}; view with: sora3r view {self.output}/reconstruction.npz")
         return 0
@@ -299,5 +310,5 @@ def _print_scores(results: dict[str, dict], title: str) -> None:
     for key in keys:
         table.add_column(key, justify="right")
     for name, scores in results.items():
-        table.add_row(name, *(f"{scores[key]:.4f}" for key in keys))
+        table.add_row(name, *("undefined" if scores[key] is None else f"{scores[key]:.4f}" for key in keys))
     Console().print(table)

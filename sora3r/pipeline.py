@@ -15,9 +15,10 @@ import torch
 from tqdm import tqdm
 
 from sora3r.data.video import adjust_intrinsics, resize_and_crop
-from sora3r.geometry import PointmapTarget, apply_sim3, recover_cameras, umeyama
+from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras, umeyama
 from sora3r.models.vae import decode_latents, encode_latents
 from sora3r.reconstruction import Reconstruction
+from sora3r.text import plural
 from sora3r.train.data import rgb_to_model
 from sora3r.train.export import load_model_folder, sample_pointmap_latent
 
@@ -128,7 +129,7 @@ class Sora3RPipeline:
             filled = start + local.shape[0]
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
-        cameras = recover_cameras(points, K=known_K)
+        points, cameras = first_camera_world(points, recover_cameras(points, K=known_K))  # c2w[0] = identity
         depth = cameras.depth
         valid = torch.isfinite(depth) & (depth > 0)
         return Reconstruction(

@@ -206,8 +206,8 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
     return {
         "missing video": (["reconstruct", "missing.mp4", "-o", "out"], ["missing.mp4", "no such"]),
         "empty video": (["reconstruct", "empty.mp4", "-o", "out"], ["empty.mp4", "empty"]),
-        "corrupt video": (["reconstruct", "corrupt.mp4", "-o", "out"], ["corrupt.mp4", "cannot decode"]),
-        "folder without images": (["reconstruct", "no_images", "-o", "out"], ["no_images", "no .jpg"]),
+        "corrupt video": (["reconstruct", "corrupt.mp4", "-o", "out"], ["corrupt.mp4", "not a readable video"]),
+        "folder without images": (["reconstruct", "no_images", "-o", "out"], ["no_images", "no jpg/"]),
         "too few frames": (["reconstruct", "short.mp4", "-o", "out"], ["short.mp4", "5 frames", "at least 17"]),
         "frame size changes": (["reconstruct", "resized.ts", "-o", "out"], ["resized.ts", "frame 6", "120x80"]),
         "missing model folder": ([*video, "--model", "no_model"], ["no_model", "no such model folder"]),

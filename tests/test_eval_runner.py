@@ -169,3 +169,20 @@ def test_bundled_model_reads_its_input_far_better_than_blind(tmp_path):
     assert summaries["sora3r"]["num_failed"] == 0 and summaries["blind"]["num_failed"] == 0
     assert summaries["sora3r"]["abs_rel"] <= 0.5 * summaries["blind"]["abs_rel"], summaries
     assert summaries["sora3r"]["delta_1.25"] > summaries["blind"]["delta_1.25"] + 0.2
+
+
+def test_pure_pan_is_scored_not_failed(tmp_path):
+    """Held-out synthetic clip 2 is a pure pan (camera centres coincide): the exact oracle is not FAILED; RPE-rot is
+    reported, ATE and RPE-trans are undefined for it, and the summary says how many sequences each mean covers."""
+    summary = run_eval("oracle", "synthetic", None, tmp_path, depth_align="scale",
+                       dataset_options={"num": 3, "num_frames": 9, "height": 32, "width": 48})
+    assert summary["num_failed"] == 0 and summary["failed"] == []
+    assert summary["rpe_rot_sequences"] == 3 and summary["ate_sequences"] == summary["rpe_trans_sequences"] == 2
+    assert summary["rpe_rot"] < 1e-3 and summary["ate"] < 1e-3
+    pan = json.loads((tmp_path / "per_sequence.json").read_text())[2]
+    assert pan["name"] == "synthetic_000002" and pan["status"] == "ok" and pan["rpe_rot"] < 1e-3
+    assert pan["ate"] is None and pan["rpe_trans"] is None and "coincide" in pan["undefined"]
+    assert (tmp_path / "plots" / "synthetic_000002.png").is_file() and pan["errors"] == {}
+    results = (tmp_path / "results.md").read_text()
+    assert "Sequences in each pose mean: ate 2, rpe_trans 2, rpe_rot 3 (of 3 scored" in results
+    assert "undefined: ground-truth camera centres coincide" in results

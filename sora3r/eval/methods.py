@@ -47,13 +47,13 @@ def oracle(device: str = "cpu") -> Method:
     """
 
     def run(seq: Sequence) -> Reconstruction:
-        from sora3r.geometry import recover_cameras, to_first_frame
+        from sora3r.geometry import first_camera_world, recover_cameras, to_first_frame
 
         points, valid = _ground_truth_points(seq)
         if seq.c2w is not None:
             points, _ = to_first_frame(points, seq.c2w.to(points.dtype))
         points, valid = points.to(device), valid.to(device)
-        cameras = recover_cameras(points, weights=valid.float(), K=None)
+        points, cameras = first_camera_world(points, recover_cameras(points, weights=valid.float(), K=None))
         return Reconstruction(
             points=points.cpu(), depth=cameras.depth.cpu(), c2w=cameras.c2w.cpu(), K=cameras.K.cpu(), rgb=seq.rgb,
             confidence=valid.float().cpu(), valid=valid.cpu(),

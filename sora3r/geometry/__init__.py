@@ -1,7 +1,7 @@
 """Geometry core: the pointmap training target, camera recovery from pointmaps, and alignment."""
 
 from sora3r.geometry.align import align_depth, apply_sim3, umeyama
-from sora3r.geometry.cameras import CameraEstimate, linear_cameras, recover_cameras
+from sora3r.geometry.cameras import CameraEstimate, first_camera_world, linear_cameras, recover_cameras
 from sora3r.geometry.target import (
     PointmapTarget,
     invert_rigid,
@@ -17,6 +17,7 @@ __all__ = [
     "PointmapTarget",
     "align_depth",
     "apply_sim3",
+    "first_camera_world",
     "invert_rigid",
     "linear_cameras",
     "normalize_scale",

@@ -27,6 +27,7 @@ from sora3r.data.datasets._io import (
     read_rows,
     require_dir,
 )
+from sora3r.data.images import frame_files
 from sora3r.data.types import Sequence
 
 KITTI_DEPTH_UNITS_PER_METRE = 256.0
@@ -60,7 +61,7 @@ def iter_kitti(root: Path, num_frames: int = KITTI_NUM_FRAMES) -> Iterator[Seque
 
 
 def _load_kitti_drive(root: Path, drive: Path, num_frames: int) -> Sequence:
-    depth_files = sorted((drive / "proj_depth" / "groundtruth" / "image_02").glob("*.png"))[:num_frames]
+    depth_files = frame_files(drive / "proj_depth" / "groundtruth" / "image_02", "*.png")[:num_frames]
     raw_drive = root / drive.name[:10] / drive.name
     return make_sequence(
         drive.name,

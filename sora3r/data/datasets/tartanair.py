@@ -25,6 +25,7 @@ from scipy.spatial.transform import Rotation
 
 from sora3r.data.clips import unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_matrix_rows, read_rgb, require_dir, require_file
+from sora3r.data.images import frame_files
 from sora3r.data.types import Sequence
 
 NATIVE_K = ((320.0, 0.0, 320.0), (0.0, 320.0, 240.0), (0.0, 0.0, 1.0))
@@ -69,7 +70,7 @@ def read_trajectory(traj_dir: Path, max_frames: int | None = None, max_depth: fl
     """
     traj_dir = Path(traj_dir)
     poses = read_matrix_rows(traj_dir / "pose_left.txt", 7)
-    frames = sorted(p.name.removesuffix("_left.png") for p in (traj_dir / "image_left").glob("*_left.png"))
+    frames = [p.name.removesuffix("_left.png") for p in frame_files(traj_dir / "image_left", "*_left.png")]
     if not frames:
         raise FileNotFoundError(f"{traj_dir / 'image_left'}: no XXXXXX_left.png frames")
     if len(frames) != len(poses):
