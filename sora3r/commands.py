@@ -201,7 +201,7 @@ class Eval(ModelOptions):
 
     method: Literal[tuple(METHODS)]
     """sora3r (the model) | oracle (ground-truth points through the same camera recovery) | static (identity poses,
-    constant depth)"""
+    constant depth) | blind (the model on a uniform grey clip: what it predicts without reading the video)"""
     dataset: Literal[tuple(DATASETS)]  # the dataset's reader and protocol (docs/datasets.md)
     root: Path | None = None  # dataset folder (the synthetic set needs none)
     output: Output  # folder for summary.json, per_sequence.json, results.md and plots/
