@@ -1,15 +1,19 @@
 """Quick accuracy check of a model folder on held-out synthetic clips, with no evo (runs on the lent GPU).
 
-    python benchmarks/quick_check_model.py MODEL_DIR [--clips 16] [--device cuda] [--steps 4]
+    python benchmarks/quick_check_model.py MODEL_DIR [--clips 24] [--device cuda] [--steps 1 4] [--json OUT.json]
 
-Prints, averaged over the clips: depth Abs Rel and delta<1.25 after one per-clip scale ("scale" alignment),
-the scale-aligned mean point error relative to the mean point distance (world = frame-0 camera), and the RMSE of
-the Sim(3)-aligned camera centres (an ATE computed with our Umeyama, not evo's: use `sora3r eval` for the table).
+For each number of sampling steps, prints averages over the clips (test-split seeds 0..clips-1) of: depth Abs Rel and
+delta<1.25 after one per-clip scale ("scale" alignment); the point error (Sim(3)-aligned mean point distance over the
+mean true point distance, world = frame-0 camera); and the RMSE of the Sim(3)-aligned camera centres (an ATE computed
+with our Umeyama, not evo's: use `sora3r eval` for the protocol's table). The same model run on a uniform grey clip
+of the same length and scored against the same ground truth (``blind``) shows how much it reads its input, and the
+``static`` row (identity poses, constant depth) is the floor every method must beat.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -19,37 +23,75 @@ from sora3r.eval.depth import depth_metrics
 from sora3r.geometry import apply_sim3, to_first_frame, umeyama
 from sora3r.pipeline import Sora3RPipeline
 
+GREY = 128  # the uint8 value of the input-blind clip
+
+
+def clip_scores(points: torch.Tensor, depth: torch.Tensor, c2w: torch.Tensor, seq) -> dict[str, float]:
+    """Abs Rel, delta<1.25, point error and centre ATE of one prediction against the sequence's ground truth."""
+    scores = depth_metrics(depth, seq.depth, seq.valid, align="scale")
+    gt_points, gt_c2w = to_first_frame(seq.points, seq.c2w)
+    valid = seq.valid
+    s, R, t = umeyama(points[valid].double(), gt_points[valid].double())
+    aligned = apply_sim3(s, R, t, points[valid].double())
+    point_error = (aligned - gt_points[valid]).norm(dim=-1).mean() / gt_points[valid].norm(dim=-1).mean()
+    gt_centres, centres = gt_c2w[:, :3, 3].double(), c2w[:, :3, 3].double()
+    if (centres - centres.mean(0)).norm(dim=-1).max() < 1e-9:  # coincident centres: the best fit is the centroid
+        centres = gt_centres.mean(0).expand_as(gt_centres)
+    else:
+        s, R, t = umeyama(centres, gt_centres)
+        centres = apply_sim3(s, R, t, centres)
+    ate = (centres - gt_centres).square().sum(-1).mean().sqrt()
+    return {"abs_rel": scores["abs_rel"], "delta_1.25": scores["delta_1.25"], "point_error": float(point_error),
+            "ate": float(ate)}
+
+
+def static_prediction(seq) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Identity poses and a constant depth (points on a fronto-parallel plane seen through the true K)."""
+    num_frames, height, width = seq.depth.shape
+    K = seq.K if seq.K.ndim == 2 else seq.K[0]
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                          indexing="ij")
+    rays = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1)
+    points = rays.float().expand(num_frames, height, width, 3)
+    return points, torch.ones(num_frames, height, width), torch.eye(4).expand(num_frames, 4, 4)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--steps", type=int, nargs="+", default=[None], help="sampling steps (default: the model's)")
+    parser.add_argument("--json", default=None, help="also write the table here")
     args = parser.parse_args()
 
     pipeline = Sora3RPipeline.from_pretrained(args.model, device=args.device)
     frames, height, width = pipeline.clip_shape
     config = SyntheticConfig(num_frames=frames, height=height, width=width)
-    totals = {"abs_rel": 0.0, "delta_1.25": 0.0, "point_error": 0.0, "ate": 0.0}
-    started = time.perf_counter()
-    for index in range(args.clips):
-        seq = render_clip(split_seed("test", index), config)
-        rec = pipeline.reconstruct(seq.rgb, num_steps=args.steps)
-        scores = depth_metrics(rec.depth, seq.depth, seq.valid, align="scale")
-        gt_points, gt_c2w = to_first_frame(seq.points, seq.c2w)
-        s, R, t = umeyama(rec.points.reshape(-1, 3).double(), gt_points.reshape(-1, 3).double())
-        aligned = apply_sim3(s, R, t, rec.points.double())
-        totals["point_error"] += float((aligned - gt_points).norm(dim=-1).mean() / gt_points.norm(dim=-1).mean())
-        s, R, t = umeyama(rec.c2w[:, :3, 3].double(), gt_c2w[:, :3, 3].double())
-        centres = apply_sim3(s, R, t, rec.c2w[:, :3, 3].double())
-        totals["ate"] += float((centres - gt_c2w[:, :3, 3]).square().sum(-1).mean().sqrt())
-        totals["abs_rel"] += scores["abs_rel"]
-        totals["delta_1.25"] += scores["delta_1.25"]
-    seconds = time.perf_counter() - started
-    print(f"{args.model}: {args.clips} held-out synthetic clips {frames}x{height}x{width} on {args.device}, "
-          f"{seconds / args.clips:.2f} s/clip")
-    print("  ".join(f"{key} {value / args.clips:.4f}" for key, value in totals.items()))
+    sequences = [render_clip(split_seed("test", index), config) for index in range(args.clips)]
+    grey = torch.full_like(sequences[0].rgb, GREY)
+    rows: dict[str, list[dict]] = {"static": [clip_scores(*static_prediction(seq), seq) for seq in sequences]}
+    timing = {}
+    for steps in args.steps:
+        name = f"sora3r ({steps or 'default'} steps)"
+        started = time.perf_counter()
+        rows[name] = []
+        for seq in sequences:
+            rec = pipeline.reconstruct(seq.rgb, num_steps=steps)
+            rows[name].append(clip_scores(rec.points, rec.depth, rec.c2w, seq))
+        timing[name] = (time.perf_counter() - started) / len(sequences)
+        blind = pipeline.reconstruct(grey, num_steps=steps)
+        rows[f"blind ({steps or 'default'} steps)"] = [clip_scores(blind.points, blind.depth, blind.c2w, seq)
+                                                        for seq in sequences]
+    table = {name: {key: sum(r[key] for r in clips) / len(clips) for key in clips[0]} for name, clips in rows.items()}
+    print(f"{args.model}: {args.clips} held-out synthetic clips {frames}x{height}x{width} on {args.device}")
+    for name, means in table.items():
+        extra = f"  {timing[name]:.2f} s/clip" if name in timing else ""
+        print(f"  {name:24s} " + "  ".join(f"{key} {value:.4f}" for key, value in means.items()) + extra)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "clips": args.clips, "table": table, "seconds_per_clip": timing}, f,
+                      indent=2)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,38 @@
-"""The user-facing jobs behind `sora3r demo | reconstruct | synth`, composed from library parts.
+"""The `sora3r` commands other than `train`: each is a dataclass of its options and a ``run()`` that does the job.
 
-Each job writes into a fresh temporary folder beside its output folder and renames it into place at the end, so an
-interrupted or failed run leaves nothing half-written. An existing non-empty output folder is replaced only with
-``overwrite=True``; the clash is reported before any work starts.
+`sora3r.cli` makes the command line from the fields (a field's comment is its help, ``Literal`` choices come from the
+library's registries); ``__post_init__`` checks every value (`sora3r.options`), so a bad one is refused before any
+work. Each job writes into a fresh temporary folder beside its output folder and renames it into place at the end, so
+an interrupted or failed run leaves nothing half-written. An existing non-empty output folder is replaced only with
+``--overwrite``; the clash is reported before any work starts.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
+import tyro
+from annotated_types import Interval, MinLen
 
-from sora3r.data.video import atomic_output_dir
+from sora3r.data.datasets import DATASETS, dataset_reader
+from sora3r.data.synthetic import SPLIT_SEEDS
+from sora3r.eval.methods import METHODS
+from sora3r.export import EXPORT_FORMATS
+from sora3r.fs import atomic_output_dir
+from sora3r.geometry.align import DEPTH_ALIGN_MODES
+from sora3r.options import Count, Seed, check_device, check_fields, invalid
 from sora3r.types import Reconstruction
+
+Output = Annotated[Path, tyro.conf.arg(aliases=("-o",))]
+ExportFormat = Literal[EXPORT_FORMATS]
+DEMO_CLIPS = len(SPLIT_SEEDS["test"])
 
 
 def ground_truth_reconstruction(seq) -> Reconstruction:
@@ -22,97 +41,274 @@ def ground_truth_reconstruction(seq) -> Reconstruction:
 
     points, c2w = to_first_frame(seq.points, seq.c2w)
     return Reconstruction(points=points, depth=seq.depth, c2w=c2w, K=seq.K, rgb=seq.rgb, valid=seq.valid,
+                          timestamps=seq.timestamps,
                           metadata={"method": "ground truth", "source": seq.name, "scale": "metric"})
 
 
-def synth(output: Path, split: str, num: int, num_frames: int, height: int, width: int, overwrite: bool = False) -> None:
-    """Render ``num`` synthetic clips of ``split``: ``<output>/<name>/{rgb.mp4, ground_truth.npz}``."""
-    from tqdm import tqdm
+@dataclass(kw_only=True)
+class ModelOptions:
+    """Options of the commands that run the model."""
 
-    from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
-    from sora3r.data.video import write_video
-    from sora3r.export import write_npz
+    model: Path | None = None  # model folder (unset: the bundled model shipped with the package)
+    steps: Count | None = None  # sampling steps (unset: the model's default)
+    seed: Seed = 0  # seed of the sampling noise
+    device: str = "cpu"  # torch device: cpu, cuda, cuda:1, ...
 
-    config = SyntheticConfig(num_frames=num_frames, height=height, width=width)
-    with atomic_output_dir(output, overwrite) as staging:
-        for index in tqdm(range(num), desc="rendering"):
-            seq = render_clip(split_seed(split, index), config)
-            folder = staging / seq.name
-            write_video(folder / "rgb.mp4", seq.rgb, fps=10)
-            write_npz(folder / "ground_truth.npz", ground_truth_reconstruction(seq))
-    print(f"wrote {num} clips to {output}")
+    def __post_init__(self):
+        check_fields(self)
+        check_device(self.device)
 
 
-def reconstruct(video: Path, output: Path, formats, stride: int, max_frames: int | None, intrinsics, model,
-                num_steps: int | None, seed: int, device: str, overwrite: bool = False) -> Reconstruction:
-    """Read a video, reconstruct it with the model and export every requested format into ``output``."""
-    from sora3r.data.video import read_video
-    from sora3r.export import export_all
-    from sora3r.geometry.projection import intrinsics_matrix
-    from sora3r.pipeline import Sora3RPipeline
+@dataclass(kw_only=True)
+class Synth:
+    """Render synthetic 4D clips with exact ground truth: OUTPUT/<name>/rgb.mp4 and ground_truth.npz."""
 
-    with atomic_output_dir(output, overwrite) as staging:
-        frames = read_video(video, max_frames=max_frames, stride=stride)
-        pipeline = Sora3RPipeline.from_pretrained(model, device=device)
-        window = pipeline.clip_shape[0]
-        if len(frames) < window:
-            kept = "" if (stride, max_frames) == (1, None) else f" (stride {stride}, at most {max_frames})"
-            raise ValueError(f"{video}: {len(frames)} frames{kept}; the model needs at least {window}")
-        K = None
-        if intrinsics is not None:
-            K = intrinsics_matrix(*intrinsics, dtype=torch.float32)
-        rec = pipeline.reconstruct(frames, K=K, num_steps=num_steps, seed=seed, progress=True)
-        rec.metadata["source"] = str(video)
-        export_all(staging, rec, formats=formats)
-    print(f"wrote {', '.join(formats)} to {output}; view with: sora3r view {output}/reconstruction.npz")
-    return rec
+    output: Output  # folder for the clips
+    overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
+    split: Literal[tuple(SPLIT_SEEDS)] = "test"  # which disjoint seed range to draw scenes from
+    num: Count = 4  # number of clips
+    frames: Count = 17  # frames per clip
+    height: Count = 128  # frame height in pixels
+    width: Count = 128  # frame width in pixels
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.num > len(SPLIT_SEEDS[self.split]):
+            raise invalid("num", self.num, f"the {self.split} split has {len(SPLIT_SEEDS[self.split])} scenes")
+
+    def run(self) -> int:
+        from tqdm import tqdm
+
+        from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
+        from sora3r.data.video import write_video
+        from sora3r.export import write_npz
+        from sora3r.text import plural
+
+        config = SyntheticConfig(num_frames=self.frames, height=self.height, width=self.width)
+        with atomic_output_dir(self.output, self.overwrite, what="sora3r synth") as staging:
+            for index in tqdm(range(self.num), desc="rendering"):
+                seq = render_clip(split_seed(self.split, index), config)
+                folder = staging / seq.name
+                write_video(folder / "rgb.mp4", seq.rgb, fps=10)
+                write_npz(folder / "ground_truth.npz", ground_truth_reconstruction(seq))
+        print(f"wrote {plural(self.num, 'clip')} to {self.output}")
+        return 0
 
 
-def demo(output: Path, clip: int, model, num_steps: int | None, seed: int, device: str, overwrite: bool = False) -> dict:
-    """Reconstruct a held-out synthetic test clip with the bundled model; score it against ground truth,
-    `oracle` and `static`; write the reconstruction, the ground truth and a trajectory plot into ``output``."""
+@dataclass(kw_only=True)
+class Reconstruct(ModelOptions):
+    """Video file or folder of frames -> pointmaps, cameras, intrinsics and depth, in the chosen formats."""
+
+    video: tyro.conf.Positional[Path]  # video file (mp4, ...) or folder of images
+    output: Output  # folder for the exported reconstruction
+    overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
+    formats: Annotated[tuple[ExportFormat, ...], MinLen(1)] = EXPORT_FORMATS
+    """what to write: reconstruction.npz (everything, for `sora3r view`), points.ply, scene.glb (points + camera
+    frustums), trajectory_tum.txt, colmap/ (text model + images)"""
+    stride: Count = 1  # use every n-th frame of the video
+    max_frames: Count | None = None  # use at most this many frames (after --stride; unset: all)
+    intrinsics: Annotated[tuple[float, float, float, float] | None, tyro.conf.arg(metavar="FX FY CX CY")] = None
+    """known intrinsics in pixels of the input video (unset: estimated)"""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.intrinsics is not None and not min(self.intrinsics[:2]) > 0:
+            raise invalid("intrinsics", self.intrinsics, "the focal lengths FX and FY must be positive (pixels)")
+
+    def run(self) -> int:
+        from sora3r.data.video import adjust_intrinsics, load_video
+        from sora3r.export import export_all
+        from sora3r.geometry.projection import intrinsics_matrix
+        from sora3r.pipeline import Sora3RPipeline
+        from sora3r.text import plural
+
+        with atomic_output_dir(self.output, self.overwrite, inputs=(self.video, self.model),
+                               what="sora3r reconstruct") as staging:
+            pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
+            window, height, width = pipeline.clip_shape
+            # Each frame is resized to the model's grid as it is decoded: memory does not grow with the resolution.
+            clip = load_video(self.video, max_frames=self.max_frames, stride=self.stride, size=(height, width))
+            if len(clip.rgb) < window:
+                kept = "" if (self.stride, self.max_frames) == (1, None) else \
+                    f" (stride {self.stride}, at most {self.max_frames})"
+                raise ValueError(f"{self.video}: {plural(len(clip.rgb), 'frame')}{kept}; the model needs at least "
+                                 f"{window}")
+            K = None
+            if self.intrinsics is not None:
+                K = intrinsics_matrix(*self.intrinsics, dtype=torch.float64)
+                K = adjust_intrinsics(K, clip.affine)  # pixels of the upright input -> pixels of the read frames
+            rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True)
+            rec.metadata["source"] = str(self.video)
+            model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
+            rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
+            rec.timestamps = clip.timestamps
+            export_all(staging, rec, formats=self.formats)
+        view = f"; view with: sora3r view {self.output}/reconstruction.npz" if "npz" in self.formats else ""
+        print(f"wrote {', '.join(self.formats)} to {self.output}{view}")
+        return 0
+
+
+@dataclass(kw_only=True)
+class View:
+    """Open a reconstruction (.npz) in the viser 4D viewer (timestep slider, play, point size, camera frusta)."""
+
+    reconstruction: tyro.conf.Positional[Path]  # reconstruction.npz written by reconstruct or demo
+    port: Annotated[int, Interval(ge=1, le=65535)] = 8080  # port of the viewer's web page
+    host: Annotated[str, MinLen(1)] = "127.0.0.1"  # address to serve on (127.0.0.1: this machine only; 0.0.0.0: all)
+    stride: Count = 2  # show every n-th pixel of each row and column
+
+    def __post_init__(self):
+        check_fields(self)
+
+    def run(self) -> int:
+        from sora3r.export import read_npz
+        from sora3r.viz.viewer import serve
+
+        serve(read_npz(self.reconstruction), port=self.port, host=self.host, stride=self.stride)
+        return 0
+
+
+# The value kinds a dataset reader's keyword can take from ``--option KEY=VALUE``, and how a message names them.
+_READER_VALUE_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text",
+                       list[str]: "a comma-separated list"}
+
+
+def _reader_value(dataset: str, key: str, text: str, hint) -> object:
+    """``text`` as the dataset reader's keyword ``key`` (annotated ``hint``) takes it."""
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    kinds = [kind for kind in members if kind in _READER_VALUE_KINDS]
+    for kind in kinds:
+        if kind is bool and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+        if kind is str:
+            return text
+        if kind == list[str]:
+            return text.split(",")
+    if not kinds:
+        raise invalid("option", f"{key}={text}", f"{key} of the {dataset} reader cannot be set from the command line")
+    expected = " or ".join(_READER_VALUE_KINDS[kind] for kind in kinds)
+    raise invalid("option", f"{key}={text}", f"the {dataset} reader takes {expected} for {key}")
+
+
+@dataclass(kw_only=True)
+class Eval(ModelOptions):
+    """Run a method over a dataset under the MonST3R protocol: per-sequence and summary tables, trajectory plots."""
+
+    method: Literal[tuple(METHODS)]
+    """sora3r (the model) | oracle (ground-truth points through the same camera recovery) | static (identity poses,
+    constant depth) | blind (the model on a uniform grey clip: what it predicts without reading the video)"""
+    dataset: Literal[tuple(DATASETS)]  # the dataset's reader and protocol (docs/datasets.md)
+    root: Path | None = None  # dataset folder (the synthetic set needs none)
+    output: Output  # folder for summary.json, per_sequence.json, results.md and plots/
+    overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
+    max_sequences: Count | None = None  # stop after this many sequences (unset: all)
+    depth_align: Literal[DEPTH_ALIGN_MODES] | None = None
+    """per-sequence depth alignment of the prediction to ground truth (unset: scale&shift, the protocol's choice for
+    relative depth)"""
+    option: tyro.conf.UseAppendAction[tuple[str, ...]] = ()
+    """dataset option KEY=VALUE, e.g. num=8 or sequences=all (the dataset reader's keywords)"""
+
+    def __post_init__(self):
+        super().__post_init__()
+        root = inspect.signature(dataset_reader(self.dataset)).parameters["root"]
+        if self.root is None and root.default is inspect.Parameter.empty:
+            raise ValueError(f"--root: the {self.dataset} dataset needs its folder (docs/datasets.md)")
+        self.dataset_options()
+
+    def dataset_options(self) -> dict:
+        """``--option`` pairs as keywords of the dataset reader, typed as it takes them."""
+        reader = dataset_reader(self.dataset)
+        hints = typing.get_type_hints(reader)
+        accepted = [name for name in inspect.signature(reader).parameters if name != "root"]
+        options = {}
+        for pair in self.option:
+            key, sep, text = pair.partition("=")
+            if not sep or key not in accepted:
+                raise invalid("option", pair, f"the {self.dataset} reader takes KEY=VALUE with KEY one of "
+                                              f"{', '.join(accepted) or '(none)'}")
+            options[key] = _reader_value(self.dataset, key, text, hints.get(key, str))
+        return options
+
+    def run(self) -> int:
+        from sora3r.eval.runner import run_eval
+        from sora3r.text import plural
+
+        if self.root is not None and not self.root.is_dir():
+            raise FileNotFoundError(f"--root {self.root}: no such folder")
+        method_options = {"model": self.model, "num_steps": self.steps, "seed": self.seed, "device": self.device}
+        summary = run_eval(self.method, self.dataset, self.root, self.output, max_sequences=self.max_sequences,
+                           method_options=method_options, dataset_options=self.dataset_options(),
+                           depth_align=self.depth_align, overwrite=self.overwrite)
+        print(f"wrote {self.output}/results.md ({plural(summary['num_sequences'], 'sequence')}, "
+              f"{summary['num_failed']} failed)")
+        return 0 if summary["num_failed"] == 0 else 1
+
+
+@dataclass(kw_only=True)
+class Demo(ModelOptions):
+    """Reconstruct a held-out synthetic clip with the bundled model and score it next to `oracle` and `static`."""
+
+    output: Output = Path("sora3r_demo")  # folder for the reconstruction, ground truth, input video, plot, metrics.json
+    overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
+    clip: Annotated[int, Interval(ge=0, lt=DEMO_CLIPS)] = 0  # index of the held-out synthetic test clip
+
+    def run(self) -> int:
+        from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
+        from sora3r.data.video import write_video
+        from sora3r.export import export_all, write_npz
+        from sora3r.pipeline import Sora3RPipeline
+        from sora3r.viz.plots import plot_pose_alignment
+
+        with atomic_output_dir(self.output, self.overwrite, inputs=(self.model,), what="sora3r demo") as staging:
+            pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
+            num_frames, height, width = pipeline.clip_shape
+            config = SyntheticConfig(num_frames=num_frames, height=height, width=width)
+            seq = render_clip(split_seed("test", self.clip), config)
+            gt = ground_truth_reconstruction(seq)
+            reconstructions = {
+                "sora3r": pipeline.reconstruct(seq.rgb, num_steps=self.steps, seed=self.seed, progress=True),
+                "oracle": METHODS["oracle"]()(seq),
+                "static": METHODS["static"]()(seq),
+            }
+            results = _score(reconstructions, seq, gt)
+            _print_scores(results, f"{seq.name}: {num_frames} frames {height}x{width} (held-out synthetic test clip)")
+            reconstructions["sora3r"].timestamps = seq.timestamps
+            export_all(staging, reconstructions["sora3r"])
+            write_npz(staging / "ground_truth.npz", gt)
+            write_video(staging / "input.mp4", seq.rgb, fps=10)
+            plot_pose_alignment(staging / "trajectory.png", reconstructions["sora3r"].c2w, gt.c2w, "sim3",
+                                title=seq.name)
+            (staging / "metrics.json").write_text(json.dumps(results, indent=2))
+        print(f"wrote {self.output}; view with: sora3r view {self.output}/reconstruction.npz")
+        return 0
+
+
+def _score(reconstructions: dict[str, Reconstruction], seq, gt: Reconstruction) -> dict[str, dict]:
+    """Pose and depth scores of each reconstruction against the sequence's ground truth (depth aligned by scale)."""
+    from sora3r.eval.depth import depth_metrics
+    from sora3r.eval.pose import pose_metrics
+
+    results = {}
+    for name, rec in reconstructions.items():
+        results[name] = pose_metrics(rec.c2w, gt.c2w)
+        results[name].update(depth_metrics(rec.depth, seq.depth, seq.valid, align="scale"))
+    return results
+
+
+def _print_scores(results: dict[str, dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
-    from sora3r.data.video import write_video
-    from sora3r.eval.depth import depth_metrics
-    from sora3r.eval.methods import METHODS
-    from sora3r.eval.pose import pose_metrics
-    from sora3r.export import export_all, write_npz
-    from sora3r.pipeline import Sora3RPipeline
-    from sora3r.viz.plots import plot_trajectories
-
-    with atomic_output_dir(output, overwrite) as staging:
-        pipeline = Sora3RPipeline.from_pretrained(model, device=device)
-        num_frames, height, width = pipeline.clip_shape
-        seq = render_clip(split_seed("test", clip), SyntheticConfig(num_frames=num_frames, height=height, width=width))
-        gt = ground_truth_reconstruction(seq)
-
-        results = {}
-        reconstructions = {
-            "sora3r": pipeline.reconstruct(seq.rgb, num_steps=num_steps, seed=seed, progress=True),
-            "oracle": METHODS["oracle"]()(seq),
-            "static": METHODS["static"]()(seq),
-        }
-        for name, rec in reconstructions.items():
-            scores = pose_metrics(rec.c2w, gt.c2w)
-            scores.update(depth_metrics(rec.depth, seq.depth, seq.valid, align="scale"))
-            results[name] = scores
-
-        table = Table(title=f"{seq.name}: {num_frames} frames {height}x{width} (held-out synthetic test clip)")
-        keys = ["abs_rel", "delta_1.25", "ate", "rpe_trans", "rpe_rot"]
-        table.add_column("method")
-        for key in keys:
-            table.add_column(key, justify="right")
-        for name, scores in results.items():
-            table.add_row(name, *(f"{scores[key]:.4f}" for key in keys))
-        Console().print(table)
-
-        export_all(staging, reconstructions["sora3r"])
-        write_npz(staging / "ground_truth.npz", gt)
-        write_video(staging / "input.mp4", seq.rgb, fps=10)
-        plot_trajectories(staging / "trajectory.png", reconstructions["sora3r"].c2w, gt.c2w, title=seq.name)
-        (staging / "metrics.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {output}; view with: sora3r view {output}/reconstruction.npz")
-    return results
+    table = Table(title=title)
+    keys = ["abs_rel", "delta_1.25", "ate", "rpe_trans", "rpe_rot"]
+    table.add_column("method")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, scores in results.items():
+        table.add_row(name, *("undefined" if scores[key] is None else f"{scores[key]:.4f}" for key in keys))
+    Console().print(table)

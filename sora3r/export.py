@@ -21,7 +21,7 @@ import trimesh
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from sora3r.data.video import atomic_output_path
+from sora3r.fs import atomic_output_path
 from sora3r.geometry.transforms import pose_array
 from sora3r.types import Reconstruction
 
@@ -44,7 +44,7 @@ _OPENCV_TO_GLTF = np.diag([1.0, -1.0, -1.0, 1.0])
 
 _NPZ_FORMAT_VERSION = 1
 _NPZ_REQUIRED = ("points", "depth", "c2w", "K", "rgb", "metadata")
-_NPZ_OPTIONAL = ("confidence", "valid")
+_NPZ_OPTIONAL = ("confidence", "valid", "timestamps")
 
 
 def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -79,6 +79,15 @@ def _check_reconstruction(rec: Reconstruction, target: Path) -> None:
         raise ValueError(f"{target}: K must have shape (3, 3), got {tuple(rec.K.shape)}")
     if not torch.isfinite(rec.K).all():
         raise ValueError(f"{target}: K contains NaN or infinite values")
+    if rec.timestamps is not None:
+        _check_timestamps(_numpy(rec.timestamps), t, target)
+
+
+def _check_timestamps(stamps: np.ndarray, num_frames: int, target: Path) -> None:
+    if stamps.shape != (num_frames,):
+        raise ValueError(f"{target}: timestamps must have shape ({num_frames},), got {tuple(stamps.shape)}")
+    if not np.isfinite(stamps).all():
+        raise ValueError(f"{target}: timestamps contain NaN or infinite values")
 
 
 @dataclass
@@ -191,10 +200,7 @@ def write_tum(
     """
     c2w = pose_array(c2w, f"{path}: c2w")
     stamps = np.arange(len(c2w), dtype=np.float64) if timestamps is None else _numpy(timestamps).astype(np.float64)
-    if stamps.shape != (len(c2w),):
-        raise ValueError(f"{path}: timestamps must have shape ({len(c2w)},), got {tuple(stamps.shape)}")
-    if not np.isfinite(stamps).all():
-        raise ValueError(f"{path}: timestamps contain NaN or infinite values")
+    _check_timestamps(stamps, len(c2w), Path(path))
     quat_xyzw = Rotation.from_matrix(c2w[:, :3, :3]).as_quat()
     rows = np.concatenate([stamps[:, None], c2w[:, :3, 3], quat_xyzw], axis=1)
     with atomic_output_path(path) as tmp:
@@ -354,8 +360,9 @@ def export_all(
 
     Files: ``reconstruction.npz``, ``points.ply``, ``scene.glb``, ``trajectory_tum.txt`` and the
     ``colmap/`` folder. ``stride`` / ``min_confidence`` apply to the point clouds (the COLMAP model
-    uses a 4x coarser grid than the clouds); ``timestamps`` to the TUM file.
+    uses a 4x coarser grid than the clouds); ``timestamps`` (default ``rec.timestamps``) to the TUM file.
     """
+    timestamps = rec.timestamps if timestamps is None else timestamps
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
         raise ValueError(f"unknown export format(s) {unknown}; choose from {list(EXPORT_FORMATS)}")

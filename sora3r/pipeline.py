@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from sora3r.data.video import adjust_intrinsics, resize_and_crop
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
-from sora3r.geometry import PointmapTarget, apply_sim3, recover_cameras, umeyama
+from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras, umeyama
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import check_num_frames, decode_latents, encode_latents
@@ -256,7 +256,7 @@ class Sora3RPipeline(DiffusionPipeline):
         points = self._fused_pointmaps(frames, starts, num_steps, seed, progress)
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
-        cameras = recover_cameras(points, K=known_K)
+        points, cameras = first_camera_world(points, recover_cameras(points, K=known_K))  # c2w[0] = identity
         depth = cameras.depth
         valid = torch.isfinite(depth) & (depth > 0)
         return Reconstruction(

@@ -93,6 +93,8 @@ class Reconstruction(_Tensors):
         rgb: ``uint8 (T, H, W, 3)`` colours of the pixels.
         confidence: ``float (T, H, W)`` per-pixel weight in [0, 1], or ``None``.
         valid: ``bool (T, H, W)`` pixels worth exporting (finite, positive depth).
+        timestamps: ``float64 (T,)`` seconds of the frames (the video's presentation times, capture times from
+            image names), or ``None`` when unknown (frame indices are written then).
         metadata: free-form facts about how it was made (method, steps, scale).
     """
 
@@ -103,6 +105,7 @@ class Reconstruction(_Tensors):
     rgb: torch.Tensor
     confidence: torch.Tensor | None = None
     valid: torch.Tensor | None = None
+    timestamps: torch.Tensor | None = None
     metadata: dict = field(default_factory=dict)
 
     @property

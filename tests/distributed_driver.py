@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from sora3r.train import build_parser
-from sora3r.train.config import config_from_args
+from sora3r.cli import parse
 from sora3r.train.data import synthetic_source
 from sora3r.train.dit import DiTConfig, DiTStage
 from sora3r.train.loop import run_stage
@@ -41,7 +40,7 @@ def main() -> None:
     parser.add_argument("train_args", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    config = config_from_args(DiTConfig, build_parser().parse_args(["dit", *train_args]))
+    config = parse(["train", "dit", *train_args]).stage
 
     stages: list[DiTStage] = []
     sources = []

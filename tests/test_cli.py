@@ -1,4 +1,5 @@
-"""The `sora3r` command end to end: each test runs the real command in a subprocess and checks what it wrote.
+"""The `sora3r` command end to end: the tests run the real command (in a subprocess, or in-process for help pages) and
+check what it wrote.
 
 Good input: every output file exists and reloads with sensible content. Bad input: exit status 2, exactly one
 line on stderr that names the offending path or name, no traceback, and no output (or temp) folder left behind.
@@ -9,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import torch
 
 from sora3r.data.video import write_video
 from sora3r.export import read_npz
+from sora3r.fs import OUTPUT_MARKER
 from shared_data import ICL, LADY_RUNNING
 
 LADY_MP4 = LADY_RUNNING / "lady-running.mp4"
@@ -115,8 +119,9 @@ def test_reconstruct_video_file_and_frame_folder(tmp_path):
     result = sora3r("reconstruct", LADY_FRAMES, "-o", "from_jpg", "--max-frames", 20, "--stride", 2,
                     "--intrinsics", 500, 510, 427, 240, "--formats", "npz", "tum", cwd=tmp_path, command=[entry_point])
     assert_ok(result)
+    assert "view with: sora3r view from_jpg/reconstruction.npz" in result.stdout
     out = tmp_path / "from_jpg"
-    assert {p.name for p in out.iterdir()} == {"reconstruction.npz", "trajectory_tum.txt"}
+    assert {p.name for p in out.iterdir()} == {"reconstruction.npz", "trajectory_tum.txt", OUTPUT_MARKER}
     assert np.loadtxt(out / "trajectory_tum.txt").shape == (20, 8)
     rec = read_npz(out / "reconstruction.npz")
     affine = np.array(rec.metadata["crop_affine"])
@@ -124,9 +129,37 @@ def test_reconstruct_video_file_and_frame_folder(tmp_path):
     assert rec.points.shape[:3] == (20, 64, 96)
 
 
+@pytest.mark.slow
+def test_formats_without_npz_do_not_suggest_viewing_it(tmp_path):
+    result = sora3r("reconstruct", LADY_MP4, "-o", "out", "--max-frames", 17, "--formats", "ply", cwd=tmp_path)
+    assert_ok(result)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [OUTPUT_MARKER, "points.ply"]
+    assert "wrote ply to out" in result.stdout and "sora3r view" not in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["synth", "-o", "out", "--num", 1000, "--height", 64, "--width", 64],
+    ["reconstruct", LADY_MP4, "-o", "out", "--max-frames", 17],
+], ids=["synth", "reconstruct"])
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_nothing(tmp_path, args):
+    """`timeout`, Slurm and `docker stop` send SIGTERM: the run stops, its temporary output folder is removed."""
+    process = subprocess.Popen([sys.executable, "-m", "sora3r.cli", *map(str, args)], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):  # the job has started writing
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the command never started its output"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.splitlines()[-1].endswith(f"sora3r {args[0]}: terminated")
+    assert_nothing_written(tmp_path, set())
+
+
 def test_synth_writes_clips_with_ground_truth(tmp_path):
     assert_ok(sora3r("synth", "-o", "clips", "--num", 2, "--frames", 9, "--height", 32, "--width", 48, cwd=tmp_path))
-    clips = sorted((tmp_path / "clips").iterdir())
+    clips = sorted(p for p in (tmp_path / "clips").iterdir() if p.name != OUTPUT_MARKER)
     assert len(clips) == 2
     for clip in clips:
         assert {p.name for p in clip.iterdir()} == {"rgb.mp4", "ground_truth.npz"}
@@ -173,8 +206,8 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
     return {
         "missing video": (["reconstruct", "missing.mp4", "-o", "out"], ["missing.mp4", "no such"]),
         "empty video": (["reconstruct", "empty.mp4", "-o", "out"], ["empty.mp4", "empty"]),
-        "corrupt video": (["reconstruct", "corrupt.mp4", "-o", "out"], ["corrupt.mp4", "cannot decode"]),
-        "folder without images": (["reconstruct", "no_images", "-o", "out"], ["no_images", "no .jpg"]),
+        "corrupt video": (["reconstruct", "corrupt.mp4", "-o", "out"], ["corrupt.mp4", "not a readable video"]),
+        "folder without images": (["reconstruct", "no_images", "-o", "out"], ["no_images", "no jpg/"]),
         "too few frames": (["reconstruct", "short.mp4", "-o", "out"], ["short.mp4", "5 frames", "at least 17"]),
         "frame size changes": (["reconstruct", "resized.ts", "-o", "out"], ["resized.ts", "frame 6", "120x80"]),
         "missing model folder": ([*video, "--model", "no_model"], ["no_model", "no such model folder"]),
@@ -226,33 +259,74 @@ def test_nan_model_output_is_a_clear_error(tmp_path):
     assert_nothing_written(tmp_path, {"nan_model"})
 
 
-def test_every_option_is_documented():
-    import argparse
+def _command_configs() -> dict[str, type]:
+    """``{"sora3r COMMAND [STAGE]": dataclass}`` for every command and training stage."""
+    import importlib
 
-    from sora3r.cli import build_parser
+    from sora3r.cli import COMMANDS
+    from sora3r.train import STAGES
 
-    parsers = [build_parser()]
-    for parser in parsers:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                parsers.extend(action.choices.values())
-            elif action.dest not in ("help", "train_args"):
-                assert action.help, f"{parser.prog} {action.option_strings or action.dest} has no help text"
+    configs = {}
+    for name, (location, _) in COMMANDS.items():
+        if name != "train":
+            module, attribute = location.split(":")
+            configs[f"sora3r {name}"] = getattr(importlib.import_module(module), attribute)
+    configs.update({f"sora3r train {name}": config for name, (config, _) in STAGES.items()})
+    return configs
 
 
-def test_help_of_the_command_and_of_training(tmp_path):
-    assert_ok(result := sora3r("--help", cwd=tmp_path))
-    assert "reconstruct" in result.stdout and "COMMAND --help" in result.stdout
-    assert_ok(result := sora3r("train", "--help", cwd=tmp_path))
-    assert "pointmap-vae" in result.stdout
-    assert_ok(result := sora3r("train", "dit", "--help", cwd=tmp_path))
-    help_text = " ".join(result.stdout.split())
-    # Generated from the config classes (field comments, ``field``: docstring entries) plus the defaults.
+def _help_page(capsys, *args: str) -> str:
+    """The ``--help`` page of ``sora3r ARGS``, whitespace collapsed and box lines removed; it must exit 0."""
+    from sora3r.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--help"])
+    assert exit_info.value.code in (0, None)
+    return " ".join(capsys.readouterr().out.replace("│", " ").split())
+
+
+def test_every_option_is_documented_in_its_help_page(capsys):
+    """Each field of each command's and stage's dataclass is an option whose help (its comment or docstring, as tyro
+    reads it) appears on that command's --help page."""
+    import dataclasses
+
+    from tyro._docstrings import get_field_docstring
+
+    from sora3r.options import option_name
+
+    configs = _command_configs()
+    assert len(configs) == 9  # demo reconstruct view eval synth + video-vae pointmap-vae dit export
+    for command, config in configs.items():
+        page = _help_page(capsys, *command.split()[1:])
+        for field in dataclasses.fields(config):
+            text = get_field_docstring(config, field.name, ())
+            assert text and len(text.split()) >= 2, f"{command} {field.name} has no help text"
+            assert " ".join(text.split()) in page, (command, field.name)
+            positional = field.name in ("video", "reconstruction")
+            assert (field.name.upper() if positional else option_name(field.name)) in page, (command, field.name)
+
+
+def test_help_of_the_command_and_of_training(capsys):
+    page = _help_page(capsys)
+    assert all(name in page for name in ("demo", "reconstruct", "view", "eval", "synth", "train"))
+    assert "COMMAND --help" in page
+    page = _help_page(capsys, "train")
+    assert all(name in page for name in ("video-vae", "pointmap-vae", "dit", "export"))
+    page = _help_page(capsys, "train", "dit")
     from sora3r.train import DiTConfig
-    from sora3r.train.config import field_help
 
-    documented = field_help(DiTConfig)
-    assert set(documented) == {f.name for f in __import__("dataclasses").fields(DiTConfig)}  # every option explained
-    for text in documented.values():
-        assert " ".join(text.split()) in help_text
-    assert f"--steps INT {documented['steps']} (default: {DiTConfig().steps})" in help_text
+    # Defaults and choices come from the config and the registries (here the transformer presets).
+    assert f"--steps INT total optimisation steps of the run (a resumed run continues up to it) (default: " \
+           f"{DiTConfig().steps})" in page
+    assert "--preset {tiny,small,base,paper}" in page and "--squash, --no-squash" in page
+    page = _help_page(capsys, "eval")
+    assert "{sora3r,oracle,static}" in page and "icl-micro" in page
+
+
+def test_plain_help_does_not_load_the_library():
+    """`sora3r --help` imports only the command table, not torch or the training code."""
+    code = ("import sys; from sora3r.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules and 'sora3r.train' not in sys.modules, sorted(sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -77,6 +77,22 @@ def test_transformer_forward_shape_and_round_trip(tmp_path):
         model(noisy, video[:, :, :2], t)
 
 
+@pytest.mark.parametrize("prediction_type", ["velocity", "sample"])
+def test_velocity_and_clean_outputs_agree_for_both_parameterisations(prediction_type):
+    torch.manual_seed(0)
+    model = JointLatentTransformer.from_preset("tiny", prediction_type=prediction_type, patch_size=1).eval()
+    x0, noise, video = torch.randn(3, 16, 3, 4, 4), torch.randn(3, 16, 3, 4, 4), torch.randn(3, 16, 3, 4, 4)
+    t = torch.tensor([0.25, 0.6, 1.0])
+    x_t = (1 - t.view(-1, 1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1, 1) * noise
+    with torch.no_grad():
+        velocity, clean = model(x_t, video, t), model(x_t, video, t, output="sample")
+    # x_t = (1 - t) x_0 + t eps with v = eps - x_0  =>  x_0 = x_t - t v.
+    torch.testing.assert_close(clean, x_t - t.view(-1, 1, 1, 1, 1) * velocity, atol=1e-5, rtol=1e-5)
+    assert model.transformer.config.patch_size == 1
+    with pytest.raises(ValueError, match="prediction_type"):
+        JointLatentTransformer.from_preset("tiny", prediction_type="epsilon")
+
+
 def test_gradient_checkpointing_gives_same_gradients():
     torch.manual_seed(0)
     model = JointLatentTransformer.from_preset("tiny")

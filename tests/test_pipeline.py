@@ -14,7 +14,7 @@ from diffusers import CogVideoXTransformer3DModel, DiffusionPipeline, FlowMatchE
 
 from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
 from sora3r.eval.pose import pose_metrics
-from sora3r.geometry import PointmapTarget, to_first_frame
+from sora3r.geometry import PointmapTarget, invert_rigid, to_first_frame, transform_points
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import build_vae
 from sora3r.pipeline import BUNDLED_MODEL, Sora3RPipeline, window_starts
@@ -63,6 +63,9 @@ def test_reconstruct_runs_end_to_end_and_is_seeded(model_folder, frames):
     assert rec.c2w.shape == (12, 4, 4) and rec.K.shape == (3, 3)
     assert rec.rgb.shape == (12, 32, 48, 3) and rec.rgb.dtype == torch.uint8
     assert torch.isfinite(rec.points).all()
+    assert torch.equal(rec.c2w[0], torch.eye(4))  # world = camera of the first frame, exactly
+    depth_from_points = transform_points(invert_rigid(rec.c2w), rec.points.flatten(1, 2))[..., 2]
+    assert torch.allclose(depth_from_points.reshape(rec.depth.shape), rec.depth, rtol=1e-4, atol=1e-4)
     assert rec.metadata["windows"] == [0, 3]
     again = pipeline.reconstruct(frames, num_steps=2, seed=3)
     assert torch.equal(again.points, rec.points)

@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
+from sora3r.cli import main
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import build_vae, encode_latents
 from sora3r.pipeline import Sora3RPipeline
-from sora3r.train import main
 from sora3r.train.dit import DiTConfig, train_dit
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
@@ -160,7 +160,7 @@ def test_export_round_trip_and_sampling(tmp_path, video_vae_run, pointmap_vae_ru
     dit_run = tmp_path / "dit"
     train_dit(dit_config(dit_run, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
     folder = tmp_path / "bundle"
-    assert main(["export", "--output", str(folder), "--video-vae", str(video_vae_run[0] / "model"),
+    assert main(["train", "export", "--output", str(folder), "--video-vae", str(video_vae_run[0] / "model"),
                  "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(dit_run / "model")]) == 0
     pipeline = Sora3RPipeline.from_pretrained(folder, "cpu", torch.float32)
     config = pipeline.config
@@ -185,7 +185,7 @@ def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, poi
     first = tmp_path / "first"
     train_dit(dit_config(first, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
     bundle = tmp_path / "bundle"
-    main(["export", "--output", str(bundle), "--video-vae", str(video_vae_run[0] / "model"),
+    main(["train", "export", "--output", str(bundle), "--video-vae", str(video_vae_run[0] / "model"),
           "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(first / "model")])
     again = tmp_path / "again"
     train_dit(dit_config(again, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light", lr=0.0,
@@ -193,3 +193,19 @@ def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, poi
     start = JointLatentTransformer.from_pretrained(bundle / "transformer", torch_dtype=torch.float32).state_dict()
     for a, b in zip(start.values(), final_transformer(again).values()):  # lr 0: it starts (and stays) there
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.slow
+def test_dit_x_prediction_with_decoded_pointmap_loss_learns(tmp_path, video_vae_run, pointmap_vae_run):
+    config = dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=20, prediction="sample", patch_size=1,
+                        pointmap_loss_weight=1.0, replay_clips=6, replay_batch_size=3)
+    summary = train_dit(config, plane_scenes)
+    curve = losses(tmp_path)
+    assert summary["step"] == 20 and math.isfinite(curve[-1])
+    assert sum(curve[-3:]) / 3 < 0.8 * sum(curve[:3]) / 3
+    model = JointLatentTransformer.from_pretrained(tmp_path / "model")
+    assert model.config.prediction_type == "sample" and model.transformer.config.patch_size == 1
+    # Continuing it as a velocity model would silently change what the weights mean.
+    with pytest.raises(ValueError, match="predicts sample"):
+        train_dit(dit_config(tmp_path / "next", video_vae_run, pointmap_vae_run,
+                             init_transformer=str(tmp_path / "model")), plane_scenes)

@@ -25,7 +25,7 @@ def test_training_on_a_real_dataset_folder(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from sora3r.train import main
+    from sora3r.cli import main
     from sora3r.train.data import parse_dataset_spec
     from test_datasets_train import ned_pose_line, random_cameras, render_box_depth
 
@@ -43,7 +43,7 @@ def test_training_on_a_real_dataset_folder(tmp_path):
 
     assert parse_dataset_spec(f"tartanair={tmp_path}/tartanair:2") == {"tartanair": (f"{tmp_path}/tartanair", 2.0)}
     run = tmp_path / "run"
-    assert main(["pointmap-vae", "--output", str(run), "--datasets", f"tartanair={tmp_path / 'tartanair'}",
+    assert main(["train", "pointmap-vae", "--output", str(run), "--datasets", f"tartanair={tmp_path / 'tartanair'}",
                  "--num-frames", "9", "--height", "16", "--width", "16", "--steps", "2", "--batch-size", "1",
                  "--log-every", "1", "--checkpoint-mode", "light"]) == 0
     losses = [json.loads(line)["loss"] for line in (run / "loss.jsonl").read_text().splitlines()]

@@ -19,6 +19,7 @@ import torch
 from sora3r.data.video import adjust_intrinsics, resize_and_crop, sample_clip_indices
 from sora3r.geometry.projection import pixel_affine, unproject_depth
 from sora3r.geometry.transforms import invert_rigid
+from sora3r.text import plural
 from sora3r.types import VideoSequence
 
 # Sources are callables that yield sequences; ClipDataset passes shard=(index, count) so that DataLoader workers read
@@ -65,7 +66,7 @@ def sample_training_clip(seq: VideoSequence, num_frames: int, height: int, width
         raise ValueError(f"num_frames and max_stride must be >= 1, got {num_frames} and {max_stride}")
     length = seq.num_frames
     if length < num_frames:
-        raise ValueError(f"sequence {seq.name!r} has {length} frames, a clip needs {num_frames}")
+        raise ValueError(f"sequence {seq.name!r} has {plural(length, 'frame')}, a clip needs {num_frames}")
 
     largest_stride = max_stride if num_frames == 1 else min(max_stride, (length - 1) // (num_frames - 1))
     stride = _random_int(1, largest_stride, generator)

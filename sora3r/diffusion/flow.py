@@ -28,6 +28,17 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return noise - x0
 
 
+def clean_from_velocity(x_t: torch.Tensor, velocity: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``x_0 = x_t - t v``: the clean sample a velocity points to, for ``t (B,)``."""
+    return x_t - _broadcast(t, x_t) * velocity
+
+
+def velocity_from_clean(x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, min_t: float = 1e-3) -> torch.Tensor:
+    """``v = (x_t - x_0) / t``: the velocity towards a predicted clean sample, for ``t (B,)``; ``t`` is floored at
+    ``min_t`` (sampling never evaluates below ``1 / steps``; the floor only guards a call at t = 0)."""
+    return (x_t - x0) / _broadcast(t, x_t).clamp_min(min_t)
+
+
 def sample_timesteps(
     batch_size: int,
     generator: torch.Generator | None = None,

@@ -1,4 +1,5 @@
-"""Methods the benchmark can run: ``sora3r`` (the model) and two reference points, ``oracle`` and ``static``.
+"""Methods the benchmark can run: ``sora3r`` (the model) and three reference points, ``oracle``, ``static`` and
+``blind``.
 
 A method is a callable ``(seq: VideoSequence) -> Reconstruction``. ``METHODS`` maps a name to a factory that
 takes the method's options as keywords and returns such a callable.
@@ -6,6 +7,7 @@ takes the method's options as keywords and returns such a callable.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,13 +45,13 @@ def oracle(device: str = "cpu") -> Method:
     """
 
     def run(seq: VideoSequence) -> Reconstruction:
-        from sora3r.geometry import recover_cameras, to_first_frame
+        from sora3r.geometry import first_camera_world, recover_cameras, to_first_frame
 
         points, valid = _ground_truth_points(seq)
         if seq.c2w is not None:
             points, _ = to_first_frame(points, seq.c2w.to(points.dtype))
         points, valid = points.to(device), valid.to(device)
-        cameras = recover_cameras(points, weights=valid.float(), K=None)
+        points, cameras = first_camera_world(points, recover_cameras(points, weights=valid.float(), K=None))
         return Reconstruction(
             points=points.cpu(), depth=cameras.depth.cpu(), c2w=cameras.c2w.cpu(), K=cameras.K.cpu(), rgb=seq.rgb,
             confidence=valid.float().cpu(), valid=valid.cpu(),
@@ -102,4 +104,21 @@ def sora3r(model: str | Path | None = None, device: str = "cpu", num_steps: int 
     return run
 
 
-METHODS: dict[str, Callable[..., Method]] = {"sora3r": sora3r, "oracle": oracle, "static": static}
+BLIND_GREY = 128  # the uint8 value of every pixel of the input-blind clip
+
+
+def blind(model: str | Path | None = None, device: str = "cpu", num_steps: int | None = None, seed: int = 0) -> Method:
+    """The same model on a uniform grey clip of the sequence's length and size, scored against the sequence's ground
+    truth: what the model predicts without reading its input (its prior). A method earns its scores from the video
+    only where it beats this; the gap shows how much the model reads its input."""
+    model_run = sora3r(model, device, num_steps, seed)
+
+    def run(seq: VideoSequence) -> Reconstruction:
+        rec = model_run(dataclasses.replace(seq, rgb=torch.full_like(seq.rgb, BLIND_GREY)))
+        rec.metadata.update(method="blind", source=seq.name)
+        return rec
+
+    return run
+
+
+METHODS: dict[str, Callable[..., Method]] = {"sora3r": sora3r, "oracle": oracle, "static": static, "blind": blind}

@@ -2,7 +2,7 @@
 pointmaps, and depth alignment."""
 
 from sora3r.geometry.align import DEPTH_ALIGN_MODES, align_depth
-from sora3r.geometry.cameras import CameraEstimate, linear_cameras, recover_cameras
+from sora3r.geometry.cameras import CameraEstimate, first_camera_world, linear_cameras, recover_cameras
 from sora3r.geometry.projection import image_centre, intrinsics_matrix, unproject_depth
 from sora3r.geometry.target import PointmapTarget, normalize_scale, squash, unsquash
 from sora3r.geometry.transforms import (
@@ -20,6 +20,7 @@ __all__ = [
     "PointmapTarget",
     "align_depth",
     "apply_sim3",
+    "first_camera_world",
     "image_centre",
     "intrinsics_matrix",
     "invert_rigid",

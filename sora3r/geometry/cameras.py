@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from sora3r.geometry.projection import image_centre, intrinsics_matrix
-from sora3r.geometry.transforms import invert_rigid
+from sora3r.geometry.transforms import invert_rigid, transform_points
 
 SAMPLE_SIZE = 6  # correspondences per DLT hypothesis (11 unknowns; 6 points = 12 equations)
 SCORE_PIXELS = 512  # pixels per frame used to score hypotheses
@@ -41,6 +41,8 @@ CAUCHY_FRACTION = 0.5
 FOCAL_FRAME_FRACTION = 0.5  # frames with fewer inliers than this x the clip's best leave the focal alone
 MIN_RESIDUAL_SCALE = 1e-3  # pixels; floor of sigma so exact data stays well conditioned
 DAMPING = 1e-6  # Levenberg-Marquardt style diagonal damping of the pose blocks
+RANSAC_CHUNK_VALUES = 1 << 22  # hypotheses x score pixels of the frames scored at once (bounds the memory)
+GAUSS_NEWTON_CHUNK_PIXELS = 1 << 19  # fit pixels of the frames refined at once (bounds the memory)
 # Normalised units (points centred and scaled to unit median spread, focal of order one): a point counts as in front
 # of a camera beyond MIN_DEPTH; the focal stays above MIN_FOCAL; TINY guards divisions by spreads and curvatures.
 MIN_DEPTH = 1e-6
@@ -74,6 +76,10 @@ class _Frames:
     weights: torch.Tensor  # (F, n) >= 0
     centre: torch.Tensor  # (F, 3) world centre of each frame's points
     spread: torch.Tensor  # (F,) world scale of each frame's points
+
+    def __getitem__(self, frames: slice) -> "_Frames":
+        return _Frames(self.points[frames], self.pixels[frames], self.weights[frames], self.centre[frames],
+                       self.spread[frames])
 
 
 def _fit_grid(height: int, width: int, max_fit_pixels: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +162,17 @@ def _project(points, rotation, translation):
 
 
 def _ransac_init(frames: _Frames, hypotheses: int, threshold: float, generator: torch.Generator):
-    """Best-scoring DLT hypothesis per frame -> focal ``(F,)``, rotation ``(F, 3, 3)``, translation ``(F, 3)``."""
+    """Best-scoring DLT hypothesis per frame -> focal ``(F,)``, rotation ``(F, 3, 3)``, translation ``(F, 3)``.
+
+    Frames are scored a chunk at a time, so memory does not grow with the number of frames."""
+    chunk = max(1, RANSAC_CHUNK_VALUES // (hypotheses * SCORE_PIXELS))
+    parts = [_ransac_chunk(frames[first:first + chunk], hypotheses, threshold, generator)
+             for first in range(0, frames.points.shape[0], chunk)]
+    return tuple(torch.cat(values) for values in zip(*parts))
+
+
+def _ransac_chunk(frames: _Frames, hypotheses: int, threshold: float, generator: torch.Generator):
+    """`_ransac_init` on one chunk of frames."""
     num_frames = frames.points.shape[0]
     sample = torch.multinomial(frames.weights, hypotheses * SAMPLE_SIZE, replacement=True, generator=generator)
     sample = sample.reshape(num_frames, hypotheses, SAMPLE_SIZE)
@@ -229,6 +245,26 @@ def _normal_equations(f: torch.Tensor, camera: torch.Tensor, pu: torch.Tensor, p
     return hessian, gradient
 
 
+def _frame_equations(frames: _Frames, f: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
+                     scale: torch.Tensor, cauchy: bool, min_scale: float, max_scale: float):
+    """Robustly weighted Gauss-Newton normal equations of frames' reprojection errors.
+
+    Args: fit data of ``F`` frames, their focal ``(F, 1)``, poses, and robust residual scale ``(F,)``.
+    Returns: ``hessian (F, 7, 7)`` and ``gradient (F, 7)`` over (rotation, translation, focal), the updated
+    scale ``(F,)`` and each frame's inlier fraction ``(F,)``.
+    """
+    camera, pu, pv = _project(frames.points, rotation, translation)
+    in_front = camera[..., 2] > MIN_DEPTH
+    res_u, res_v = f * pu - frames.pixels[..., 0], f * pv - frames.pixels[..., 1]
+    error = torch.sqrt(res_u.square() + res_v.square())
+    considered = in_front & (frames.weights > 0)
+    robust, scale = _robust_weights(error, considered, scale, cauchy, min_scale)
+    weight = frames.weights * in_front * robust
+    hessian, gradient = _normal_equations(f, camera, pu, pv, in_front, torch.cat([res_u, res_v], 1), weight)
+    inlier_fraction = ((error < max_scale) & considered).sum(1) / considered.sum(1).clamp(min=1)
+    return hessian, gradient, scale, inlier_fraction
+
+
 def _solve_steps(hessian: torch.Tensor, gradient: torch.Tensor, steers_focal: torch.Tensor | None,
                  num_clips: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Damped Gauss-Newton steps: ``(focal step (B,) or None, pose steps (F, 6))``.
@@ -263,27 +299,28 @@ def _gauss_newton(
     min_scale: float,
     max_scale: float,
 ):
-    """Robust joint refinement; ``focal`` is ``(B,)`` (shared per clip), poses ``(F, ...)`` with ``F = B * T``."""
-    num_frames = frames.weights.shape[0]
+    """Robust joint refinement; ``focal`` is ``(B,)`` (shared per clip), poses ``(F, ...)`` with ``F = B * T``.
+
+    The per-pixel work runs a chunk of frames at a time (memory does not grow with the number of frames); only the
+    small per-frame normal equations are kept for the joint focal step."""
+    num_frames, num_pixels = frames.weights.shape
     frames_per_clip = num_frames // num_clips
-    target_u, target_v = frames.pixels[..., 0], frames.pixels[..., 1]
+    chunk = max(1, GAUSS_NEWTON_CHUNK_PIXELS // num_pixels)
     scale = torch.full((num_frames,), max_scale, dtype=focal.dtype, device=focal.device)
     for step in range(iterations):
         f = focal.repeat_interleave(frames_per_clip)[:, None]  # (F, 1)
-        camera, pu, pv = _project(frames.points, rotation, translation)
-        in_front = camera[..., 2] > MIN_DEPTH
-        res_u, res_v = f * pu - target_u, f * pv - target_v
-        error = torch.sqrt(res_u.square() + res_v.square())
-        considered = in_front & (frames.weights > 0)
-        robust, scale = _robust_weights(error, considered, scale, step < iterations * CAUCHY_FRACTION, min_scale)
-        weight = frames.weights * in_front * robust
-        hessian, gradient = _normal_equations(f, camera, pu, pv, in_front, torch.cat([res_u, res_v], 1), weight)
+        parts = [
+            _frame_equations(frames[first:first + chunk], f[first:first + chunk], rotation[first:first + chunk],
+                             translation[first:first + chunk], scale[first:first + chunk],
+                             step < iterations * CAUCHY_FRACTION, min_scale, max_scale)
+            for first in range(0, num_frames, chunk)
+        ]
+        hessian, gradient, scale, inlier_fraction = (torch.cat(values) for values in zip(*parts))
         steers_focal = None
         if estimate_focal:
             # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
-            inlier_fraction = ((error < max_scale) & considered).sum(1) / considered.sum(1).clamp(min=1)
             best_fraction = inlier_fraction.reshape(num_clips, -1).amax(1).repeat_interleave(frames_per_clip)
-            steers_focal = (inlier_fraction >= FOCAL_FRAME_FRACTION * best_fraction).to(weight.dtype)
+            steers_focal = (inlier_fraction >= FOCAL_FRAME_FRACTION * best_fraction).to(hessian.dtype)
         step_focal, step_pose = _solve_steps(hessian, gradient, steers_focal, num_clips)
         if step_focal is not None:
             focal = (focal + step_focal).clamp(min=MIN_FOCAL)
@@ -436,6 +473,27 @@ def recover_cameras(
         max_scale=problem.threshold,
     )
     return _finish(problem, focal, rotation, translation)
+
+
+def first_camera_world(points: torch.Tensor, cameras: CameraEstimate) -> tuple[torch.Tensor, CameraEstimate]:
+    """Re-express pointmaps and the cameras recovered from them in the frame of the first recovered camera.
+
+    A model predicts points in its own idea of the first camera's frame; the camera fit of those same points puts
+    the first camera slightly elsewhere (1-2 degrees, a few percent of the scene size for the bundled model).
+    Moving points and cameras by one rigid transform makes the package's "world = camera of the first frame" hold
+    exactly and changes no depth, intrinsics, relative pose or reprojection.
+
+    Args:
+        points: ``(T, H, W, 3)`` or ``(B, T, H, W, 3)`` pointmaps in the world the cameras were recovered in.
+        cameras: :class:`CameraEstimate` of those points (`recover_cameras`).
+    Returns:
+        ``(points, cameras)`` with ``cameras.c2w[..., 0, :, :]`` exactly the identity.
+    """
+    world_to_first = invert_rigid(cameras.c2w[..., 0, :, :])  # (..., 4, 4)
+    c2w = world_to_first.unsqueeze(-3) @ cameras.c2w
+    c2w[..., 0, :, :] = torch.eye(4, dtype=c2w.dtype, device=c2w.device)
+    moved = transform_points(world_to_first.to(points.dtype), points.flatten(-4, -2)).reshape(points.shape)
+    return moved, replace(cameras, c2w=c2w)
 
 
 def linear_cameras(

@@ -1,7 +1,11 @@
 """Joint-latent diffusion transformer: diffusers ``CogVideoXTransformer3DModel`` on ``[noisy pointmap, video]`` latents.
 
 The input is the channel concatenation of the noisy pointmap latent and the clean video latent
-(in_channels = 2C), the output the predicted velocity of the pointmap latent (out_channels = C).
+(in_channels = 2C). The network's output (out_channels = C) is either the velocity of the pointmap latent
+(``prediction_type="velocity"``, the rectified-flow default) or the clean pointmap latent itself
+(``prediction_type="sample"``, x-prediction: the network never has to reproduce the noise, which a small model does
+poorly; Li & He, "Back to Basics: Let Denoising Generative Models Denoise", 2025). ``forward`` returns either the
+velocity (what the sampler integrates) or the clean latent, whichever parameterisation the weights were trained in.
 A learned null conditioning ``(max_text_seq_length, text_embed_dim)`` stands in for text.
 Timesteps are flow times ``t`` in [0, 1] (1 = pure noise, see ``sora3r.diffusion.flow``); the
 transformer's sinusoidal time embedding receives ``t * 1000`` like CogVideoX's discrete steps.
@@ -19,11 +23,16 @@ from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from sora3r.diffusion.flow import clean_from_velocity, velocity_from_clean
+
 TIMESTEP_SCALE = 1000.0
+PREDICTION_TYPES = ("velocity", "sample")
 
 TRANSFORMER_PRESETS: dict[str, dict] = {
-    # ~7.4 M parameters: the bundled model.
+    # ~7.4 M parameters.
     "tiny": dict(num_layers=6, num_attention_heads=4, attention_head_dim=64, time_embed_dim=128, text_embed_dim=64, max_text_seq_length=8),
+    # ~14 M parameters with patch size 1: what a bf16 bundle can hold within the 64 MB the device transfers allow.
+    "mini": dict(num_layers=8, num_attention_heads=5, attention_head_dim=64, time_embed_dim=128, text_embed_dim=64, max_text_seq_length=8, patch_size=1),
     # ~64 M parameters.
     "small": dict(num_layers=10, num_attention_heads=8, attention_head_dim=64, time_embed_dim=512, text_embed_dim=128, max_text_seq_length=16),
     # ~240 M parameters.
@@ -45,8 +54,11 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
     _supports_gradient_checkpointing = True
 
     @register_to_config
-    def __init__(self, latent_channels: int = 16, transformer_kwargs: dict | None = None):
+    def __init__(self, latent_channels: int = 16, transformer_kwargs: dict | None = None,
+                 prediction_type: str = "velocity"):
         super().__init__()
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
         kwargs = dict(use_rotary_positional_embeddings=True, sample_height=8, sample_width=8, sample_frames=9)
         kwargs.update(transformer_kwargs or {})
         kwargs.update(in_channels=2 * latent_channels, out_channels=latent_channels)
@@ -56,11 +68,16 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
         self._rotary_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
-    def from_preset(cls, preset: str, latent_channels: int = 16) -> "JointLatentTransformer":
-        """A randomly initialised model of a preset ("tiny" | "small" | "base" | "paper")."""
+    def from_preset(cls, preset: str, latent_channels: int = 16, prediction_type: str = "velocity",
+                    patch_size: int | None = None) -> "JointLatentTransformer":
+        """A randomly initialised model of a preset ("tiny" | "mini" | "small" | "base" | "paper"); ``patch_size``
+        overrides the preset's spatial patch size (CogVideoX's default is 2)."""
         if preset not in TRANSFORMER_PRESETS:
             raise ValueError(f"unknown transformer preset {preset!r}; choose one of {sorted(TRANSFORMER_PRESETS)}")
-        return cls(latent_channels=latent_channels, transformer_kwargs=dict(TRANSFORMER_PRESETS[preset]))
+        kwargs = dict(TRANSFORMER_PRESETS[preset])
+        if patch_size is not None:
+            kwargs["patch_size"] = patch_size
+        return cls(latent_channels=latent_channels, transformer_kwargs=kwargs, prediction_type=prediction_type)
 
     @classmethod
     def from_video_transformer(cls, path_or_model: str | os.PathLike | CogVideoXTransformer3DModel) -> "JointLatentTransformer":
@@ -108,8 +125,26 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
             )
         return self._rotary_cache[key]
 
-    def forward(self, noisy_pointmap_latent: torch.Tensor, video_latent: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-        """Velocity prediction ``(B, C, t, h, w)`` for flow times ``timestep (B,)`` in [0, 1]."""
+    def forward(self, noisy_pointmap_latent: torch.Tensor, video_latent: torch.Tensor, timestep: torch.Tensor,
+                output: str = "velocity") -> torch.Tensor:
+        """The velocity (``output="velocity"``) or the clean pointmap latent (``output="sample"``), ``(B, C, t, h, w)``,
+        for noisy latents at flow times ``timestep (B,)`` in [0, 1]; converted from the network's own parameterisation
+        by ``x_t = (1 - t) x_0 + t eps``, i.e. ``v = (x_t - x_0) / t`` and ``x_0 = x_t - t v``.
+
+        Both outputs go through ``forward`` so that a DDP-wrapped model synchronises gradients either way.
+        """
+        raw = self._network(noisy_pointmap_latent, video_latent, timestep)
+        if output == self.config.prediction_type:
+            return raw
+        if output == "velocity":  # the network predicts x_0
+            return velocity_from_clean(noisy_pointmap_latent, raw, timestep)
+        if output == "sample":  # the network predicts v
+            return clean_from_velocity(noisy_pointmap_latent, raw, timestep)
+        raise ValueError(f"output must be one of {PREDICTION_TYPES}, got {output!r}")
+
+    def _network(self, noisy_pointmap_latent: torch.Tensor, video_latent: torch.Tensor,
+                 timestep: torch.Tensor) -> torch.Tensor:
+        """The transformer's raw output ``(B, C, t, h, w)`` (velocity or clean latent, see ``prediction_type``)."""
         if noisy_pointmap_latent.shape != video_latent.shape:
             raise ValueError(f"latent shapes differ: {tuple(noisy_pointmap_latent.shape)} vs {tuple(video_latent.shape)}")
         batch, _, frames, height, width = video_latent.shape

@@ -1,54 +1,74 @@
 """Training: stage 0 (video VAE), stage 1 (pointmap VAE), stage 2 (joint-latent DiT) and the model export.
 
-``main(argv)`` is the ``sora3r train`` command; it runs unchanged under ``accelerate launch``.
+`TrainCommand` is ``sora3r train {video-vae, pointmap-vae, dit, export}`` (`sora3r.cli` makes its options from the
+config dataclasses); it runs unchanged under ``accelerate launch -m sora3r.cli train ...`` and ``torchrun``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass
+from typing import Annotated, Literal, Union
 
 import torch
+import tyro
 
+from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS
+from sora3r.options import Count, check_fields, check_model_folder
 from sora3r.train.assemble import export_from_runs
-from sora3r.train.config import add_config_arguments, config_from_args
 from sora3r.train.dit import DiTConfig, train_dit
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
 
+
+@dataclass
+class ExportConfig:
+    """Assemble the pipeline's model folder from the model/ folders of the three stages."""
+
+    output: str  # the model folder to write (an earlier sora3r model folder there is replaced)
+    video_vae: str  # stage-0 model/ folder
+    pointmap_vae: str  # stage-1 model/ folder
+    transformer: str  # stage-2 model/ folder
+    sampler_steps: Count = DEFAULT_NUM_STEPS  # default sampling steps of the exported model
+    dtype: Literal["bfloat16", "float32"] = "bfloat16"  # weight precision of the exported model
+
+    def __post_init__(self):
+        check_fields(self)
+
+    def check_inputs(self) -> None:
+        """Raise ``FileNotFoundError`` naming the first stage folder that is missing."""
+        for name in ("video_vae", "pointmap_vae", "transformer"):
+            check_model_folder(name, getattr(self, name))
+
+
+def _export(config: ExportConfig) -> dict:
+    config.check_inputs()
+    return export_from_runs(config.output, config.video_vae, config.pointmap_vae, config.transformer,
+                            config.sampler_steps, getattr(torch, config.dtype))
+
+
+# name -> (config class, what runs it); the command line's `sora3r train NAME` and its options come from here.
 STAGES = {
-    "video-vae": (VideoVAEConfig, train_video_vae, "stage 0: video VAE on RGB clips"),
-    "pointmap-vae": (PointmapVAEConfig, train_pointmap_vae, "stage 1: pointmap VAE from the video VAE"),
-    "dit": (DiTConfig, train_dit, "stage 2: joint-latent diffusion transformer"),
+    "video-vae": (VideoVAEConfig, train_video_vae),
+    "pointmap-vae": (PointmapVAEConfig, train_pointmap_vae),
+    "dit": (DiTConfig, train_dit),
+    "export": (ExportConfig, _export),
 }
-
-__all__ = ["DiTConfig", "PointmapVAEConfig", "VideoVAEConfig", "export_from_runs", "main", "train_dit",
-           "train_pointmap_vae", "train_video_vae"]
+StageConfig = Union[tuple(Annotated[config, tyro.conf.subcommand(name)] for name, (config, _) in STAGES.items())]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sora3r train", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, (config_cls, _, help_text) in STAGES.items():
-        add_config_arguments(commands.add_parser(name, help=help_text), config_cls)
-    export = commands.add_parser("export", help="assemble the pipeline's model folder from three runs")
-    export.add_argument("--output", required=True)
-    export.add_argument("--video-vae", required=True, help="stage-0 model/ folder")
-    export.add_argument("--pointmap-vae", required=True, help="stage-1 model/ folder")
-    export.add_argument("--transformer", required=True, help="stage-2 model/ folder")
-    export.add_argument("--sampler-steps", type=int, default=4)
-    export.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
-    return parser
+@dataclass
+class TrainCommand:
+    """Train a stage of the model or export the model folder (docs/training.md); resumable, one or many GPUs."""
+
+    stage: StageConfig
+
+    def run(self) -> int:
+        """Run the chosen stage; prints its summary as JSON."""
+        run = next(run for config, run in STAGES.values() if type(self.stage) is config)
+        print(json.dumps(run(self.stage)))
+        return 0
 
 
-def main(argv: list[str]) -> int:
-    """``sora3r train {video-vae,pointmap-vae,dit,export} ...``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.command == "export":
-        result = export_from_runs(args.output, args.video_vae, args.pointmap_vae, args.transformer,
-                                  args.sampler_steps, getattr(torch, args.dtype))
-    else:
-        config_cls, run, _ = STAGES[args.command]
-        result = run(config_from_args(config_cls, args))
-    print(json.dumps(result))
-    return 0
+__all__ = ["DiTConfig", "ExportConfig", "PointmapVAEConfig", "STAGES", "TrainCommand", "VideoVAEConfig",
+           "export_from_runs", "train_dit", "train_pointmap_vae", "train_video_vae"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from sora3r.data.video import atomic_output_dir
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS
+from sora3r.fs import atomic_output_dir, check_output_dir
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import build_vae
 from sora3r.pipeline import Sora3RPipeline
@@ -22,8 +22,8 @@ from sora3r.train.loop import MAX_SHARD, TRAINING_RECORD
 
 def save_model_folder(output: str | Path, pipeline: Sora3RPipeline, dtype: torch.dtype = torch.bfloat16) -> Path:
     """Write ``pipeline`` (cast to ``dtype``) to ``output`` with `save_pretrained`: atomically (a failed write leaves
-    no folder), replacing an earlier folder there, in shards under 15 MB."""
-    with atomic_output_dir(output, overwrite=True) as staging:
+    no folder), replacing an earlier sora3r output there (`sora3r.fs`), in shards under 15 MB."""
+    with atomic_output_dir(output, overwrite=True, what="sora3r model") as staging:
         pipeline.to(dtype=dtype).save_pretrained(staging, max_shard_size=MAX_SHARD, safe_serialization=True)
     return Path(output)
 
@@ -61,7 +61,13 @@ def pipeline_from_runs(video_vae: str | Path, pointmap_vae: str | Path, transfor
 def export_from_runs(output: str | Path, video_vae: str | Path, pointmap_vae: str | Path, transformer: str | Path,
                      sampler_steps: int = DEFAULT_NUM_STEPS, dtype: torch.dtype = torch.bfloat16) -> dict:
     """`sora3r train export`: :func:`pipeline_from_runs` written to ``output`` by :func:`save_model_folder`; returns
-    the pipeline's settings (clip shape, squash, sampler steps)."""
+    the pipeline's settings (clip shape, squash, sampler steps).
+
+    Raises:
+        FileExistsError: ``output`` may not be replaced (`sora3r.fs.check_output_dir`: not an earlier sora3r output,
+            or one of the run folders lies in it); checked before anything is loaded.
+    """
+    check_output_dir(output, overwrite=True, inputs=(video_vae, pointmap_vae, transformer))
     pipeline = pipeline_from_runs(video_vae, pointmap_vae, transformer, sampler_steps)
     save_model_folder(output, pipeline, dtype)
     return {key: pipeline.config[key] for key in ("num_frames", "height", "width", "squash", "sampler_steps")}

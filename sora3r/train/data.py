@@ -7,6 +7,7 @@ step (the synthetic one) makes a resumed run see exactly the data of an uninterr
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterable
@@ -95,7 +96,13 @@ def parse_dataset_spec(spec: str) -> dict[str, tuple[str, float]]:
         root, _, weight = rest.rpartition(":") if ":" in rest else (rest, "", "1")
         if not sep or not root or name not in list_datasets():
             raise ValueError(f"--datasets {item!r}: expected NAME=ROOT[:WEIGHT] with NAME one of {list_datasets()}")
-        parsed[name] = (root, float(weight))
+        try:
+            weight = float(weight)
+        except ValueError:
+            weight = math.nan
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"--datasets {item!r}: WEIGHT must be a positive number")
+        parsed[name] = (root, weight)
     if not parsed:
         raise ValueError(f"--datasets {spec!r}: no dataset named")
     return parsed

@@ -5,42 +5,57 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Ge, Gt
 
-from sora3r.diffusion.flow import flow_loss, noisy_sample, sample_timesteps
+from sora3r.diffusion.flow import TIMESTEP_SAMPLINGS, clean_from_velocity, flow_loss, noisy_sample, sample_timesteps
 from sora3r.geometry.target import PointmapTarget
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
-from sora3r.models.transformer import JointLatentTransformer
-from sora3r.models.vae import build_vae, encode_latents
+from sora3r.models.transformer import PREDICTION_TYPES, TRANSFORMER_PRESETS, JointLatentTransformer
+from sora3r.models.vae import build_vae, decode_latents, encode_latents
+from sora3r.options import Count, NonNegative
 from sora3r.train.data import DataSource
 from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
+from sora3r.train.pointmap_vae import masked_huber
 from sora3r.types import ClipBatch
+
+TransformerPreset = Literal[tuple(TRANSFORMER_PRESETS)]  # the transformer sizes of sora3r.models.transformer
 
 
 @dataclass
 class DiTConfig(TrainConfig):
-    """Stage 2 settings.
+    """Stage 2: the joint-latent diffusion transformer, trained with rectified flow on the latents of the two frozen
+    VAEs."""
 
-    ``video_vae`` / ``pointmap_vae``: the VAE folders (stage 0 / 1 ``model/``). ``init_transformer``: a
-    joint-latent transformer to continue or a pretrained CogVideoX transformer folder to widen (default: a fresh
-    ``preset``). ``squash``: ``None``
-    takes it from the pointmap VAE's training record. ``replay_clips > 0`` keeps the latents of the last
-    ``replay_clips`` rendered clips in a pool on the device: each step adds ``batch_size`` fresh clips and
-    trains on ``replay_batch_size`` clips drawn from the pool, so each rendered and encoded clip is used about
-    ``replay_batch_size / batch_size`` times (rendering and encoding, not the transformer, bound the step).
-    """
-
-    output: str = "runs/dit"  # run folder
+    output: str = "runs/dit"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    preset: TransformerPreset = "tiny"  # transformer size when --init-transformer is unset
     video_vae: str = "runs/video_vae/model"  # frozen video VAE folder (stage 0 model/ or a model folder's video_vae/)
     pointmap_vae: str = "runs/pointmap_vae/model"  # frozen pointmap VAE folder (stage 1 model/ or pointmap_vae/)
-    init_transformer: str | None = None  # transformer to continue, or a CogVideoX transformer to widen
-    squash: bool | None = None  # radially squashed target (default: the pointmap VAE's training record)
-    timestep_sampling: str = "logit_normal"  # logit_normal | uniform flow times
+    init_transformer: str | None = None  # transformer to continue, or CogVideoX one to widen (unset: fresh --preset)
+    squash: bool | None = None  # radially squashed target (unset: as the pointmap VAE's training record says)
+    timestep_sampling: Literal[TIMESTEP_SAMPLINGS] = "logit_normal"  # distribution of the training flow times
     logit_mean: float = 0.0  # mean of the logit-normal flow-time distribution
-    logit_std: float = 1.0  # standard deviation of the logit-normal flow-time distribution
-    replay_clips: int = 0  # latent replay pool size in clips (0: train on each fresh batch once)
-    replay_batch_size: int = 64  # clips drawn from the replay pool per step
+    logit_std: Annotated[float, Gt(0)] = 1.0  # standard deviation of the logit-normal flow-time distribution
+    replay_clips: NonNegative = 0
+    """latent replay pool size in clips (0: train on each fresh batch once). The latents of the last N rendered clips
+    stay in a pool on the device; each step adds --batch-size fresh clips and trains on --replay-batch-size clips
+    drawn from it, so each rendered and encoded clip is used about replay-batch-size / batch-size times (rendering
+    and encoding, not the transformer, bound the step)"""
+    replay_batch_size: Count = 64  # clips drawn from the replay pool per step
+    prediction: Literal[PREDICTION_TYPES] = "velocity"
+    """what a fresh transformer's network outputs: the flow velocity, or the clean latent (x-prediction; Li & He,
+    "Back to Basics: Let Denoising Generative Models Denoise", 2025)"""
+    loss: Literal[PREDICTION_TYPES] = "velocity"
+    """the mean squared error on the flow velocity (for an x-prediction network (x_t - x0)/t, t floored at 0.05) or on
+    the clean latent (which weights flow times by t^2 relative to the velocity loss, i.e. towards pure noise)"""
+    patch_size: Count | None = None  # spatial patch size of a fresh transformer (unset: the preset's)
+    pointmap_loss_weight: Annotated[float, Ge(0)] = 0.0
+    """weight of a Huber loss between the pointmaps decoded (frozen pointmap VAE decoder) from the predicted clean
+    latent and the target pointmaps, on valid pixels (0: the latent loss only)"""
+
+    input_folders = ("video_vae", "pointmap_vae", "init_transformer")
 
 
 def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) -> bool:
@@ -64,8 +79,15 @@ def initial_transformer(path: str | Path) -> JointLatentTransformer:
     return JointLatentTransformer.from_video_transformer(path)
 
 
+# Floor of t where an x-prediction's velocity loss divides by t (larger weights would come from the last few percent of
+# flow time, where the latent is nearly clean and the division only amplifies noise).
+VELOCITY_LOSS_MIN_T = 0.05
+POINTMAP_HUBER_DELTA = 0.05  # Huber threshold of the decoded-pointmap loss (normalised target units, as stage 1's)
+
+
 class LatentReplay:
-    """Ring buffer of ``(video latent, pointmap latent)`` pairs, each ``(C, t, h, w)``, on the training device.
+    """Ring buffer of per-clip training tensors (latents ``(C, t, h, w)``, optionally target pointmaps and masks) on
+    the training device.
 
     Its content depends only on the clips added, in order, so a resumed run that re-adds the clips of the steps
     before its checkpoint (see :meth:`DiTStage.resume`) continues exactly like an uninterrupted one.
@@ -73,20 +95,21 @@ class LatentReplay:
 
     def __init__(self, capacity: int):
         self.capacity, self.added = capacity, 0
-        self.video = self.pointmap = None
+        self.slots: list[torch.Tensor] | None = None
 
-    def add(self, video: torch.Tensor, pointmap: torch.Tensor) -> None:
-        if self.video is None:
-            self.video = video.new_empty((self.capacity, *video.shape[1:]))
-            self.pointmap = pointmap.new_empty((self.capacity, *pointmap.shape[1:]))
-        slots = torch.arange(self.added, self.added + video.shape[0], device=video.device) % self.capacity
-        self.video[slots], self.pointmap[slots] = video, pointmap
-        self.added += video.shape[0]
+    def add(self, *tensors: torch.Tensor) -> None:
+        """Add a batch: tensors ``(B, ...)`` with one leading batch dimension each (always the same kinds)."""
+        if self.slots is None:
+            self.slots = [t.new_empty((self.capacity, *t.shape[1:])) for t in tensors]
+        index = torch.arange(self.added, self.added + tensors[0].shape[0], device=tensors[0].device) % self.capacity
+        for slot, tensor in zip(self.slots, tensors):
+            slot[index] = tensor
+        self.added += tensors[0].shape[0]
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         index = torch.randint(min(self.added, self.capacity), (batch_size,), generator=generator,
                               device=generator.device)
-        return self.video[index], self.pointmap[index]
+        return tuple(slot[index] for slot in self.slots)
 
 
 class DiTStage:
@@ -103,8 +126,13 @@ class DiTStage:
             raise ValueError(f"{config.pointmap_vae}: latent channels differ from the video VAE's ({channels})")
         if config.init_transformer:
             self.model = initial_transformer(config.init_transformer)
+            if self.model.config.prediction_type != config.prediction:
+                raise ValueError(f"{config.init_transformer}: the transformer predicts {self.model.config.prediction_type}"
+                                 f", not {config.prediction} (--prediction)")
         else:
-            self.model = JointLatentTransformer.from_preset(config.preset, latent_channels=channels)
+            self.model = JointLatentTransformer.from_preset(config.preset, latent_channels=channels,
+                                                            prediction_type=config.prediction,
+                                                            patch_size=config.patch_size)
         self.trainable = self.model
         self.replay = LatentReplay(config.replay_clips) if config.replay_clips > 0 else None
 
@@ -115,26 +143,44 @@ class DiTStage:
         first = max(0, step - -(-self.replay.capacity // batch_size))
         self.replay.added = first * batch_size  # the ring positions the uninterrupted run used
         for previous in range(first, step):
-            self.replay.add(*self.latents(data_source(previous, batch_size)))
+            self.replay.add(*self.training_tensors(data_source(previous, batch_size)))
 
     @torch.no_grad()
-    def latents(self, batch: ClipBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32."""
+    def training_tensors(self, batch: ClipBatch) -> tuple[torch.Tensor, ...]:
+        """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32, then, when the decoded
+        pointmap loss is on, the target pointmaps ``bf16 (B, 3, T, H, W)`` and ``valid bool (B, 1, T, H, W)``."""
         video = encode_latents(self.video_vae, rgb_to_model(batch.rgb))
-        pointmap = encode_latents(self.pointmap_vae,
-                                  pointmap_to_model(batch.points, batch.c2w, batch.valid, self.target)[0])
+        target, valid = pointmap_to_model(batch.points, batch.c2w, batch.valid, self.target)
+        pointmap = encode_latents(self.pointmap_vae, target)
+        if self.config.pointmap_loss_weight > 0:
+            return video.float(), pointmap.float(), target.to(torch.bfloat16), valid
         return video.float(), pointmap.float()
 
     def loss(self, trainable, batch: ClipBatch, generator: torch.Generator) -> torch.Tensor:
-        video, x0 = self.latents(batch)
+        tensors = self.training_tensors(batch)
         if self.replay is not None:
-            self.replay.add(video, x0)
-            video, x0 = self.replay.sample(self.config.replay_batch_size, generator)
+            self.replay.add(*tensors)
+            tensors = self.replay.sample(self.config.replay_batch_size, generator)
+        video, x0 = tensors[:2]
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         t = sample_timesteps(x0.shape[0], generator, x0.device, self.config.timestep_sampling,
                              self.config.logit_mean, self.config.logit_std)
-        prediction = trainable(noisy_sample(x0, noise, t), video, t)
-        return flow_loss(prediction, x0, noise)
+        x_t = noisy_sample(x0, noise, t)
+        prediction = trainable(x_t, video, t, output=self.config.prediction)  # the network's own output
+        clean = prediction if self.config.prediction == "sample" else clean_from_velocity(x_t, prediction, t)
+        if self.config.loss == "velocity" and self.config.prediction == "velocity":
+            loss = flow_loss(prediction, x0, noise)
+        elif self.config.loss == "velocity":  # (x_t - x0_hat)/t - (x_t - x0)/t = (x0 - x0_hat)/t
+            weight = 1.0 / t.clamp_min(VELOCITY_LOSS_MIN_T).reshape(-1, 1, 1, 1, 1)
+            loss = ((clean.float() - x0) * weight).square().mean()
+        else:
+            loss = torch.nn.functional.mse_loss(clean.float(), x0)
+        if self.config.pointmap_loss_weight > 0:
+            target, valid = tensors[2:]
+            decoded = decode_latents(self.pointmap_vae, clean)
+            huber = masked_huber(decoded, target.float(), valid, POINTMAP_HUBER_DELTA)
+            loss = loss + self.config.pointmap_loss_weight * huber
+        return loss
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
         """Nothing to adjust after training."""

@@ -22,18 +22,20 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Annotated, ClassVar, Literal, Protocol
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
+from annotated_types import Ge, Gt, Interval, MinLen, MultipleOf
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from sora3r.data.video import atomic_output_path
-from sora3r.models.vae import check_num_frames
-from sora3r.train.data import RANK_STRIDE, DataSource, dataset_source, synthetic_source
+from sora3r.fs import atomic_output_path, check_output_dir, mark_output_dir
+from sora3r.models.vae import VAE_PRESETS, check_num_frames
+from sora3r.options import Count, NonNegative, Seed, check_fields, check_model_folder, invalid
+from sora3r.train.data import RANK_STRIDE, DataSource, dataset_source, parse_dataset_spec, synthetic_source
 from sora3r.types import ClipBatch
 
 CHECKPOINT_MODES = ("full", "light", "both")
@@ -42,34 +44,64 @@ TRAINING_RECORD = "training.json"  # the stage config, saved beside the final we
 STEP_STRIDE = 1_000_003  # a prime above the steps of any run: (seed, step) pairs map to distinct integers
 
 
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
+VAEPreset = Literal[tuple(VAE_PRESETS)]  # the VAE sizes of sora3r.models.vae
+SIZE_MULTIPLE = 16  # clip sides: 8x VAE downsampling, then the transformer's 2x2 patches
+
+
 @dataclass
 class TrainConfig:
-    """Settings every stage shares (stage configs extend it)."""
+    """Settings every stage shares (stage configs extend it). Values are checked when the config is made
+    (`sora3r.options`); the folders and datasets it reads are checked by :meth:`check_inputs` before a run starts."""
 
-    output: str = "runs/stage"  # run folder (state/, light/, model/, loss.jsonl, config.json)
-    steps: int = 1000  # total optimisation steps of the run (a resumed run continues up to it)
-    batch_size: int = 4  # clips per step and process (stage 2 with a replay pool: fresh clips per step)
-    lr: float = 2e-4  # AdamW learning rate after warm-up
-    weight_decay: float = 0.01  # AdamW weight decay
-    warmup_steps: int = 100  # linear learning-rate warm-up of a fresh run
-    light_warmup_steps: int = 20  # warm-up after resuming from a light checkpoint (fresh optimizer)
-    grad_clip: float = 1.0  # gradient-norm clip (0: off)
-    ema_decay: float = 0.999  # decay of the exponential moving average of the weights (what model/ holds)
-    checkpoint_every: int = 250  # steps between checkpoints
-    checkpoint_mode: str = "both"  # full (exact resume) | light (weights + EMA, small) | both
+    output: Annotated[str, MinLen(1)] = "runs/stage"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    steps: Count = 1000  # total optimisation steps of the run (a resumed run continues up to it)
+    batch_size: Count = 4  # clips per step and process (stage 2 with a replay pool: fresh clips per step)
+    lr: Annotated[float, Ge(0)] = 2e-4  # AdamW learning rate after warm-up (0: the weights stay as they start)
+    weight_decay: Annotated[float, Ge(0)] = 0.01  # AdamW weight decay
+    warmup_steps: NonNegative = 100  # linear learning-rate warm-up of a fresh run
+    light_warmup_steps: NonNegative = 20  # warm-up after resuming from a light checkpoint (fresh optimizer)
+    grad_clip: Annotated[float, Ge(0)] = 1.0  # gradient-norm clip (0: off)
+    ema_decay: Annotated[float, Interval(ge=0, lt=1)] = 0.999  # decay of the weights' moving average (model/)
+    checkpoint_every: Count = 250  # steps between checkpoints
+    checkpoint_mode: Literal[CHECKPOINT_MODES] = "both"  # full (exact resume) | light (weights + EMA, small) | both
     light_ema_only: bool = False  # light checkpoints keep only the EMA weights (half the bytes to move)
-    log_every: int = 10  # steps between loss.jsonl lines (and --max-minutes checks)
-    max_minutes: float | None = None  # stop cleanly with a checkpoint after this many minutes
+    log_every: Count = 10  # steps between loss.jsonl lines (and --max-minutes checks)
+    max_minutes: Annotated[float, Ge(0)] | None = None  # stop cleanly with a checkpoint after this many minutes
     resume: bool = False  # continue from state/ (exact) or else light/ when the run folder has one
-    seed: int = 0  # seed of the initial weights, the noise and the data order
+    seed: Seed = 0  # seed of the initial weights, the noise and the data order
     gradient_checkpointing: bool = False  # trade compute for activation memory
-    mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
-    data_workers: int = 0  # processes drawing synthetic scenes ahead of the device (0: in the training process)
+    mixed_precision: MixedPrecision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
+    data_workers: NonNegative = 0  # processes drawing synthetic scenes ahead of the device (0: in the training process)
     datasets: str | None = None  # train on real sets instead of synthetic scenes: NAME=ROOT[:WEIGHT],... (docs/training_data.md)
-    preset: str = "tiny"  # model size of a fresh run: tiny | small | base | paper (VAEs: tiny | small | paper)
-    num_frames: int = 17  # clip length, 8k+1 frames
-    height: int = 64  # clip height in pixels (multiple of 16)
-    width: int = 64  # clip width in pixels (multiple of 16)
+    preset: str = "tiny"  # model size of a fresh run (each stage lists its presets)
+    num_frames: Count = 17  # clip length, 8k+1 frames (9, 17, 25, ...)
+    height: Annotated[int, Gt(0), MultipleOf(SIZE_MULTIPLE)] = 64  # clip height in pixels (multiple of 16)
+    width: Annotated[int, Gt(0), MultipleOf(SIZE_MULTIPLE)] = 64  # clip width in pixels (multiple of 16)
+
+    def __post_init__(self):
+        check_fields(self)
+        try:
+            check_num_frames(self.num_frames)
+        except ValueError as err:
+            raise invalid("num_frames", self.num_frames, str(err)) from None
+        if self.datasets is not None:
+            parse_dataset_spec(self.datasets)
+
+    input_folders: ClassVar[tuple[str, ...]] = ()  # the fields naming model folders the stage reads
+
+    def check_inputs(self) -> None:
+        """Raise ``FileNotFoundError`` naming the option whose input folder is missing, and ``FileExistsError`` if the
+        run folder may not be written: it is written into in place (checkpoints, logs), so it must be new, empty or
+        an earlier sora3r run, and never the working directory, an ancestor of it or an input folder."""
+        for name, (root, _) in (parse_dataset_spec(self.datasets) if self.datasets else {}).items():
+            if not Path(root).is_dir():
+                raise FileNotFoundError(f"--datasets {name}={root}: no such folder")
+        folders = [getattr(self, name) for name in self.input_folders]
+        for name, folder in zip(self.input_folders, folders):
+            if folder is not None:
+                check_model_folder(name, folder)
+        check_output_dir(self.output, overwrite=True, inputs=folders)
 
 
 class Stage(Protocol):
@@ -188,7 +220,7 @@ def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None =
 
     The default data source renders synthetic scenes on the training device.
     """
-    check_num_frames(config.num_frames)
+    config.check_inputs()
     accelerator = make_accelerator(config)
     set_seed(config.seed)  # the same initial weights on every process and in every run of a config
     stage = build_stage(config, accelerator.device)
@@ -377,13 +409,12 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
     Checkpoints are written every ``checkpoint_every`` steps and at the end; ``stage.model`` then takes
     the EMA weights, ``stage.finalize`` runs and the result is saved to ``output/model/``.
     """
-    if config.checkpoint_mode not in CHECKPOINT_MODES:
-        raise ValueError(f"checkpoint_mode must be one of {CHECKPOINT_MODES}, got {config.checkpoint_mode!r}")
     started = time.monotonic()
     folder = _RunFolder(Path(config.output))
     main = accelerator.is_main_process
     if main:
         folder.output.mkdir(parents=True, exist_ok=True)
+        mark_output_dir(folder.output, f"sora3r training run ({type(stage).__name__})")
         for checkpoint in (folder.state, folder.light):
             _recover_dir(checkpoint)
         _write_json(folder.output / "config.json", asdict(config))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge, Gt
 
 from sora3r.geometry.target import PointmapTarget
 from sora3r.models.inputs import pointmap_to_model
@@ -13,20 +15,23 @@ from sora3r.models.vae import (
     build_vae, decode_latents, encode_latents, estimate_scaling_factor, pointmap_vae_from_video_vae,
 )
 from sora3r.train.data import DataSource
-from sora3r.train.loop import TrainConfig, run_stage
+from sora3r.train.loop import TrainConfig, VAEPreset, run_stage
 from sora3r.train.vae_objective import SCALING_BATCHES, VAEReconstruction
 from sora3r.types import ClipBatch
 
 
 @dataclass
 class PointmapVAEConfig(TrainConfig):
-    """Stage 1 settings. ``init_video_vae``: the stage-0 VAE folder (default: a fresh ``preset``, for ablations)."""
+    """Stage 1: the pointmap VAE, a copy of the video VAE fine-tuned on normalised pointmaps (Huber + small KL)."""
 
-    output: str = "runs/pointmap_vae"
-    init_video_vae: str | None = None
+    output: str = "runs/pointmap_vae"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    preset: VAEPreset = "tiny"  # VAE size when --init-video-vae is unset
+    init_video_vae: str | None = None  # the stage-0 VAE folder to start from (unset: a fresh --preset, for ablations)
     squash: bool = True  # radially squashed target p/|p| log1p|p| (--no-squash: the plain normalised target)
-    huber_delta: float = 0.05  # Huber loss threshold, in units of the normalised target
-    kl_weight: float = 1e-4  # weight of the KL term (latents near N(0, I))
+    huber_delta: Annotated[float, Gt(0)] = 0.05  # Huber loss threshold, in units of the normalised target
+    kl_weight: Annotated[float, Ge(0)] = 1e-4  # weight of the KL term (latents near N(0, I))
+
+    input_folders = ("init_video_vae",)
 
 
 def masked_huber(prediction: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, delta: float) -> torch.Tensor:

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
 
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.vae import build_vae, estimate_scaling_factor
 from sora3r.train.data import DataSource
-from sora3r.train.loop import TrainConfig, run_stage
+from sora3r.train.loop import TrainConfig, VAEPreset, run_stage
 from sora3r.train.vae_objective import SCALING_BATCHES, VAEReconstruction, spatial_gradient_l1
 from sora3r.types import ClipBatch
 
 
 @dataclass
 class VideoVAEConfig(TrainConfig):
-    """Stage 0 settings. ``init``: a diffusers VAE folder to continue from (default: a fresh ``preset``)."""
+    """Stage 0: the video VAE on RGB clips (L1 + image-gradient L1 + small KL)."""
 
-    output: str = "runs/video_vae"
-    init: str | None = None
-    gradient_weight: float = 0.5  # weight of the L1 loss on image gradients (sharper edges)
-    kl_weight: float = 1e-4  # weight of the KL term (latents near N(0, I))
+    output: str = "runs/video_vae"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    preset: VAEPreset = "tiny"  # VAE size of a fresh run
+    init: str | None = None  # a diffusers VAE folder to continue from (unset: a fresh --preset)
+    gradient_weight: Annotated[float, Ge(0)] = 0.5  # weight of the L1 loss on image gradients (sharper edges)
+    kl_weight: Annotated[float, Ge(0)] = 1e-4  # weight of the KL term (latents near N(0, I))
+
+    input_folders = ("init",)
 
 
 class VideoVAEStage:

@@ -8,7 +8,7 @@ conventions and applies its evaluation protocol's frame selection (see docs/data
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sora3r.types import VideoSequence
@@ -32,6 +32,18 @@ def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
+def dataset_reader(name: str) -> Callable[..., Iterator[VideoSequence]]:
+    """The reader function of dataset ``name`` (its module is imported now); its keywords are the dataset's options.
+
+    Raises:
+        ValueError: ``name`` is not registered.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+    module_name, function_name = DATASETS[name].split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
 def iter_sequences(name: str, root: Path | str | None, **kwargs) -> Iterator[VideoSequence]:
     """The sequences of dataset ``name`` stored under ``root`` (reader-specific ``kwargs``).
 
@@ -40,8 +52,4 @@ def iter_sequences(name: str, root: Path | str | None, **kwargs) -> Iterator[Vid
         FileNotFoundError: ``root`` or a file the reader needs is missing (raised at call time where the
             reader can check it before loading).
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
-    module_name, function_name = DATASETS[name].split(":")
-    reader = getattr(importlib.import_module(module_name), function_name)
-    return reader(Path(root) if root is not None else None, **kwargs)
+    return dataset_reader(name)(Path(root) if root is not None else None, **kwargs)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sora3r.data.images import decode_image
 from sora3r.types import VideoSequence
 
 
@@ -70,12 +71,12 @@ def read_matrix_rows(path: Path, num_values: int) -> np.ndarray:
 
 
 def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """An image file as ``uint8 (H, W, 3)``; ``size=(W, H)`` resizes it (bilinear, antialiased)."""
-    with Image.open(require_file(path)) as image:
-        image = image.convert("RGB")
-        if size is not None and image.size != size:
-            image = image.resize(size, Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+    """An image file as ``uint8 (H, W, 3)`` (`sora3r.data.images.decode_image`: 16-bit scaled to 8 bits, the stored
+    pixel grid that the dataset's calibration refers to); ``size=(W, H)`` resizes it (bilinear, antialiased)."""
+    rgb = decode_image(require_file(path), upright=False)
+    if size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(size):
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    return rgb
 
 
 def read_depth_png(path: Path, units_per_metre: float) -> np.ndarray:

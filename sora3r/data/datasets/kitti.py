@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sora3r.data.datasets._io import make_sequence, parse_floats, read_depth_png, read_rgb, read_rows, require_dir
+from sora3r.data.images import frame_files
 from sora3r.types import VideoSequence
 
 KITTI_DEPTH_UNITS_PER_METRE = 256.0
@@ -53,7 +54,7 @@ def iter_kitti(root: Path, num_frames: int = KITTI_NUM_FRAMES) -> Iterator[Video
 
 
 def _load_kitti_drive(root: Path, drive: Path, num_frames: int) -> VideoSequence:
-    depth_files = sorted((drive / "proj_depth" / "groundtruth" / "image_02").glob("*.png"))[:num_frames]
+    depth_files = frame_files(drive / "proj_depth" / "groundtruth" / "image_02", "*.png")[:num_frames]
     raw_drive = root / drive.name[:10] / drive.name
     return make_sequence(
         drive.name,

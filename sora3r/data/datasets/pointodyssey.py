@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sora3r.data.datasets._io import make_sequence, read_depth_png, read_rgb, require_dir, require_file
+from sora3r.data.images import frame_files
 from sora3r.geometry.projection import unproject_depth
 from sora3r.types import VideoSequence
 
@@ -57,7 +58,7 @@ def read_sequence(seq_dir: Path, max_frames: int | None = None, with_points: boo
             raise ValueError(f"{anno_path}: needs 'intrinsics' and 'extrinsics', has {sorted(anno.files)}")
         intrinsics = anno["intrinsics"].astype(np.float64)
         extrinsics = anno["extrinsics"].astype(np.float64)
-    rgb_paths = sorted((seq_dir / "rgbs").glob("rgb_*.jpg"))
+    rgb_paths = frame_files(seq_dir / "rgbs", "rgb_*.jpg")
     num_frames = len(rgb_paths)
     if num_frames == 0:
         raise FileNotFoundError(f"{seq_dir / 'rgbs'}: no rgb_XXXXX.jpg frames")

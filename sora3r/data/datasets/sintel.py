@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sora3r.data.datasets._io import make_sequence, read_rgb, require_dir, require_file
+from sora3r.data.images import frame_files
 from sora3r.types import VideoSequence
 
 SINTEL_TAG = 202021.25
@@ -82,7 +83,7 @@ def iter_sintel(root: Path, sequences: str | list[str] = "pose") -> Iterator[Vid
 
 
 def _load_sintel_sequence(training: Path, name: str) -> VideoSequence:
-    images = sorted((training / "final" / name).glob("frame_*.png"))
+    images = frame_files(training / "final" / name, "frame_*.png")
     if not images:
         raise FileNotFoundError(f"sintel: no frame_*.png in {training / 'final' / name}")
     cams = [read_cam(training / "camdata_left" / name / f"{p.stem}.cam") for p in images]

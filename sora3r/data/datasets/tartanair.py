@@ -24,6 +24,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from sora3r.data.datasets._io import make_sequence, read_matrix_rows, read_rgb, require_dir, require_file
+from sora3r.data.images import frame_files
 from sora3r.geometry.projection import unproject_depth
 from sora3r.types import VideoSequence
 
@@ -69,7 +70,7 @@ def read_sequence(traj_dir: Path, max_frames: int | None = None, max_depth: floa
     """
     traj_dir = Path(traj_dir)
     poses = read_matrix_rows(traj_dir / "pose_left.txt", 7)
-    frames = sorted(p.name.removesuffix("_left.png") for p in (traj_dir / "image_left").glob("*_left.png"))
+    frames = [p.name.removesuffix("_left.png") for p in frame_files(traj_dir / "image_left", "*_left.png")]
     if not frames:
         raise FileNotFoundError(f"{traj_dir / 'image_left'}: no XXXXXX_left.png frames")
     if len(frames) != len(poses):
