@@ -23,12 +23,12 @@ from annotated_types import Interval, MinLen
 
 from sora3r.data.datasets import DATASETS, dataset_reader
 from sora3r.data.synthetic import SPLIT_SEEDS
-from sora3r.eval.depth import DEPTH_ALIGNMENTS
 from sora3r.eval.methods import METHODS
 from sora3r.export import EXPORT_FORMATS
 from sora3r.fs import atomic_output_dir
+from sora3r.geometry.align import DEPTH_ALIGN_MODES
 from sora3r.options import Count, Seed, check_device, check_fields, invalid
-from sora3r.reconstruction import Reconstruction
+from sora3r.types import Reconstruction
 
 Output = Annotated[Path, tyro.conf.arg(aliases=("-o",))]
 ExportFormat = Literal[EXPORT_FORMATS]
@@ -118,6 +118,7 @@ class Reconstruct(ModelOptions):
     def run(self) -> int:
         from sora3r.data.video import adjust_intrinsics, load_video
         from sora3r.export import export_all
+        from sora3r.geometry.projection import intrinsics_matrix
         from sora3r.pipeline import Sora3RPipeline
         from sora3r.text import plural
 
@@ -134,8 +135,7 @@ class Reconstruct(ModelOptions):
                                  f"{window}")
             K = None
             if self.intrinsics is not None:
-                fx, fy, cx, cy = self.intrinsics
-                K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+                K = intrinsics_matrix(*self.intrinsics, dtype=torch.float64)
                 K = adjust_intrinsics(K, clip.affine)  # pixels of the upright input -> pixels of the read frames
             rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True)
             rec.metadata["source"] = str(self.video)
@@ -207,7 +207,7 @@ class Eval(ModelOptions):
     output: Output  # folder for summary.json, per_sequence.json, results.md and plots/
     overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
     max_sequences: Count | None = None  # stop after this many sequences (unset: all)
-    depth_align: Literal[DEPTH_ALIGNMENTS] | None = None
+    depth_align: Literal[DEPTH_ALIGN_MODES] | None = None
     """per-sequence depth alignment of the prediction to ground truth (unset: scale&shift, the protocol's choice for
     relative depth)"""
     option: tyro.conf.UseAppendAction[tuple[str, ...]] = ()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from sora3r.geometry.align import apply_sim3, umeyama
+from sora3r.geometry.transforms import apply_sim3, umeyama
 
 CAUCHY_MEDIAN_FACTOR = 2.0  # Cauchy width = this times the median relative residual (robust to ~50 % outliers)
 MIN_DISTANCE = 1e-3  # floor of a point's distance to its window's origin (a point at the camera centre)
