@@ -27,6 +27,7 @@ from sora3r.eval.methods import METHODS
 from sora3r.export import EXPORT_FORMATS
 from sora3r.fs import atomic_output_dir
 from sora3r.geometry.align import DEPTH_ALIGN_MODES
+from sora3r.geometry.stitch import DEFAULT_OVERLAP
 from sora3r.options import Count, Seed, check_device, check_fields, invalid
 from sora3r.types import Reconstruction
 
@@ -52,6 +53,8 @@ class ModelOptions:
     model: Path | None = None  # model folder (unset: the bundled model shipped with the package)
     steps: Count | None = None  # sampling steps (unset: the model's default)
     seed: Seed = 0  # seed of the sampling noise
+    samples: Count = 1  # samples per window (more than 1: their mean, and a per-pixel confidence from their spread)
+    overlap: Count = DEFAULT_OVERLAP  # frames consecutive windows of a long video share
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, ...
 
     def __post_init__(self):
@@ -137,7 +140,8 @@ class Reconstruct(ModelOptions):
             if self.intrinsics is not None:
                 K = intrinsics_matrix(*self.intrinsics, dtype=torch.float64)
                 K = adjust_intrinsics(K, clip.affine)  # pixels of the upright input -> pixels of the read frames
-            rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True)
+            rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True,
+                                       num_samples=self.samples, overlap=self.overlap)
             rec.metadata["source"] = str(self.video)
             model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
             rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
@@ -240,7 +244,8 @@ class Eval(ModelOptions):
 
         if self.root is not None and not self.root.is_dir():
             raise FileNotFoundError(f"--root {self.root}: no such folder")
-        method_options = {"model": self.model, "num_steps": self.steps, "seed": self.seed, "device": self.device}
+        method_options = {"model": self.model, "num_steps": self.steps, "seed": self.seed, "device": self.device,
+                          "num_samples": self.samples, "overlap": self.overlap}
         summary = run_eval(self.method, self.dataset, self.root, self.output, max_sequences=self.max_sequences,
                            method_options=method_options, dataset_options=self.dataset_options(),
                            depth_align=self.depth_align, overwrite=self.overwrite)
@@ -271,7 +276,8 @@ class Demo(ModelOptions):
             seq = render_clip(split_seed("test", self.clip), config)
             gt = ground_truth_reconstruction(seq)
             reconstructions = {
-                "sora3r": pipeline.reconstruct(seq.rgb, num_steps=self.steps, seed=self.seed, progress=True),
+                "sora3r": pipeline.reconstruct(seq.rgb, num_steps=self.steps, seed=self.seed, progress=True,
+                                               num_samples=self.samples, overlap=self.overlap),
                 "oracle": METHODS["oracle"]()(seq),
                 "static": METHODS["static"]()(seq),
             }

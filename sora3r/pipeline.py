@@ -2,10 +2,11 @@
 
 Per window of the model's clip length T: encode the video with the video VAE, sample the pointmap latent from noise
 conditioned on the video latent (rectified-flow Euler steps over the registered scheduler's flow times), decode it with
-the pointmap VAE and undo the target normalisation. Videos longer than T are cut into windows that share their first
-frame with the previous window's last; each window is brought into the first window's frame by a Sim(3) (Umeyama) fit
-on that shared frame's points. Cameras, intrinsics and depth then come from the fused world-frame pointmaps
-(`sora3r.geometry.recover_cameras`).
+the pointmap VAE and undo the target normalisation. With ``num_samples = N > 1`` each window draws N samples in one
+batch: the pointmaps are their mean and the per-pixel spread of the samples gives a confidence in (0, 1]. Videos longer than T are cut into windows that share ``overlap`` frames with the previous one;
+each window is brought into the first window's frame by a robust Sim(3) fit on all the frames it shares with those
+already placed (`sora3r.geometry.stitch`), and the shared frames are cross-faded. Cameras, intrinsics and depth then
+come from the fused world-frame pointmaps (`sora3r.geometry.recover_cameras`, weighted by the confidence).
 
 Model folder (diffusers' pipeline layout, written by `save_pretrained`): ``model_index.json`` (component classes, clip
 shape ``num_frames`` / ``height`` / ``width``, ``squash``, ``sampler_steps``), ``video_vae/`` and ``pointmap_vae/``
@@ -28,7 +29,8 @@ from tqdm import tqdm
 
 from sora3r.data.video import adjust_intrinsics, resize_and_crop
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
-from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras, umeyama
+from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras
+from sora3r.geometry.stitch import DEFAULT_OVERLAP, blend_shared, robust_sim3, window_starts
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import check_num_frames, decode_latents, encode_latents
@@ -41,17 +43,9 @@ MODEL_FILES = ("model_index.json", "video_vae/config.json", "pointmap_vae/config
 _HUB_FILES = ["model_index.json", "*/*.json", "*/*.safetensors"]
 _HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # owner/name, as the Hugging Face Hub spells repository ids
-
-
-def window_starts(num_frames: int, window: int) -> list[int]:
-    """First frame of each window of ``window`` frames covering ``num_frames``; consecutive windows share at least
-    one frame (the last window is moved back to end at the last frame)."""
-    if num_frames < window:
-        raise ValueError(f"the video has {num_frames} frames; the model needs at least {window}")
-    starts = list(range(0, num_frames - window + 1, window - 1))
-    if starts[-1] + window < num_frames:
-        starts.append(num_frames - window)
-    return starts
+# Spread of the samples (in the window's normalised points, whose mean distance to the first camera is 1) at which the
+# confidence is 1/2: confidence = 1 / (1 + spread / SPREAD_AT_HALF_CONFIDENCE).
+SPREAD_AT_HALF_CONFIDENCE = 0.05
 
 
 def _read_json(path: Path) -> dict:
@@ -190,18 +184,31 @@ class Sora3RPipeline(DiffusionPipeline):
 
     @torch.inference_mode()
     def predict_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
-        """World-frame (= frame-0 camera), unit-mean-distance pointmaps ``float (T, H, W, 3)`` of exactly one window
-        ``uint8 (T, H, W, 3)`` at the model's clip shape.
+                          generator: torch.Generator | None = None,
+                          num_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """World-frame (= frame-0 camera), unit-mean-distance pointmaps of exactly one window ``uint8 (T, H, W, 3)`` at
+        the model's clip shape.
 
+        Returns:
+            ``(points float (T, H, W, 3), confidence float (T, H, W) or None)``: with ``num_samples > 1`` the mean of
+            that many samples (drawn in one batch) and ``1 / (1 + spread / SPREAD_AT_HALF_CONFIDENCE)``, where spread
+            is the norm of the samples' per-pixel standard deviation (in the window's normalised points, so far
+            points, whose errors are largest, spread most); with one sample, that sample and ``None``.
         Raises:
             ValueError: the model produced NaN or infinite points (broken weights, or an overflow).
         """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         video = rgb_to_model(frames[None].to(self.device))
-        video_latent = encode_latents(self.video_vae, video)
+        video_latent = encode_latents(self.video_vae, video).expand(num_samples, -1, -1, -1, -1)
         pointmap_latent = self.sample_pointmap_latent(video_latent, num_steps, generator)
-        decoded = decode_latents(self.pointmap_vae, pointmap_latent).float()  # (1, 3, T, H, W)
-        points = self.target.decode(decoded[0].permute(1, 2, 3, 0))
+        decoded = decode_latents(self.pointmap_vae, pointmap_latent).float().permute(0, 2, 3, 4, 1)  # (N, T, H, W, 3)
+        samples = self.target.decode(decoded)
+        confidence = None
+        if num_samples > 1:
+            spread = samples.std(dim=0, unbiased=False).norm(dim=-1)
+            confidence = 1.0 / (1.0 + spread / SPREAD_AT_HALF_CONFIDENCE)
+        points = samples.mean(dim=0)
         finite = torch.isfinite(points).all(dim=-1)
         if not finite.all():
             # One check per window (a host sync, but after the sampling loop): NaN weights or an overflow in
@@ -209,31 +216,44 @@ class Sora3RPipeline(DiffusionPipeline):
             source = f"{self.name_or_path}: " if self.name_or_path else ""
             raise ValueError(f"{source}the model produced NaN/infinite points ({int((~finite).sum())} of "
                              f"{finite.numel()} pixels): broken weights, or an overflow in {self.transformer.dtype}")
-        return points
+        return points, confidence
 
     def _fused_pointmaps(self, frames: torch.Tensor, starts: list[int], num_steps: int | None, seed: int,
-                         progress: bool) -> torch.Tensor:
-        """Pointmaps ``(N, H, W, 3)`` of all frames in the first window's frame, window by window (see module doc)."""
+                         num_samples: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pointmaps ``(N, H, W, 3)`` of all frames in the first window's frame, and their confidence ``(N, H, W)``
+        (``None`` with one sample), window by window (see the module doc)."""
         window, height, width = self.clip_shape
         generator = torch.Generator(device=self.device).manual_seed(seed)
         points = torch.empty(frames.shape[0], height, width, 3, device=self.device)
+        confidence = torch.ones(frames.shape[0], height, width, device=self.device) if num_samples > 1 else None
+        filled = 0
         for start in tqdm(starts, desc="sampling windows", disable=not progress or len(starts) == 1):
-            local = self.predict_pointmaps(frames[start:start + window], num_steps, generator)
-            if start > 0:
-                # Frames [start, filled) are already placed: fit this window onto them.
-                shared = slice(0, min(window, filled - start))
-                scale, rotation, translation = umeyama(local[shared].reshape(-1, 3),
-                                                       points[start:filled].reshape(-1, 3))
-                local = apply_sim3(scale, rotation, translation, local)
-                local = local[filled - start:]
-                start = filled
-            points[start:start + local.shape[0]] = local
-            filled = start + local.shape[0]
-        return points
+            local, local_confidence = self.predict_pointmaps(frames[start:start + window], num_steps, generator,
+                                                             num_samples)
+            if local_confidence is None:
+                local_confidence = torch.ones(local.shape[:-1], device=local.device)
+            shared = filled - start  # frames [start, filled) are already placed
+            if shared > 0:
+                weights = local_confidence[:shared]
+                if confidence is not None:
+                    weights = weights * confidence[start:filled]
+                fit = robust_sim3(local[:shared].reshape(-1, 3).double(), points[start:filled].reshape(-1, 3).double(),
+                                  weights.reshape(-1).double())
+                local = apply_sim3(*(value.float() for value in fit), local)
+                points[start:filled] = blend_shared(points[start:filled], local[:shared])
+                if confidence is not None:
+                    confidence[start:filled] = blend_shared(confidence[start:filled, ..., None],
+                                                            local_confidence[:shared, ..., None])[..., 0]
+            points[filled:start + window] = local[max(shared, 0):]
+            if confidence is not None:
+                confidence[filled:start + window] = local_confidence[max(shared, 0):]
+            filled = start + window
+        return points, confidence
 
     @torch.inference_mode()
     def reconstruct(self, frames: torch.Tensor, K: torch.Tensor | None = None, num_steps: int | None = None,
-                    seed: int = 0, progress: bool = False) -> Reconstruction:
+                    seed: int = 0, progress: bool = False, num_samples: int = 1,
+                    overlap: int = DEFAULT_OVERLAP) -> Reconstruction:
         """Reconstruct a video.
 
         Args:
@@ -243,28 +263,34 @@ class Sora3RPipeline(DiffusionPipeline):
             num_steps: sampling steps (default: the config's ``sampler_steps``).
             seed: seed of the sampling noise (same seed, same output).
             progress: show a progress bar over the windows of a long video.
+            num_samples: samples drawn per window (in one batch); with more than one, the points are their mean and
+                ``confidence`` (T, H, W) comes from their spread and weights camera recovery and window stitching.
+            overlap: frames consecutive windows share (1 .. T - 1).
         Returns:
             `Reconstruction` at the model's resolution; ``metadata["crop_affine"]`` maps input pixels to it.
         Raises:
-            ValueError: frames of another dtype or shape, or fewer than T of them.
+            ValueError: frames of another dtype or shape, fewer than T of them, or a bad ``num_samples`` /
+                ``overlap``.
         """
         if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
         window, height, width = self.clip_shape
         frames, affine = resize_and_crop(frames, height, width)
-        starts = window_starts(frames.shape[0], window)
-        points = self._fused_pointmaps(frames, starts, num_steps, seed, progress)
+        starts = window_starts(frames.shape[0], window, overlap)
+        points, confidence = self._fused_pointmaps(frames, starts, num_steps, seed, num_samples, progress)
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
-        points, cameras = first_camera_world(points, recover_cameras(points, K=known_K))  # c2w[0] = identity
+        cameras = recover_cameras(points, weights=confidence, K=known_K)
+        points, cameras = first_camera_world(points, cameras)  # c2w[0] = identity
         depth = cameras.depth
         valid = torch.isfinite(depth) & (depth > 0)
         return Reconstruction(
             points=points.cpu(), depth=depth.cpu(), c2w=cameras.c2w.cpu(), K=cameras.K.cpu(), rgb=frames.cpu(),
-            valid=valid.cpu(),
-            metadata={"method": "sora3r", "scale": "relative (mean point distance 1 in the first window)",
+            confidence=None if confidence is None else confidence.cpu(), valid=valid.cpu(),
+            metadata={"method": "sora3r", "scale": "relative (mean point distance about 1 in the first window)",
                       "sampler_steps": int(num_steps or self.config.sampler_steps), "seed": seed,
-                      "windows": starts, "crop_affine": affine.tolist()},
+                      "num_samples": num_samples, "windows": starts, "window_overlap": overlap,
+                      "crop_affine": affine.tolist()},
         )
 
     def __call__(self, frames: torch.Tensor, **kwargs) -> Reconstruction:

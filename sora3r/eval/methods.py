@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_matrix, unproject_depth
+from sora3r.geometry.stitch import DEFAULT_OVERLAP
 from sora3r.types import Reconstruction, VideoSequence
 
 Method = Callable[[VideoSequence], Reconstruction]
@@ -82,8 +83,9 @@ def static(depth: float = 1.0, fov_deg: float = STATIC_FOV_DEG) -> Method:
     return run
 
 
-def sora3r(model: str | Path | None = None, device: str = "cpu", num_steps: int | None = None, seed: int = 0) -> Method:
-    """The Sora3R pipeline: ``Sora3RPipeline.from_pretrained(model).reconstruct(seq.rgb)``.
+def sora3r(model: str | Path | None = None, device: str = "cpu", num_steps: int | None = None, seed: int = 0,
+           num_samples: int = 1, overlap: int = DEFAULT_OVERLAP) -> Method:
+    """The Sora3R pipeline: ``Sora3RPipeline.from_pretrained(model).reconstruct(seq.rgb, ...)`` (options as there).
 
     ``model=None`` loads the bundled model. The pipeline is imported and loaded on the first call (once),
     so listing or building methods never needs it; an import failure is a clear RuntimeError then.
@@ -97,7 +99,8 @@ def sora3r(model: str | Path | None = None, device: str = "cpu", num_steps: int 
             except ImportError as error:
                 raise RuntimeError(f"method 'sora3r' needs sora3r.pipeline, which failed to import: {error}") from error
             loaded["pipeline"] = Sora3RPipeline.from_pretrained(model, device=device)
-        rec = loaded["pipeline"].reconstruct(seq.rgb, num_steps=num_steps, seed=seed)
+        rec = loaded["pipeline"].reconstruct(seq.rgb, num_steps=num_steps, seed=seed, num_samples=num_samples,
+                                             overlap=overlap)
         rec.metadata.setdefault("source", seq.name)
         return rec
 
@@ -107,11 +110,12 @@ def sora3r(model: str | Path | None = None, device: str = "cpu", num_steps: int 
 BLIND_GREY = 128  # the uint8 value of every pixel of the input-blind clip
 
 
-def blind(model: str | Path | None = None, device: str = "cpu", num_steps: int | None = None, seed: int = 0) -> Method:
+def blind(model: str | Path | None = None, device: str = "cpu", num_steps: int | None = None, seed: int = 0,
+          num_samples: int = 1, overlap: int = DEFAULT_OVERLAP) -> Method:
     """The same model on a uniform grey clip of the sequence's length and size, scored against the sequence's ground
     truth: what the model predicts without reading its input (its prior). A method earns its scores from the video
     only where it beats this; the gap shows how much the model reads its input."""
-    model_run = sora3r(model, device, num_steps, seed)
+    model_run = sora3r(model, device, num_steps, seed, num_samples, overlap)
 
     def run(seq: VideoSequence) -> Reconstruction:
         rec = model_run(dataclasses.replace(seq, rgb=torch.full_like(seq.rgb, BLIND_GREY)))
