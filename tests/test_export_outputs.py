@@ -23,7 +23,7 @@ from sora3r.export import (
     write_intrinsics,
     write_ply,
 )
-from sora3r.viz.depth import colorize_depth, depth_range
+from sora3r.viz.depth import colorize_depth, depth_range, plot_depth_comparison
 from test_export import make_reconstruction
 
 
@@ -134,3 +134,25 @@ def test_intrinsics_text_gives_K_of_the_model_grid_and_of_the_input(tmp_path):
 
     del rec.metadata["input_hw"]  # without the input's size only the model grid is written
     assert "input video" not in write_intrinsics(path, rec).read_text()
+
+
+def test_depth_comparison_picture_has_input_prediction_and_truth_rows(tmp_path):
+    t, h, w = 5, 32, 48
+    rgb = torch.zeros(t, h, w, 3, dtype=torch.uint8)
+    rgb[..., 1] = 255  # pure green input: appears in the input row only
+    ground_truth = torch.linspace(1.0, 4.0, w).expand(t, h, w).clone()
+    prediction = torch.full((t, h, w), 1.0)  # all near: the brightest colour of the range
+    path = plot_depth_comparison(tmp_path / "depth.png", rgb, prediction, ground_truth, num_frames=3, title="clip")
+    image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    rows_of = lambda colour: np.nonzero((np.abs(image - colour).max(axis=2) < 8).any(axis=1))[0]  # noqa: E731
+    green = rows_of([0, 255, 0])
+    near = colorize_depth(np.array([1.0]), *depth_range(ground_truth))[0]
+    bright = rows_of(near)
+    middle = rows_of(colorize_depth(np.array([2.0]), *depth_range(ground_truth))[0])  # only in the truth
+    assert len(green) and len(bright) and len(middle)
+    # Top to bottom: input, then the prediction (near colour only), then the ground truth (near to far).
+    assert green.max() < bright.min() and middle.min() > bright.min()
+    prediction_rows = bright[bright < middle.min()]
+    assert len(prediction_rows) > 0.5 * len(green)  # a whole row of panels, as tall as the input row
+    columns = np.nonzero((np.abs(image - [0, 255, 0]).max(axis=2) < 8).any(axis=0))[0]
+    assert np.count_nonzero(np.diff(columns) > 1) == 2  # three frames side by side
