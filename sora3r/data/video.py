@@ -264,13 +264,17 @@ def resize_and_crop(frames: torch.Tensor, height: int, width: int) -> tuple[torc
     then centre-crop to exactly that size (a few frames at a time, so the float copy stays small).
 
     Returns the new frames and the ``float64 (3, 3)`` affine ``A`` mapping original pixel coordinates to
-    new ones (per-axis scale of the rounded resize, then the crop offset); see `adjust_intrinsics`.
+    new ones (per-axis scale of the rounded resize, then the crop offset); see `adjust_intrinsics`. Frames that
+    already have that size are returned as they are (not copied: a long video read at the model's size is held
+    once), with the identity affine.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
     if height < 1 or width < 1:
         raise ValueError(f"target size must be positive, got {height}x{width}")
     in_h, in_w = frames.shape[1:3]
+    if (in_h, in_w) == (height, width):
+        return frames, pixel_affine(1.0, 1.0)
     scale = max(height / in_h, width / in_w)
     resized_h, resized_w = max(height, round(in_h * scale)), max(width, round(in_w * scale))
     top, left = (resized_h - height) // 2, (resized_w - width) // 2
