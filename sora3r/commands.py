@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import types
 import typing
 from dataclasses import dataclass
@@ -106,8 +107,11 @@ class Reconstruct(ModelOptions):
     output: Output  # folder for the exported reconstruction
     overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
     formats: Annotated[tuple[ExportFormat, ...], MinLen(1)] = EXPORT_FORMATS
-    """what to write: reconstruction.npz (everything, for `sora3r view`), points.ply, scene.glb (points + camera
-    frustums), trajectory_tum.txt, colmap/ (text model + images)"""
+    """what to write: npz = reconstruction.npz (everything, for `sora3r view`), ply = points.ply (with a confidence
+    property when --samples > 1), glb = scene.glb (points + camera frustums), tum = trajectory_tum.txt, colmap =
+    colmap/ (text model + images), depth_video = depth.mp4 (colourised, one near/far range for the whole video),
+    depth_png = depth/*.png (16-bit; depth = value * depth_per_unit of depth/depth_scale.json), intrinsics =
+    intrinsics.txt (fx fy cx cy and K, in pixels of the model's grid and of the input video)"""
     stride: Count = 1  # use every n-th frame of the video
     max_frames: Count | None = None  # use at most this many frames (after --stride; unset: all)
     intrinsics: Annotated[tuple[float, float, float, float] | None, tyro.conf.arg(metavar="FX FY CX CY")] = None
@@ -125,6 +129,7 @@ class Reconstruct(ModelOptions):
         from sora3r.pipeline import Sora3RPipeline
         from sora3r.text import plural
 
+        started = time.perf_counter()
         with atomic_output_dir(self.output, self.overwrite, inputs=(self.video, self.model),
                                what="sora3r reconstruct") as staging:
             pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
@@ -145,11 +150,37 @@ class Reconstruct(ModelOptions):
             rec.metadata["source"] = str(self.video)
             model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
             rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
+            rec.metadata["input_hw"] = list(clip.source_hw)
             rec.timestamps = clip.timestamps
             export_all(staging, rec, formats=self.formats)
+        print(_reconstruct_summary(rec, window, self.stride, time.perf_counter() - started))
         view = f"; view with: sora3r view {self.output}/reconstruction.npz" if "npz" in self.formats else ""
         print(f"wrote {', '.join(self.formats)} to {self.output}{view}")
         return 0
+
+
+def _reconstruct_summary(rec: Reconstruction, window: int, stride: int, seconds: float) -> str:
+    """What `sora3r reconstruct` did, in a few lines: frames, windows, model grid, focal and field of view (on the
+    model's grid and of the input), samples, time."""
+    from sora3r.geometry.projection import field_of_view
+    from sora3r.text import plural
+
+    frames, height, width = rec.points.shape[:3]
+    meta = rec.metadata
+    fov_x, fov_y = field_of_view(rec.K, height, width)
+    in_h, in_w = meta["input_hw"]
+    input_fx = float(rec.K[0, 0]) / meta["crop_affine"][0][0]  # the resize's scale: model pixels per input pixel
+    shared = f", consecutive windows share {meta['window_overlap']}" if len(meta["windows"]) > 1 else ""
+    return "\n".join([
+        f"frames: {frames}{f' (stride {stride})' if stride > 1 else ''} at the model's {width}x{height} (input "
+        f"{in_w}x{in_h})",
+        f"windows: {plural(len(meta['windows']), 'window')} of {window} frames{shared}",
+        f"focal: {float(rec.K[0, 0]):.1f} px on the model's grid = {input_fx:.1f} px of the input; field of view "
+        f"{fov_x:.1f} deg horizontal x {fov_y:.1f} deg vertical (of the centre crop the model sees)",
+        f"samples: {meta['num_samples']} per window, {plural(meta['sampler_steps'], 'step')}, seed {meta['seed']}"
+        f"{'' if rec.confidence is None else f', mean confidence {float(rec.confidence.mean()):.2f}'}",
+        f"time: {seconds:.1f} s",
+    ])
 
 
 @dataclass(kw_only=True)
@@ -258,7 +289,9 @@ class Eval(ModelOptions):
 class Demo(ModelOptions):
     """Reconstruct a held-out synthetic clip with the bundled model and score it next to `oracle` and `static`."""
 
-    output: Output = Path("sora3r_demo")  # folder for the reconstruction, ground truth, input video, plot, metrics.json
+    output: Output = Path("sora3r_demo")
+    """folder for the reconstruction (every format), ground truth, input video, trajectory and depth pictures,
+    metrics.json"""
     overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
     clip: Annotated[int, Interval(ge=0, lt=DEMO_CLIPS)] = 0  # index of the held-out synthetic test clip
 
@@ -266,7 +299,9 @@ class Demo(ModelOptions):
         from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
         from sora3r.data.video import write_video
         from sora3r.export import export_all, write_npz
+        from sora3r.geometry.align import align_depth
         from sora3r.pipeline import Sora3RPipeline
+        from sora3r.viz.depth import plot_depth_comparison
         from sora3r.viz.plots import plot_pose_alignment
 
         with atomic_output_dir(self.output, self.overwrite, inputs=(self.model,), what="sora3r demo") as staging:
@@ -289,6 +324,9 @@ class Demo(ModelOptions):
             write_video(staging / "input.mp4", seq.rgb, fps=10)
             plot_pose_alignment(staging / "trajectory.png", reconstructions["sora3r"].c2w, gt.c2w, "sim3",
                                 title=seq.name)
+            aligned, _ = align_depth(reconstructions["sora3r"].depth, seq.depth, seq.valid, "scale")
+            plot_depth_comparison(staging / "depth.png", seq.rgb, aligned, seq.depth, seq.valid,
+                                  title=f"{seq.name}: prediction scaled to the ground truth (one scale per clip)")
             (staging / "metrics.json").write_text(json.dumps(results, indent=2))
         print(f"wrote {self.output}; view with: sora3r view {self.output}/reconstruction.npz")
         return 0
@@ -306,15 +344,21 @@ def _score(reconstructions: dict[str, Reconstruction], seq, gt: Reconstruction) 
     return results
 
 
+# The demo table's columns: score key, header, whether lower is better.
+_SCORE_COLUMNS = (("abs_rel", "Abs Rel", True), ("delta_1.25", "delta<1.25", False), ("ate", "ATE", True),
+                  ("rpe_trans", "RPE-t", True), ("rpe_rot", "RPE-r (deg)", True))
+
+
 def _print_scores(results: dict[str, dict], title: str) -> None:
+    """The demo's table: one row per method, each column headed by its metric and which direction is better."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
-    keys = ["abs_rel", "delta_1.25", "ate", "rpe_trans", "rpe_rot"]
+    table = Table(title=title, caption="depth aligned to the ground truth by one scale; poses by Sim(3) (evo)")
     table.add_column("method")
-    for key in keys:
-        table.add_column(key, justify="right")
+    for _, header, lower in _SCORE_COLUMNS:
+        table.add_column(f"{header}\n{'lower' if lower else 'higher'} is better", justify="right")
     for name, scores in results.items():
-        table.add_row(name, *("undefined" if scores[key] is None else f"{scores[key]:.4f}" for key in keys))
+        table.add_row(name, *("undefined" if scores[key] is None else f"{scores[key]:.4f}"
+                              for key, _, _ in _SCORE_COLUMNS))
     Console().print(table)

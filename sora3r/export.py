@@ -1,5 +1,5 @@
 """Writers for a `Reconstruction`: coloured point clouds (PLY, GLB), TUM trajectories, COLMAP text
-models and a lossless npz bundle (with its reader).
+models, a lossless npz bundle (with its reader), a colourised depth video, 16-bit depth PNGs and the intrinsics as text.
 
 Every writer creates parent folders, writes to a hidden temp file next to the target and renames it
 into place (``os.replace``), so a crash never leaves a half-written file behind. Inputs that break the
@@ -22,6 +22,7 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from sora3r.fs import atomic_output_path
+from sora3r.geometry.projection import field_of_view
 from sora3r.geometry.transforms import pose_array
 from sora3r.types import Reconstruction
 
@@ -30,13 +31,16 @@ __all__ = [
     "export_all",
     "read_npz",
     "write_colmap_text",
+    "write_depth_png",
+    "write_depth_video",
     "write_glb",
+    "write_intrinsics",
     "write_npz",
     "write_ply",
     "write_tum",
 ]
 
-EXPORT_FORMATS = ("npz", "ply", "glb", "tum", "colmap")
+EXPORT_FORMATS = ("npz", "ply", "glb", "tum", "colmap", "depth_video", "depth_png", "intrinsics")
 
 FRUSTUM_FRACTION = 0.05  # default depth of a camera frustum in scene.glb, relative to the median point distance
 # OpenCV camera axes (y down, z forward) -> glTF / OpenGL axes (y up, z backward).
@@ -98,6 +102,7 @@ class _SelectedPoints:
     rgb: np.ndarray  # uint8 (N, 3)
     frame: np.ndarray  # int64 (N,) frame index
     pixel: np.ndarray  # float64 (N, 2) (u, v) in OpenCV pixel coordinates of that frame
+    confidence: np.ndarray | None  # float32 (N,) the reconstruction's confidence, if it has one
 
 
 def _select_points(rec: Reconstruction, stride: int, min_confidence: float | None, target: Path) -> _SelectedPoints:
@@ -124,6 +129,7 @@ def _select_points(rec: Reconstruction, stride: int, min_confidence: float | Non
         rgb=_numpy(rec.rgb[keep]),
         frame=frame,
         pixel=np.stack([u, v], axis=1).astype(np.float64),
+        confidence=None if rec.confidence is None else _numpy(rec.confidence[keep]).astype(np.float32),
     )
 
 
@@ -133,12 +139,19 @@ def write_ply(
     """Write the valid points of all frames as one coloured binary PLY point cloud.
 
     ``stride`` subsamples the pixel grid of each frame; ``min_confidence`` drops pixels whose
-    ``rec.confidence`` is below it. Coordinates are world (frame-0 camera, OpenCV axes).
+    ``rec.confidence`` is below it. Coordinates are world (frame-0 camera, OpenCV axes). Vertex properties:
+    ``x y z`` (float), ``red green blue alpha`` (uchar) and, when ``rec.confidence`` is set, ``confidence`` (float,
+    in [0, 1]; CloudCompare and MeshLab show it as a scalar field, plyfile and trimesh read it by name).
     """
     selected = _select_points(rec, stride, min_confidence, Path(path))
-    cloud = trimesh.PointCloud(selected.xyz, colors=selected.rgb)
+    # A Trimesh without faces: trimesh writes its vertex_attributes as extra vertex properties (a PointCloud has
+    # none); the face element it declares holds 0 faces, and readers load the file as a point cloud.
+    cloud = trimesh.Trimesh(selected.xyz, np.zeros((0, 3), dtype=np.int64), vertex_colors=selected.rgb,
+                            process=False)
+    if selected.confidence is not None:
+        cloud.vertex_attributes["confidence"] = selected.confidence
     with atomic_output_path(path) as tmp:
-        cloud.export(file_obj=str(tmp), file_type="ply")
+        tmp.write_bytes(trimesh.exchange.ply.export_ply(cloud, encoding="binary"))
     return Path(path)
 
 
@@ -308,6 +321,103 @@ def write_colmap_text(
     return folder
 
 
+DEPTH_VIDEO_MIN_WIDTH = 384  # depth.mp4 repeats each pixel k x k so that it is at least this wide
+DEPTH_PNG_MAX = 65535  # 16-bit code of the largest depth of the video; 0 marks pixels without depth
+DEPTH_SCALE_FILE = "depth_scale.json"
+
+
+def _video_fps(timestamps: torch.Tensor | np.ndarray | None, default: float = 10.0) -> float:
+    """Frame rate from frame times in seconds (1 / their median step) when that lies in [1, 120] fps; otherwise
+    (no times, or frame indices of an image folder) ``default``."""
+    if timestamps is None or len(timestamps) < 2:
+        return default
+    step = float(np.median(np.diff(_numpy(timestamps).astype(np.float64))))
+    return 1.0 / step if 1.0 / 120 <= step <= 1.0 else default
+
+
+def write_depth_video(path: str | os.PathLike, rec: Reconstruction, fps: float | None = None) -> Path:
+    """Write the depth as a colour video (H.264 mp4 through PyAV, one frame at a time).
+
+    Colours: inverse depth through matplotlib's perceptual ``inferno`` (bright = near, dark = far), with near and far
+    fixed for the whole video (2nd / 98th percentiles of the valid depth of all frames, `sora3r.viz.depth`), so a
+    colour means the same depth in every frame; invalid pixels are black. Each depth pixel becomes a k x k block so
+    that the video is at least `DEPTH_VIDEO_MIN_WIDTH` pixels wide. ``fps`` defaults to the frame rate of
+    ``rec.timestamps`` (10 when they give none).
+    """
+    from sora3r.data.video import encode_video
+    from sora3r.viz.depth import colorize_depth, depth_range
+
+    _check_reconstruction(rec, Path(path))
+    near, far = depth_range(rec.depth, rec.valid)
+    block = -(-DEPTH_VIDEO_MIN_WIDTH // rec.depth.shape[2])  # ceil
+    frames = (colorize_depth(rec.depth[t], near, far, None if rec.valid is None else rec.valid[t])
+              .repeat(block, axis=0).repeat(block, axis=1) for t in range(rec.num_frames))
+    return encode_video(path, frames, fps or _video_fps(rec.timestamps))
+
+
+def write_depth_png(folder: str | os.PathLike, rec: Reconstruction) -> Path:
+    """Write each frame's depth as a 16-bit grayscale PNG ``folder/00000.png, ...`` and the scale beside them.
+
+    ``depth = value * depth_per_unit``, with ``depth_per_unit = max depth / 65535`` (the largest valid depth of the
+    video maps to 65535, so the 16 bits are used whatever the scale) written to ``folder/depth_scale.json``
+    (``{"depth_per_unit": ..., "invalid": 0, "units": ...}``); 0 marks pixels without a valid depth. One scale for
+    the whole video. Units: those of the reconstruction (the model's output is relative: ``metadata["scale"]``).
+    The PNGs have the reconstruction's resolution (the model's grid for `Sora3RPipeline` output).
+    """
+    folder = Path(folder)
+    _check_reconstruction(rec, folder)
+    depth = _numpy(rec.depth).astype(np.float64)
+    keep = np.isfinite(depth) & (depth > 0)
+    if rec.valid is not None:
+        keep &= _numpy(rec.valid)
+    if not keep.any():
+        raise ValueError(f"{folder}: depth has no valid pixel to write")
+    per_unit = float(depth[keep].max()) / DEPTH_PNG_MAX
+    for t in range(rec.num_frames):
+        # A valid depth never rounds to 0, the code of "no depth".
+        codes = np.where(keep[t], np.maximum(np.round(np.where(keep[t], depth[t], 0.0) / per_unit), 1), 0)
+        codes = codes.astype(np.uint16)
+        with atomic_output_path(folder / f"{t:05d}.png") as tmp:
+            Image.fromarray(codes).save(tmp, format="PNG")
+    scale = {"depth_per_unit": per_unit, "invalid": 0, "formula": "depth = png_value * depth_per_unit",
+             "units": rec.metadata.get("scale", "those of the reconstruction"), "num_frames": rec.num_frames}
+    with atomic_output_path(folder / DEPTH_SCALE_FILE) as tmp:
+        tmp.write_text(json.dumps(scale, indent=2) + "\n")
+    return folder
+
+
+def _intrinsics_lines(label: str, K: np.ndarray, width: int, height: int) -> list[str]:
+    fx, fy, cx, cy = K[[0, 1, 0, 1], [0, 1, 2, 2]].tolist()  # Python floats: repr is the shortest exact text
+    fov_x, fov_y = field_of_view(K, height, width)
+    return [f"# {label}: {width}x{height} pixels (width x height); field of view {fov_x:.2f} x {fov_y:.2f} degrees",
+            "# fx fy cx cy", f"{fx!r} {fy!r} {cx!r} {cy!r}", "# K",
+            *(" ".join(repr(value) for value in row) for row in K.tolist())]
+
+
+def write_intrinsics(path: str | os.PathLike, rec: Reconstruction) -> Path:
+    """Write the intrinsics as text: ``fx fy cx cy`` and the 3x3 K, in pixels of the reconstruction's grid and, when
+    ``rec.metadata`` has ``crop_affine`` (input pixels -> grid pixels) and ``input_hw``, of the input video.
+
+    OpenCV's pixel convention (centre of the top-left pixel at (0, 0)); lines starting with ``#`` are comments (the
+    grid's size and field of view); per grid, the number lines are ``fx fy cx cy`` then K's three rows. The input's K is
+    ``A^-1 K`` for the resize + centre-crop affine ``A``: the model sees only the crop, so the principal point lies
+    where the crop's centre was.
+    """
+    _check_reconstruction(rec, Path(path))
+    K = _numpy(rec.K).astype(np.float64)
+    height, width = rec.points.shape[1:3]
+    lines = ["# sora3r intrinsics, pinhole, pixels; OpenCV convention (x right, y down, pixel centres at integers)",
+             *_intrinsics_lines("model grid", K, width, height)]
+    affine, input_hw = rec.metadata.get("crop_affine"), rec.metadata.get("input_hw")
+    if affine is not None and input_hw is not None:
+        K_input = np.linalg.solve(np.asarray(affine, dtype=np.float64), K)
+        lines += _intrinsics_lines("input video (through the inverse of the resize and centre crop)", K_input,
+                                   int(input_hw[1]), int(input_hw[0]))
+    with atomic_output_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return Path(path)
+
+
 def write_npz(path: str | os.PathLike, rec: Reconstruction) -> Path:
     """Write every field of ``rec`` into one npz (uncompressed: float maps barely compress and zlib is slow;
     metadata as a JSON string, no pickles)."""
@@ -358,9 +468,10 @@ def export_all(
 ) -> dict[str, Path]:
     """Write ``rec`` in each of ``formats`` under ``out_dir``; return ``{format: written path}``.
 
-    Files: ``reconstruction.npz``, ``points.ply``, ``scene.glb``, ``trajectory_tum.txt`` and the
-    ``colmap/`` folder. ``stride`` / ``min_confidence`` apply to the point clouds (the COLMAP model
-    uses a 4x coarser grid than the clouds); ``timestamps`` (default ``rec.timestamps``) to the TUM file.
+    Files: ``reconstruction.npz``, ``points.ply``, ``scene.glb``, ``trajectory_tum.txt``, the ``colmap/`` folder,
+    ``depth.mp4``, ``depth/`` (16-bit PNGs and ``depth_scale.json``) and ``intrinsics.txt``. ``stride`` /
+    ``min_confidence`` apply to the point clouds (the COLMAP model uses a 4x coarser grid than the clouds);
+    ``timestamps`` (default ``rec.timestamps``) to the TUM file.
     """
     timestamps = rec.timestamps if timestamps is None else timestamps
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
@@ -373,5 +484,8 @@ def export_all(
         "glb": lambda: write_glb(out_dir / "scene.glb", rec, stride, min_confidence),
         "tum": lambda: write_tum(out_dir / "trajectory_tum.txt", rec.c2w, timestamps),
         "colmap": lambda: write_colmap_text(out_dir / "colmap", rec, stride=4 * stride, min_confidence=min_confidence),
+        "depth_video": lambda: write_depth_video(out_dir / "depth.mp4", rec),
+        "depth_png": lambda: write_depth_png(out_dir / "depth", rec),
+        "intrinsics": lambda: write_intrinsics(out_dir / "intrinsics.txt", rec),
     }
     return {name: writers[name]() for name in formats}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,11 +26,13 @@ import torch
 from sora3r.data.video import write_video
 from sora3r.export import read_npz
 from sora3r.fs import OUTPUT_MARKER
+from sora3r.geometry.projection import field_of_view
 from shared_data import ICL, LADY_RUNNING
 
 LADY_MP4 = LADY_RUNNING / "lady-running.mp4"
 LADY_FRAMES = LADY_RUNNING
-EXPORTED = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap"]
+EXPORTED = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap", "depth.mp4", "depth",
+            "intrinsics.txt"]
 
 def sora3r(*args, cwd: Path, command: list[str] | None = None) -> subprocess.CompletedProcess:
     """Run ``sora3r ARGS`` (``python -m sora3r.cli`` unless ``command`` is given) in ``cwd``."""
@@ -63,6 +66,8 @@ def check_exports(out: Path, num_frames: int) -> None:
         assert (out / name).exists(), name
     assert {p.name for p in (out / "colmap").iterdir()} == {"cameras.txt", "images.txt", "points3D.txt", "images"}
     assert len(list((out / "colmap" / "images").glob("*.png"))) == num_frames
+    assert len(list((out / "depth").glob("*.png"))) == num_frames and (out / "depth" / "depth_scale.json").is_file()
+    assert iio.improps(out / "depth.mp4", plugin="pyav").shape[0] == num_frames
     poses = np.loadtxt(out / "trajectory_tum.txt")
     assert poses.shape == (num_frames, 8) and np.isfinite(poses).all()
     np.testing.assert_allclose(np.linalg.norm(poses[:, 4:], axis=1), 1.0, atol=1e-6)  # unit quaternions
@@ -81,11 +86,16 @@ def check_exports(out: Path, num_frames: int) -> None:
 
 @pytest.mark.slow
 def test_demo_writes_everything_and_scores_against_references(tmp_path):
-    assert_ok(sora3r("demo", "-o", "out", cwd=tmp_path))
+    result = sora3r("demo", "-o", "out", cwd=tmp_path)
+    assert_ok(result)
     out = tmp_path / "out"
     check_exports(out, num_frames=17)
-    for name in ["ground_truth.npz", "input.mp4", "trajectory.png", "metrics.json"]:
+    for name in ["ground_truth.npz", "input.mp4", "trajectory.png", "depth.png", "metrics.json"]:
         assert (out / name).stat().st_size > 0, name
+    # The table says which way each metric is better: higher for delta<1.25 only.
+    assert result.stdout.count("lower is") == 4 and result.stdout.count("higher is") == 1
+    header = next(line for line in result.stdout.splitlines() if "Abs Rel" in line)
+    assert header.index("Abs Rel") < header.index("delta<1.25") < header.index("ATE")
     assert iio.improps(out / "input.mp4", plugin="pyav").shape[0] == 17
 
     rec, gt = read_npz(out / "reconstruction.npz"), read_npz(out / "ground_truth.npz")
@@ -107,10 +117,20 @@ def test_demo_writes_everything_and_scores_against_references(tmp_path):
 
 @pytest.mark.slow
 def test_reconstruct_video_file_and_frame_folder(tmp_path):
-    assert_ok(sora3r("reconstruct", LADY_MP4, "-o", "from_mp4", "--max-frames", 20, cwd=tmp_path))
+    result = sora3r("reconstruct", LADY_MP4, "-o", "from_mp4", "--max-frames", 20, cwd=tmp_path)
+    assert_ok(result)
     check_exports(tmp_path / "from_mp4", num_frames=20)
     rec = read_npz(tmp_path / "from_mp4" / "reconstruction.npz")
     assert rec.metadata["source"] == str(LADY_MP4)
+    # The summary: frames, windows, grids, focal and field of view, samples, time; progress per window on stderr.
+    summary = result.stdout
+    assert "frames: 20 at the model's 96x64 (input 854x480)" in summary
+    assert "windows: 2 windows of 17 frames, consecutive windows share 5" in summary
+    fov_x, fov_y = field_of_view(rec.K, 64, 96)
+    assert f"focal: {rec.K[0, 0].item():.1f} px on the model's grid" in summary
+    assert f"field of view {fov_x:.1f} deg horizontal x {fov_y:.1f} deg vertical" in summary
+    assert "samples: 1 per window, 4 steps, seed 0" in summary and re.search(r"time: \d+\.\d s", summary)
+    assert "sampling windows: 100%" in result.stderr and "2/2" in result.stderr
 
     # The installed entry point, on the jpg folder, with known intrinsics (pixels of the 854x480 input).
     entry_point = shutil.which("sora3r")

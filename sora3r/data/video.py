@@ -1,6 +1,6 @@
 """Video IO at the edges of the library: read a clip (video file or image folder) as upright ``uint8 (T, H, W, 3)``
 frames with their times, resized as they are decoded when asked; resize + centre-crop with the matching change of
-intrinsics; pick strided clip indices; write mp4.
+intrinsics; pick strided clip indices; write mp4 (frame by frame).
 
 Pixel convention (OpenCV): the centre of the top-left pixel is (0, 0). A resize/crop maps original pixel
 coordinates to new ones by the affine ``[u', v', 1] = A [u, v, 1]``; intrinsics follow as ``K' = A K``.
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import imageio.v3 as iio
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,6 +29,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "VideoClip",
     "adjust_intrinsics",
+    "encode_video",
     "load_video",
     "read_video",
     "resize_and_crop",
@@ -264,13 +264,17 @@ def resize_and_crop(frames: torch.Tensor, height: int, width: int) -> tuple[torc
     then centre-crop to exactly that size (a few frames at a time, so the float copy stays small).
 
     Returns the new frames and the ``float64 (3, 3)`` affine ``A`` mapping original pixel coordinates to
-    new ones (per-axis scale of the rounded resize, then the crop offset); see `adjust_intrinsics`.
+    new ones (per-axis scale of the rounded resize, then the crop offset); see `adjust_intrinsics`. Frames that
+    already have that size are returned as they are (not copied: a long video read at the model's size is held
+    once), with the identity affine.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
     if height < 1 or width < 1:
         raise ValueError(f"target size must be positive, got {height}x{width}")
     in_h, in_w = frames.shape[1:3]
+    if (in_h, in_w) == (height, width):
+        return frames, pixel_affine(1.0, 1.0)
     scale = max(height / in_h, width / in_w)
     resized_h, resized_w = max(height, round(in_h * scale)), max(width, round(in_w * scale))
     top, left = (resized_h - height) // 2, (resized_w - width) // 2
@@ -307,19 +311,43 @@ def sample_clip_indices(num_available: int, num_frames: int, stride: int = 1, st
     return list(range(start, needed, stride))
 
 
-def write_video(path: str | os.PathLike, frames: torch.Tensor | np.ndarray, fps: float = 10.0) -> Path:
-    """Write ``uint8 (T, H, W, 3)`` frames as an H.264 mp4 (yuv420p).
+def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 10.0) -> Path:
+    """Encode ``uint8 (H, W, 3)`` frames, one at a time as ``frames`` yields them (memory holds one frame, so a
+    video of any length can be written), into an H.264 mp4 (yuv420p, PyAV).
 
-    yuv420p needs even sizes, so an odd height/width is padded by repeating the last row/column.
+    yuv420p needs even sizes, so an odd height/width is padded by repeating the last row/column. The file is
+    written beside ``path`` and renamed into place.
+
+    Raises:
+        ValueError: no frames, a frame that is not ``uint8 (H, W, 3)``, frames of different sizes, ``fps <= 0``.
     """
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    with atomic_output_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream, size = None, None
+            for frame in frames:
+                frame = np.asarray(frame)
+                if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+                    raise ValueError(f"{path}: frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+                if stream is None:
+                    size = frame.shape
+                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                    stream.pix_fmt = "yuv420p"
+                    stream.height, stream.width = size[0] + size[0] % 2, size[1] + size[1] % 2
+                elif frame.shape != size:
+                    raise ValueError(f"{path}: frames must share one size, got {frame.shape} after {size}")
+                padded = np.pad(frame, ((0, size[0] % 2), (0, size[1] % 2), (0, 0)), mode="edge")
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")))
+            if stream is None:
+                raise ValueError(f"{path}: no frames to write")
+            container.mux(stream.encode(None))  # flush the encoder
+    return Path(path)
+
+
+def write_video(path: str | os.PathLike, frames: torch.Tensor | np.ndarray, fps: float = 10.0) -> Path:
+    """Write ``uint8 (T, H, W, 3)`` frames as an H.264 mp4 (yuv420p; see `encode_video`)."""
     frames = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"frames must be non-empty uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    with atomic_output_path(path) as tmp:
-        iio.imwrite(tmp, frames, plugin="pyav", extension=".mp4", codec="libx264", fps=fps)
-    return Path(path)
+    return encode_video(path, iter(frames), fps)

@@ -23,6 +23,13 @@ def focal_from_fov(width: int, fov_deg: float) -> float:
     return (width / 2) / math.tan(math.radians(fov_deg) / 2)
 
 
+def field_of_view(K, height: int, width: int) -> tuple[float, float]:
+    """``(horizontal, vertical)`` field of view in degrees of a ``height x width`` pixel grid seen through ``K``
+    (3x3, pixels): ``2 atan((W / 2) / fx)`` and ``2 atan((H / 2) / fy)``, the inverse of `focal_from_fov`."""
+    fx, fy = float(K[0][0]), float(K[1][1])
+    return math.degrees(2 * math.atan2(width / 2, fx)), math.degrees(2 * math.atan2(height / 2, fy))
+
+
 def pixel_affine(scale_x: float, scale_y: float, left: float = 0.0, top: float = 0.0) -> torch.Tensor:
     """``float64 (3, 3)`` map of pixel coordinates through a resize by ``(scale_x, scale_y)`` then a crop whose
     top-left corner is ``(left, top)`` in the resized image: ``u' = scale_x (u + 0.5) - 0.5 - left`` (pixel centres at

@@ -1,0 +1,80 @@
+"""Peak memory (RSS) and time of `sora3r reconstruct` against the video's length: memory should stay flat while time
+grows linearly with the number of windows.
+
+Usage: python benchmarks/bench_long_video.py [--lengths 100 250 500 1000] [--formats npz tum] [--steps N] [--work DIR]
+
+One generated H.264 video (a 640x360 random texture panning one pixel a frame, as long as the longest length) is
+written once; each length runs `sora3r reconstruct VIDEO --max-frames N` with the bundled model on the CPU in a fresh
+Python process, which reports its own peak RSS (``ru_maxrss``) and the wall time of the command (imports excluded).
+The table gives, per length, the windows, peak RSS, its change from the shortest length, seconds and seconds per
+window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+_RUN = """
+import resource, time
+from sora3r.cli import main
+started = time.perf_counter()
+main(['reconstruct', {video!r}, '-o', {out!r}, '--max-frames', '{frames}', '--formats', *{formats!r}, *{extra!r}])
+print('BENCH', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, time.perf_counter() - started)
+"""
+
+
+def write_video(path: Path, frames: int, width: int = 640, height: int = 360) -> Path:
+    """A panning random texture (coarse 8x8 blocks, so H.264 keeps it): ``frames`` frames at 30 fps."""
+    from sora3r.data.video import encode_video
+
+    base = np.random.default_rng(0).integers(0, 256, (height // 8, (width + frames) // 8 + 1, 3), dtype=np.uint8)
+    texture = np.repeat(np.repeat(base, 8, axis=0), 8, axis=1)
+    return encode_video(path, (texture[:height, index:index + width] for index in range(frames)), fps=30)
+
+
+def measure(video: Path, frames: int, formats: list[str], extra: list[str], work: Path) -> tuple[int, float, int]:
+    """``(peak RSS in bytes, seconds, windows)`` of one fresh process reconstructing the first ``frames`` frames."""
+    from sora3r.export import read_npz
+
+    out = work / f"out_{frames}"
+    code = _RUN.format(video=str(video), out=str(out), frames=frames, formats=formats, extra=extra)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{frames} frames failed:\n{result.stderr[-2000:]}")
+    _, peak, seconds = next(line for line in result.stdout.splitlines() if line.startswith("BENCH")).split()
+    windows = len(read_npz(out / "reconstruction.npz").metadata["windows"]) if "npz" in formats else 0
+    return int(peak), float(seconds), windows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 250, 500, 1000])
+    parser.add_argument("--formats", nargs="+", default=["npz", "tum"], help="reconstruct --formats")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the video and outputs (default: temp)")
+    args = parser.parse_args()
+    extra = [] if args.steps is None else ["--steps", str(args.steps)]
+    with tempfile.TemporaryDirectory() as temp:
+        work = args.work or Path(temp)
+        work.mkdir(parents=True, exist_ok=True)
+        video = write_video(work / "long.mp4", max(args.lengths))
+        print(f"sora3r reconstruct, formats {' '.join(args.formats)}, {extra or 'default steps'}, CPU\n")
+        print("| frames | windows | peak RSS (GiB) | vs first | seconds | s / window |")
+        print("|---|---|---|---|---|---|")
+        first = None
+        for frames in args.lengths:
+            peak, seconds, windows = measure(video, frames, args.formats, extra, work)
+            first = first or peak
+            per_window = f"{seconds / windows:.2f}" if windows else "-"
+            print(f"| {frames} | {windows} | {peak / 2**30:.3f} | {100 * (peak / first - 1):+.1f} % | {seconds:.1f} | "
+                  f"{per_window} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
