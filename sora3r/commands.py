@@ -168,6 +168,35 @@ class View:
         return 0
 
 
+@dataclass(kw_only=True)
+class App:
+    """Serve the web app (Gradio): upload a video or use the sample clip, see the depth video, camera path, confidence
+    and 3D scene, download every export. Needs the app extra: pip install 'sora3r[app]'."""
+
+    host: Annotated[str, MinLen(1)] = "127.0.0.1"  # address to serve on (127.0.0.1: this machine only; 0.0.0.0: all)
+    port: Annotated[int, Interval(ge=1, le=65535)] = 7860  # port of the web page
+    model: Path | None = None  # model folder (unset: the bundled model shipped with the package)
+    device: str = "cpu"  # torch device: cpu, cuda, cuda:1, ...
+    share: bool = False  # also serve through a temporary public link on Gradio's share servers
+
+    def __post_init__(self):
+        check_fields(self)
+        check_device(self.device)
+
+    def run(self) -> int:
+        import importlib.util
+
+        if importlib.util.find_spec("gradio") is None:
+            raise RuntimeError("sora3r app needs the app extra: pip install 'sora3r[app]'")
+        from sora3r.pipeline import Sora3RPipeline
+
+        pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
+        from sora3r.app import serve  # Gradio takes seconds to import: after the model folder is known to be good
+
+        serve(pipeline, host=self.host, port=self.port, share=self.share)
+        return 0
+
+
 # The value kinds a dataset reader's keyword can take from ``--option KEY=VALUE``, and how a message names them.
 _READER_VALUE_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text",
                        list[str]: "a comma-separated list"}
