@@ -268,3 +268,23 @@ def test_workspace_keeps_recent_runs_and_removes_everything_on_close():
 def test_user_message_names_the_upload_not_its_temporary_path():
     error = ValueError("/tmp/gradio/abc/clip.mp4: not a readable video file\n(truncated)")
     assert user_message(error, "/tmp/gradio/abc/clip.mp4") == "clip.mp4: not a readable video file (truncated)"
+
+
+def test_the_3d_view_thins_large_clouds(tmp_path, monkeypatch):
+    """Up to `MAX_SHOWN_POINTS` the 3D view shows the exported GLB; above it, a copy on a coarser pixel grid that
+    holds no more than that many points."""
+    import trimesh
+    from test_export import make_reconstruction
+
+    from sora3r.app import job
+    from sora3r.export import write_glb
+
+    rec = make_reconstruction()
+    exported = write_glb(tmp_path / "scene.glb", rec)
+    assert job._shown_scene(tmp_path, rec, exported) == exported
+    limit = int(rec.valid.sum()) // 10
+    monkeypatch.setattr(job, "MAX_SHOWN_POINTS", limit)
+    shown = job._shown_scene(tmp_path, rec, exported)
+    assert shown != exported
+    points = trimesh.load(shown, force="scene").geometry["points"].vertices
+    assert limit / 4 < len(points) <= limit

@@ -22,6 +22,7 @@ import torch
 from sora3r.app.figures import write_confidence_figure, write_depth_video
 from sora3r.data.video import load_video
 from sora3r.export import EXPORT_FORMATS, export_all, write_glb
+from sora3r.text import plural
 from sora3r.viz.plots import plot_trajectories
 
 MAX_SHOWN_POINTS = 400_000
@@ -122,9 +123,9 @@ def _summary(rec, options: JobOptions, seconds: float) -> str:
     windows = len(rec.metadata.get("windows", [0]))
     steps = rec.metadata.get("sampler_steps", options.steps)
     confidence = "per-pixel confidence" if rec.confidence is not None else "no confidence (one sample)"
-    return (f"**{frames} frames** (stride {options.stride}) in {windows} window{'s' * (windows != 1)} at "
-            f"{height}x{width} · estimated focal {fx:.1f} px (horizontal field of view {fov:.0f}°) · {steps} sampling "
-            f"steps, {options.samples} sample{'s' * (options.samples != 1)}, {confidence} · {seconds:.1f} s. "
+    return (f"**{plural(frames, 'frame')}** (stride {options.stride}) in {plural(windows, 'window')} at "
+            f"{height}x{width} · estimated focal {fx:.1f} px (horizontal field of view {fov:.0f}°) · "
+            f"{plural(steps, 'sampling step')}, {plural(options.samples, 'sample')}, {confidence} · {seconds:.1f} s. "
             f"Scale is relative (the model's output is defined up to one global scale).")
 
 

@@ -69,7 +69,7 @@ def build_blocks(pipeline, workspace: Workspace, sample: Path) -> gr.Blocks:
         if not video:
             raise gr.Error("Upload a video or press “Use the sample clip” first.", print_exception=False)
         options = JobOptions(steps=int(steps), samples=int(samples), stride=int(stride), max_frames=int(max_frames),
-                             seed=int(seed))
+                             seed=int(seed or 0))  # an emptied seed box gives None
         try:
             result = run_job(pipeline, video, options, workspace.new_run(),
                              report=lambda fraction, text: progress(fraction, desc=text))
