@@ -23,12 +23,13 @@ from annotated_types import Interval, MinLen
 
 from sora3r.data.datasets import DATASETS, dataset_reader
 from sora3r.data.synthetic import SPLIT_SEEDS
-from sora3r.eval.depth import DEPTH_ALIGNMENTS
 from sora3r.eval.methods import METHODS
 from sora3r.export import EXPORT_FORMATS
 from sora3r.fs import atomic_output_dir
+from sora3r.geometry.align import DEPTH_ALIGN_MODES
+from sora3r.geometry.stitch import DEFAULT_OVERLAP
 from sora3r.options import Count, Seed, check_device, check_fields, invalid
-from sora3r.reconstruction import Reconstruction
+from sora3r.types import Reconstruction
 
 Output = Annotated[Path, tyro.conf.arg(aliases=("-o",))]
 ExportFormat = Literal[EXPORT_FORMATS]
@@ -52,6 +53,8 @@ class ModelOptions:
     model: Path | None = None  # model folder (unset: the bundled model shipped with the package)
     steps: Count | None = None  # sampling steps (unset: the model's default)
     seed: Seed = 0  # seed of the sampling noise
+    samples: Count = 1  # samples per window (more than 1: their mean, and a per-pixel confidence from their spread)
+    overlap: Count = DEFAULT_OVERLAP  # frames consecutive windows of a long video share
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, ...
 
     def __post_init__(self):
@@ -118,6 +121,7 @@ class Reconstruct(ModelOptions):
     def run(self) -> int:
         from sora3r.data.video import adjust_intrinsics, load_video
         from sora3r.export import export_all
+        from sora3r.geometry.projection import intrinsics_matrix
         from sora3r.pipeline import Sora3RPipeline
         from sora3r.text import plural
 
@@ -134,10 +138,10 @@ class Reconstruct(ModelOptions):
                                  f"{window}")
             K = None
             if self.intrinsics is not None:
-                fx, fy, cx, cy = self.intrinsics
-                K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+                K = intrinsics_matrix(*self.intrinsics, dtype=torch.float64)
                 K = adjust_intrinsics(K, clip.affine)  # pixels of the upright input -> pixels of the read frames
-            rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True)
+            rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True,
+                                       num_samples=self.samples, overlap=self.overlap)
             rec.metadata["source"] = str(self.video)
             model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
             rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
@@ -236,7 +240,7 @@ class Eval(ModelOptions):
     output: Output  # folder for summary.json, per_sequence.json, results.md and plots/
     overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
     max_sequences: Count | None = None  # stop after this many sequences (unset: all)
-    depth_align: Literal[DEPTH_ALIGNMENTS] | None = None
+    depth_align: Literal[DEPTH_ALIGN_MODES] | None = None
     """per-sequence depth alignment of the prediction to ground truth (unset: scale&shift, the protocol's choice for
     relative depth)"""
     option: tyro.conf.UseAppendAction[tuple[str, ...]] = ()
@@ -269,7 +273,8 @@ class Eval(ModelOptions):
 
         if self.root is not None and not self.root.is_dir():
             raise FileNotFoundError(f"--root {self.root}: no such folder")
-        method_options = {"model": self.model, "num_steps": self.steps, "seed": self.seed, "device": self.device}
+        method_options = {"model": self.model, "num_steps": self.steps, "seed": self.seed, "device": self.device,
+                          "num_samples": self.samples, "overlap": self.overlap}
         summary = run_eval(self.method, self.dataset, self.root, self.output, max_sequences=self.max_sequences,
                            method_options=method_options, dataset_options=self.dataset_options(),
                            depth_align=self.depth_align, overwrite=self.overwrite)
@@ -300,7 +305,8 @@ class Demo(ModelOptions):
             seq = render_clip(split_seed("test", self.clip), config)
             gt = ground_truth_reconstruction(seq)
             reconstructions = {
-                "sora3r": pipeline.reconstruct(seq.rgb, num_steps=self.steps, seed=self.seed, progress=True),
+                "sora3r": pipeline.reconstruct(seq.rgb, num_steps=self.steps, seed=self.seed, progress=True,
+                                               num_samples=self.samples, overlap=self.overlap),
                 "oracle": METHODS["oracle"]()(seq),
                 "static": METHODS["static"]()(seq),
             }

@@ -201,7 +201,7 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
     (folder / "a.ts").unlink()
     (folder / "b.ts").unlink()
     (folder / "not_a_model").mkdir()
-    (folder / "not_a_model" / "sora3r.json").write_text("{}")
+    (folder / "not_a_model" / "model_index.json").write_text("{}")
     video = ["reconstruct", LADY_MP4, "-o", "out", "--max-frames", 17]
     return {
         "missing video": (["reconstruct", "missing.mp4", "-o", "out"], ["missing.mp4", "no such"]),
@@ -313,14 +313,16 @@ def test_help_of_the_command_and_of_training(capsys):
     page = _help_page(capsys, "train")
     assert all(name in page for name in ("video-vae", "pointmap-vae", "dit", "export"))
     page = _help_page(capsys, "train", "dit")
+    from sora3r.eval.methods import METHODS
+    from sora3r.models.transformer import TRANSFORMER_PRESETS
     from sora3r.train import DiTConfig
 
     # Defaults and choices come from the config and the registries (here the transformer presets).
     assert f"--steps INT total optimisation steps of the run (a resumed run continues up to it) (default: " \
            f"{DiTConfig().steps})" in page
-    assert "--preset {tiny,small,base,paper}" in page and "--squash, --no-squash" in page
+    assert f"--preset {{{','.join(TRANSFORMER_PRESETS)}}}" in page and "--squash, --no-squash" in page
     page = _help_page(capsys, "eval")
-    assert "{sora3r,oracle,static}" in page and "icl-micro" in page
+    assert f"{{{','.join(METHODS)}}}" in page and "icl-micro" in page
 
 
 def test_plain_help_does_not_load_the_library():

@@ -12,7 +12,7 @@ import torch
 
 from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
 from sora3r.data.video import resize_and_crop
-from sora3r.eval.pose import evaluate_trajectory_files
+from sora3r.eval.pose import evaluate_trajectory_files, pose_metrics
 from sora3r.export import read_npz, write_tum
 from test_cli import assert_nothing_written, assert_ok, assert_user_error, sora3r
 from test_video import _blocks, _write_audio_only, _write_pyav
@@ -56,7 +56,9 @@ def test_frames_named_by_capture_time_keep_their_times_for_evo(tmp_path):
     rec = read_npz(tmp_path / "out" / "reconstruction.npz")
     np.testing.assert_allclose(rec.timestamps.numpy(), np.round(times, 6), rtol=0, atol=1e-7)
     scores = evaluate_trajectory_files(tmp_path / "out" / "trajectory_tum.txt", tmp_path / "groundtruth.txt")
-    assert scores["num_poses"] == 17 and scores["ate"] < 0.5
+    # Associated frame for frame: the same ATE as pairing the arrays index by index (whatever the model's accuracy).
+    paired = pose_metrics(rec.c2w, seq.c2w)
+    assert scores["num_poses"] == 17 and abs(scores["ate"] - paired["ate"]) < 1e-4 * max(1.0, paired["ate"])
 
 
 @pytest.mark.slow

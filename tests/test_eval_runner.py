@@ -11,16 +11,16 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from shared_data import ICL
-from sora3r.data.clips import unproject_depth
 from sora3r.data.datasets import DATASETS
-from sora3r.data.types import Sequence
 from sora3r.eval.methods import METHODS
 from sora3r.eval.runner import build_method, run_eval
+from sora3r.geometry.projection import unproject_depth
+from sora3r.types import VideoSequence
 
 NUM_FRAMES, HEIGHT, WIDTH = 6, 24, 32
 
 
-def _tiny_sequence(index: int, with_poses: bool = True) -> Sequence:
+def _tiny_sequence(index: int, with_poses: bool = True) -> VideoSequence:
     """A camera on a curved path (turning as it goes) in front of a smooth wavy surface; depth 2-4 m."""
     rng = np.random.default_rng(index)
     K = torch.tensor([[30.0, 0.0, (WIDTH - 1) / 2], [0.0, 30.0, (HEIGHT - 1) / 2], [0.0, 0.0, 1.0]])
@@ -32,7 +32,7 @@ def _tiny_sequence(index: int, with_poses: bool = True) -> Sequence:
     depth = 3.0 + 0.5 * np.sin(u / 5.0 + t[:, None, None]) * np.cos(v / 4.0) + 0.3 * rng.uniform()
     depth = torch.from_numpy(depth).float()
     c2w = torch.from_numpy(c2w).float()
-    return Sequence(
+    return VideoSequence(
         name=f"tiny/{index}",
         rgb=torch.zeros(NUM_FRAMES, HEIGHT, WIDTH, 3, dtype=torch.uint8),
         K=K,

@@ -18,7 +18,7 @@ from sora3r.export import (
     write_ply,
     write_tum,
 )
-from sora3r.reconstruction import Reconstruction
+from sora3r.types import Reconstruction
 
 T, H, W = 3, 12, 16
 K = torch.tensor([[20.0, 0.0, 7.5], [0.0, 22.0, 5.5], [0.0, 0.0, 1.0]])

@@ -227,14 +227,14 @@ def test_recover_cameras_on_synthetic_clips():
     from sora3r.data.synthetic import SyntheticConfig, render_batch
 
     clips = render_batch([0, 1, 2], SyntheticConfig(num_frames=5, height=48, width=64))
-    corrupted, outlier = corrupt(clips["points"], 0.3, seed=4)
-    for points in (clips["points"], corrupted):
+    corrupted, outlier = corrupt(clips.points, 0.3, seed=4)
+    for points in (clips.points, corrupted):
         estimate = recover_cameras(points)
         inlier = ~outlier if points is corrupted else torch.ones_like(outlier)
         for b in range(3):
-            assert relative(estimate.focal[b], clips["K"][b, 0, 0]) < 1e-3
-            assert pose_error(estimate.c2w[b], clips["c2w"][b], clips["points"][b]) < 1e-3
-            assert relative(estimate.depth[b][inlier[b]], clips["depth"][b][inlier[b]]) < 1e-3
+            assert relative(estimate.focal[b], clips.K[b, 0, 0]) < 1e-3
+            assert pose_error(estimate.c2w[b], clips.c2w[b], clips.points[b]) < 1e-3
+            assert relative(estimate.depth[b][inlier[b]], clips.depth[b][inlier[b]]) < 1e-3
 
 
 def test_chunked_refinement_equals_one_pass(monkeypatch):

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from natsort import natsorted
 
 from sora3r.data.images import IMAGE_SUFFIXES, decode_image, frame_files, frame_times, to_8_bits
-
 from sora3r.fs import atomic_output_path
+from sora3r.geometry.projection import pixel_affine
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -284,12 +284,7 @@ def resize_and_crop(frames: torch.Tensor, height: int, width: int) -> tuple[torc
         x = x[:, :, top : top + height, left : left + width]
         out[first : first + chunk] = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
-    # Pixel centres: new u' = sx * (u + 0.5) - 0.5 - left (align_corners=False resampling).
-    sx, sy = resized_w / in_w, resized_h / in_h
-    affine = torch.tensor(
-        [[sx, 0.0, 0.5 * sx - 0.5 - left], [0.0, sy, 0.5 * sy - 0.5 - top], [0.0, 0.0, 1.0]], dtype=torch.float64
-    )
-    return out, affine
+    return out, pixel_affine(resized_w / in_w, resized_h / in_h, left, top)
 
 
 def adjust_intrinsics(K: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:

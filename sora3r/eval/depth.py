@@ -17,7 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DEPTH_ALIGNMENTS = ("scale", "scale&shift", "none")
+from sora3r.geometry.align import DEPTH_ALIGN_MODES, align_depth
+from sora3r.geometry.projection import pixel_affine
+
 DEPTH_METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta_1.25")
 _MIN_DEPTH_FOR_LOG = 1e-5
 
@@ -46,8 +48,7 @@ def depth_on_gt_grid(
     if affine is None:
         if (pred_h, pred_w) == (height, width):
             return pred
-        sx, sy = pred_w / width, pred_h / height
-        affine = [[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]]
+        affine = pixel_affine(pred_w / width, pred_h / height)
     affine = torch.as_tensor(affine, dtype=torch.float64)
     if affine.shape != (3, 3):
         raise ValueError(f"affine must be (3, 3), got {tuple(affine.shape)}")
@@ -72,8 +73,6 @@ def _aligned(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, align: st
     """
     if align == "none" or not bool(pred[mask].any()):
         return pred
-    from sora3r.geometry.align import align_depth
-
     # The fit runs in float32 as MonST3R's does (and 2-3x faster than float64 on CPU); the metrics are
     # reduced in float64.
     aligned, fit = align_depth(pred.float(), gt.float(), mask, align)
@@ -106,8 +105,8 @@ def depth_metrics(
     Raises:
         ValueError: bad shapes or ``align``; an alignment that gives no finite depth (see ``_aligned``).
     """
-    if align not in DEPTH_ALIGNMENTS:
-        raise ValueError(f"align must be one of {DEPTH_ALIGNMENTS}, got {align!r}")
+    if align not in DEPTH_ALIGN_MODES:
+        raise ValueError(f"align must be one of {DEPTH_ALIGN_MODES}, got {align!r}")
     pred_d = _as_depth(pred, "predicted depth")
     gt_d = _as_depth(gt, "ground-truth depth")
     if pred_d.shape != gt_d.shape:

@@ -7,7 +7,7 @@ Facts taken from MonST3R's evaluation (``dust3r/utils/vo_eval.py::eval_metrics``
   (``align=True, correct_scale=True``, i.e. Sim(3));
 - RPE-trans / RPE-rot = RMSE of evo's RPE (translation part / rotation angle in degrees), delta 1
   frame, ``all_pairs=True``, on the same Sim(3)-aligned estimate.
-evo's own published figures (``/work/shared/data/README.md``) use ``all_pairs=False`` instead;
+evo's own published figures (the reference table of the shared test data) use ``all_pairs=False`` instead;
 both are exposed through ``all_pairs`` (with delta = 1 frame they select the same pairs, so the
 values agree; they differ for larger deltas).
 Degenerate trajectories, where evo's Umeyama (and so MonST3R's evaluation) raises "degenerate covariance rank":
@@ -29,7 +29,7 @@ from evo.core.metrics import PoseRelation, StatisticsType, Unit
 from evo.core.trajectory import PoseTrajectory3D
 from evo.tools import file_interface
 
-from sora3r.geometry import umeyama
+from sora3r.geometry.transforms import pose_array, umeyama
 
 POSE_ALIGNMENTS = ("sim3", "se3", "none")
 POSE_METRIC_KEYS = ("ate", "rpe_trans", "rpe_rot")
@@ -38,17 +38,13 @@ UNDEFINED_PURE_ROTATION = "ground-truth camera centres coincide (pure rotation):
 
 
 def _as_c2w_array(c2w: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
-    """``(T, 4, 4)`` float64 numpy copy of a pose stack with each rotation projected onto SO(3); ValueError on a
-    wrong shape or non-finite values.
+    """``(T, 4, 4)`` float64 numpy copy of a pose stack (checked by `pose_array`) with each rotation projected onto
+    SO(3).
 
     The projection (nearest rotation, by SVD) matters: evo refuses rotations that are orthonormal only to float32
     precision ("not a valid SO(3) group element"), which every float32 pose stack of a reader or a method is.
     """
-    array = c2w.detach().cpu().double().numpy() if isinstance(c2w, torch.Tensor) else np.array(c2w, np.float64)
-    if array.ndim != 3 or array.shape[1:] != (4, 4):
-        raise ValueError(f"{what} must have shape (T, 4, 4), got {tuple(array.shape)}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{what} contains non-finite values")
+    array = pose_array(c2w, what)
     u, _, vt = np.linalg.svd(array[:, :3, :3])
     flip = np.sign(np.linalg.det(u @ vt))[:, None]
     array[:, :3, :3] = (u * np.concatenate([np.ones_like(flip), np.ones_like(flip), flip], 1)[:, None, :]) @ vt

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sora3r.fs import atomic_output_dir
 from sora3r.eval.depth import DEPTH_METRIC_KEYS, aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.methods import METHODS, Method
 from sora3r.eval.pose import POSE_METRIC_KEYS, aggregate_pose, pose_metrics
+from sora3r.fs import atomic_output_dir
 
 DEFAULT_DEPTH_ALIGN = "scale&shift"  # the protocol's choice for methods whose depth is relative
 
@@ -199,8 +199,8 @@ def run_eval(
 def _run_into(out_dir: Path, method: str, dataset: str, sequences, method_fn: Method, ignored_options: dict,
               max_sequences: int | None, method_options: dict | None, dataset_options: dict | None,
               depth_align: str, pose_align: str, all_pairs: bool) -> dict:
-    """The body of `run_eval`: score ``sequences`` (an iterator of `Sequence`) and write into ``out_dir`` (a fresh
-    staging folder)."""
+    """The body of `run_eval`: score ``sequences`` (an iterator of `VideoSequence`) and write into ``out_dir`` (a
+    fresh staging folder)."""
     plot_dir = out_dir / "plots"
     plot_dir.mkdir()
 

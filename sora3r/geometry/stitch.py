@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from sora3r.geometry.align import apply_sim3, umeyama
+from sora3r.geometry.transforms import apply_sim3, umeyama
 
+DEFAULT_OVERLAP = 5  # frames consecutive windows share (benchmarks/bench_stitching.py: 5 drifted least of 1, 3, 5, 8)
 CAUCHY_MEDIAN_FACTOR = 2.0  # Cauchy width = this times the median relative residual (robust to ~50 % outliers)
+OUTLIER_WIDTHS = 3.0  # the final scale uses the points within this many Cauchy widths
 MIN_DISTANCE = 1e-3  # floor of a point's distance to its window's origin (a point at the camera centre)
 
 
@@ -24,7 +26,8 @@ def robust_sim3(source: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
 
     Each correspondence counts by its residual relative to ``|source|`` (the source points' distance from their own
     origin, i.e. their window's first camera): weights ``w / |source|^2`` in a weighted Umeyama fit, re-weighted
-    ``iterations`` times by a Cauchy function of the relative residual.
+    ``iterations`` times by a Cauchy function of the relative residual. The final scale is Horn's symmetric one on
+    the points within `OUTLIER_WIDTHS` Cauchy widths (see `_symmetric_scale`).
 
     Args:
         source: ``(N, 3)`` points of the window being placed, in its own world (frame-0 camera at the origin).
@@ -52,7 +55,26 @@ def robust_sim3(source: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
         residual = (apply_sim3(scale, rotation, translation, source) - target).norm(dim=-1) / (scale * distance)
         width = CAUCHY_MEDIAN_FACTOR * residual[prior > 0].median().clamp_min(1e-9)
         weight = base / (1.0 + (residual / width).square())
-    return scale, rotation, translation
+    inliers = base * (residual < OUTLIER_WIDTHS * width)  # a variance ratio needs outliers out, not down-weighted
+    return _symmetric_scale(source, target, inliers, rotation)
+
+
+def _symmetric_scale(source: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                     rotation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scale and translation for a fixed rotation by Horn's symmetric formula, ``s = sqrt(sum w |t - t_mean|^2 /
+    sum w |s - s_mean|^2)`` (Horn 1987, "Closed-form solution of absolute orientation using unit quaternions",
+    section 2.D).
+
+    Why not Umeyama's ``s``: with noise in both point sets (two windows' predictions), the least-squares scale is biased
+    low by about the noise variance over the point spread, the same way at every window, so the scale of a long video
+    decays window after window. The symmetric formula gives the inverse scale for the swapped sets and has no such
+    bias when both windows are equally noisy."""
+    w = weight / weight.sum()
+    source_mean, target_mean = w @ source, w @ target
+    source_var = (w * (source - source_mean).square().sum(-1)).sum()
+    target_var = (w * (target - target_mean).square().sum(-1)).sum()
+    scale = (target_var / source_var.clamp_min(1e-30)).sqrt()
+    return scale, rotation, target_mean - scale * rotation @ source_mean
 
 
 def blend_shared(placed: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:

@@ -11,19 +11,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sora3r.fs import atomic_output_path
+from sora3r.geometry.transforms import pose_array
 
 __all__ = ["plot_pose_alignment", "plot_trajectories"]
 
 _ALIGNMENT_NAMES = {"sim3": "Sim(3)", "se3": "SE(3)"}
-
-
-def _camera_centres(c2w: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
-    c2w = c2w.detach().cpu().numpy() if isinstance(c2w, torch.Tensor) else np.asarray(c2w)
-    if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
-        raise ValueError(f"{name} must have shape (T, 4, 4), got {tuple(c2w.shape)}")
-    if not np.isfinite(c2w).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return c2w[:, :3, 3]
 
 
 def plot_trajectories(
@@ -38,9 +30,9 @@ def plot_trajectories(
     Poses are camera-to-world ``(T, 4, 4)`` in OpenCV world axes (y down), so "up" in the side view is
     -y. ``gt_c2w`` is drawn as given: align the estimate to it first (`plot_pose_alignment` does) if needed.
     """
-    curves = [(est_label, _camera_centres(est_c2w, "est_c2w"), "tab:blue")]
+    curves = [(est_label, pose_array(est_c2w, "est_c2w")[:, :3, 3], "tab:blue")]
     if gt_c2w is not None:
-        curves.insert(0, ("ground truth", _camera_centres(gt_c2w, "gt_c2w"), "tab:gray"))
+        curves.insert(0, ("ground truth", pose_array(gt_c2w, "gt_c2w")[:, :3, 3], "tab:gray"))
 
     figure = Figure(figsize=(10, 4.8), layout="constrained")
     FigureCanvasAgg(figure)
@@ -79,10 +71,9 @@ def plot_pose_alignment(
     """
     from sora3r.eval.pose import aligned_c2w, centres_coincide
 
-    gt = _camera_centres(gt_c2w, "gt_c2w")  # validates the shape
-    gt_poses = gt_c2w.detach().cpu().double().numpy() if isinstance(gt_c2w, torch.Tensor) else np.asarray(gt_c2w)
-    if align == "sim3" and centres_coincide(gt.astype(np.float64)):
-        est = est_c2w.detach().cpu().double().numpy() if isinstance(est_c2w, torch.Tensor) else np.asarray(est_c2w)
+    gt_poses = pose_array(gt_c2w, "gt_c2w")
+    if align == "sim3" and centres_coincide(gt_poses[:, :3, 3]):
+        est = pose_array(est_c2w, "est_c2w")
         estimate = gt_poses[0] @ np.linalg.inv(est[0]) @ est
         label = "estimate, first camera on ground truth's (no Sim(3): ground-truth centres coincide)"
     elif align == "none":

@@ -1,9 +1,9 @@
-"""File reading and `Sequence` assembly shared by the evaluation-set readers.
+"""File reading and `VideoSequence` assembly shared by the evaluation-set readers.
 
 Every reader goes through these helpers so that errors, units and conventions are the same for all
 of them: a missing file is a one-line ``FileNotFoundError`` naming it, a malformed text line a
 ``ValueError`` naming file and line, depth is float32 metres with 0 = unknown, poses are rebased so
-that the first frame's camera is the world frame (DESIGN.md, "Geometry target").
+that the first frame's camera is the world frame (the package convention).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from sora3r.data.images import decode_image
-from sora3r.data.types import Sequence
+from sora3r.types import VideoSequence
 
 
 def require_file(path: Path) -> Path:
@@ -110,8 +110,8 @@ def make_sequence(
     c2w: np.ndarray | None,
     timestamps: np.ndarray,
     depth_max: float | None,
-) -> Sequence:
-    """Assemble a `Sequence` from per-frame numpy arrays.
+) -> VideoSequence:
+    """Assemble a `VideoSequence` from per-frame numpy arrays.
 
     Args:
         rgb: ``T`` frames ``uint8 (H, W, 3)``.
@@ -128,7 +128,7 @@ def make_sequence(
     known = torch.isfinite(depth_t) & (depth_t > 0)
     depth_t = torch.where(known, depth_t, torch.zeros_like(depth_t))
     valid = known if depth_max is None else known & (depth_t < depth_max)
-    return Sequence(
+    return VideoSequence(
         name=name,
         rgb=torch.from_numpy(np.stack(rgb)),
         K=None if K is None else torch.from_numpy(np.asarray(K, dtype=np.float32)),

@@ -23,7 +23,7 @@ import numpy as np
 
 from sora3r.data.datasets._io import make_sequence, read_rgb, require_dir, require_file
 from sora3r.data.images import frame_files
-from sora3r.data.types import Sequence
+from sora3r.types import VideoSequence
 
 SINTEL_TAG = 202021.25
 SINTEL_DEPTH_MAX = 70.0
@@ -60,7 +60,7 @@ def read_cam(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return values[:9].reshape(3, 3).copy(), w2c
 
 
-def iter_sintel(root: Path, sequences: str | list[str] = "pose") -> Iterator[Sequence]:
+def iter_sintel(root: Path, sequences: str | list[str] = "pose") -> Iterator[VideoSequence]:
     """Sintel final-pass sequences with depth, per-frame intrinsics and camera-to-world poses.
 
     Args:
@@ -82,7 +82,7 @@ def iter_sintel(root: Path, sequences: str | list[str] = "pose") -> Iterator[Seq
     return (_load_sintel_sequence(final.parent, name) for name in names)
 
 
-def _load_sintel_sequence(training: Path, name: str) -> Sequence:
+def _load_sintel_sequence(training: Path, name: str) -> VideoSequence:
     images = frame_files(training / "final" / name, "frame_*.png")
     if not images:
         raise FileNotFoundError(f"sintel: no frame_*.png in {training / 'final' / name}")

@@ -292,36 +292,42 @@ def _albedo(tex: tuple[torch.Tensor, ...], q: Vec, footprint: torch.Tensor) -> V
     return tuple(colour)
 
 
-def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
-    """Ray cast every frame of every clip of ``batch``.
+class _RayGrid:
+    """Camera rays through every pixel centre: direction ``M @ (x(u), y(v), 1)`` for any per-frame matrix ``M``.
 
-    Returns depth ``(B, T, H, W)``, points ``(B, T, H, W, 3)`` (world), rgb uint8 ``(B, T, H, W, 3)``,
-    dynamic bool ``(B, T, H, W)``.
+    Camera rays (z = 1) are separable: x depends on the column, y on the row, so a ray direction in any frame is
+    ``(M e0) x(u) + (M e2) + (M e1) y(v)``: one full-size add per component, no full-size matmul.
     """
-    K, c2w = batch.K, batch.c2w
-    B, T = c2w.shape[:2]
-    device = K.device
-    # camera rays (z = 1) are separable: x depends on the column, y on the row, so a ray direction in
-    # any frame is (M e0) x(u) + (M e2) + (M e1) y(v): one full-size add per component
-    x = ((torch.arange(width, dtype=torch.float32, device=device) - K[:, 0, 2, None]) / K[:, 0, 0, None])
-    y = ((torch.arange(height, dtype=torch.float32, device=device) - K[:, 1, 2, None]) / K[:, 1, 1, None])
-    rot = _entries(c2w[:, :, :3, :3])  # (B, T) entries
 
-    def along(rows, extra: int) -> Vec:
+    def __init__(self, K: torch.Tensor, height: int, width: int):
+        device = K.device
+        self.batch, self.height, self.width = K.shape[0], height, width
+        self.x = ((torch.arange(width, dtype=torch.float32, device=device) - K[:, 0, 2, None]) / K[:, 0, 0, None])
+        self.y = ((torch.arange(height, dtype=torch.float32, device=device) - K[:, 1, 2, None]) / K[:, 1, 1, None])
+
+    def along(self, rows, extra: int) -> Vec:
         """Rays ``rows @ (x, y, 1)`` for matrix entries ``(B, T, *extra dims)`` -> ``(B, T, *, H * W)``."""
-        xx = x.view(B, 1, *([1] * extra), 1, width)
-        yy = y.view(B, 1, *([1] * extra), height, 1)
+        xx = self.x.view(self.batch, 1, *([1] * extra), 1, self.width)
+        yy = self.y.view(self.batch, 1, *([1] * extra), self.height, 1)
         return tuple(((r[0][..., None, None] * xx + r[2][..., None, None]) + r[1][..., None, None] * yy).flatten(-2)
                      for r in rows)
 
-    direction = along(rot, 0)  # (B, T, N)
-    origin = _components(c2w[:, :, None, :3, 3])  # (B, T, 1)
 
-    env = (batch.is_room[:, None, None], _components(batch.room[:, None, None]), batch.dome_radius[:, None, None])
-    room_t, wall = room_exit(origin, direction, env[1])
-    open_t, ground = open_hit(origin, direction, env[2])
-    depth = torch.where(env[0], room_t, open_t)
-    surface = torch.where(env[0], wall, torch.where(ground, 0, 1))
+def _environment_hits(batch: SceneBatch, origin: Vec, direction: Vec):
+    """Depth ``(B, T, N)`` and surface index of the environment along every ray, plus the room wall and the
+    open-ground flags the normals need."""
+    is_room = batch.is_room[:, None, None]
+    room_t, wall = room_exit(origin, direction, _components(batch.room[:, None, None]))
+    open_t, ground = open_hit(origin, direction, batch.dome_radius[:, None, None])
+    depth = torch.where(is_room, room_t, open_t)
+    surface = torch.where(is_room, wall, torch.where(ground, 0, 1))
+    return depth, surface, wall, ground
+
+
+def _object_hits(batch: SceneBatch, grid: _RayGrid, rot, origin: Vec, depth: torch.Tensor, surface: torch.Tensor):
+    """Nearer object hits replace ``depth`` / ``surface``; also returns which primitive kind won each ray
+    (``winner``: index into ``batch.groups``, -1 = environment) and the slot of the nearest object of each kind."""
+    B, T = batch.c2w.shape[:2]
     winner = torch.full_like(surface, -1)
     slots = {}
     for index, (kind, group) in enumerate(batch.groups.items()):
@@ -331,7 +337,7 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
         o_local = tuple(c[..., None] for c in _matvec(to_local, o_rel))  # (B, T, M, 1)
         cam_to_local = [[sum(to_local[i][j] * rot[j][k][:, :, None] for j in range(3)) for k in range(3)]
                         for i in range(3)]  # (B, T, M)
-        d_local = along(cam_to_local, 1)  # (B, T, M, N)
+        d_local = grid.along(cam_to_local, 1)  # (B, T, M, N)
         t = torch.where(group.mask[:, None, :, None], _UNIT_HIT[kind](o_local, d_local), _INF)
         t_kind, slot = t.min(dim=2)
         closer = t_kind < depth
@@ -339,14 +345,20 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
         winner = torch.where(closer, index, winner)
         surface = torch.where(closer, torch.gather(group.surface[:, None].expand(B, T, -1), 2, slot), surface)
         slots[kind] = slot
-    points = tuple(o + depth * d for o, d in zip(origin, direction))
+    return depth, surface, winner, slots
 
-    # normals and texture coordinates: world frame for the environment, object frame for objects
+
+def _normals_and_coords(batch: SceneBatch, points: Vec, depth: torch.Tensor, wall: torch.Tensor,
+                        ground: torch.Tensor, winner: torch.Tensor, slots: dict) -> tuple[Vec, Vec]:
+    """Unit normals and texture coordinates of the hit points: world frame for the environment, the object's own
+    frame for objects."""
+    B, T = batch.c2w.shape[:2]
     axis = torch.div(wall, 2, rounding_mode="floor")
     room_normal = tuple((axis == i).to(depth.dtype) for i in range(3))
     open_normal = (torch.where(ground, 0.0, points[0]), torch.where(ground, 0.0, points[1]),
                    torch.where(ground, 1.0, points[2]))
-    normal = [torch.where(env[0], r, o).flatten() for r, o in zip(room_normal, open_normal)]
+    is_room = batch.is_room[:, None, None]
+    normal = [torch.where(is_room, r, o).flatten() for r, o in zip(room_normal, open_normal)]
     coords = [c.flatten().clone() for c in points]
     flat_points = [c.flatten() for c in points]
     for index, (kind, group) in enumerate(batch.groups.items()):
@@ -356,7 +368,7 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
         packed = torch.cat([group.rotation.flatten(-2), group.position,
                             group.scale[:, None].expand(B, T, -1, -1)], dim=-1).reshape(-1, 15)
         row = torch.div(rays, depth.shape[-1], rounding_mode="floor") * slots_count + slots[kind].flatten()[rays]
-        picked = packed[row].T.contiguous()  # (15, n)
+        picked = packed[row].T.contiguous()  # (15, n): rotation (9), position (3), scale (3)
         rotation = [list(picked[3 * i:3 * i + 3]) for i in range(3)]
         scale = picked[12:15]
         local = _matvec([list(col) for col in zip(*rotation)],
@@ -368,12 +380,18 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
             coords[i][rays] = local[i]
     normal = tuple(n.view_as(depth) for n in normal)
     coords = tuple(c.view_as(depth) for c in coords)
-    normal = _normalize(normal)
+    return _normalize(normal), coords
+
+
+def _shade(batch: SceneBatch, normal: Vec, coords: Vec, direction: Vec, depth: torch.Tensor,
+           surface: torch.Tensor) -> torch.Tensor:
+    """``uint8 (B, T, N, 3)`` colours: band-limited albedo times Lambert shading (emissive surfaces unshaded)."""
+    B, T = batch.c2w.shape[:2]
     along_ray = _dot(normal, direction)
     facing = torch.where(along_ray > 0, -1.0, 1.0)  # flip normals to face the camera
-    # surface width one pixel covers: depth / focal, stretched at grazing angles (at most 10x)
+    # surface width one pixel covers: depth / focal, stretched at grazing angles (cosine floored at 0.1: at most 10x)
     cosine = (along_ray.abs() / torch.sqrt(_dot(direction, direction))).clamp(min=0.1)
-    footprint = depth / (K[:, 0, 0, None, None] * cosine)
+    footprint = depth / (batch.K[:, 0, 0, None, None] * cosine)
 
     tex = _gather_rays(batch.surfaces[:, None].expand(B, T, -1, -1), surface)
     lambert = (_dot(normal, _components(batch.light_dir[:, None, None])) * facing).clamp(min=0.0)
@@ -381,7 +399,25 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
     shade = torch.where(tex[TEX_EMISSIVE] > 0, 1.0, ambient + (1.0 - ambient) * lambert)
     light = _components(batch.light_colour[:, None, None])
     colour = [(c * shade * l).clamp(0.0, 1.0) for c, l in zip(_albedo(tex, coords, footprint), light)]
-    rgb = torch.floor(torch.stack(colour, dim=-1) * 255.0 + 0.5).to(torch.uint8)
+    return torch.floor(torch.stack(colour, dim=-1) * 255.0 + 0.5).to(torch.uint8)  # round to nearest
+
+
+def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
+    """Ray cast every frame of every clip of ``batch``.
+
+    Returns depth ``(B, T, H, W)``, points ``(B, T, H, W, 3)`` (world), rgb uint8 ``(B, T, H, W, 3)``,
+    dynamic bool ``(B, T, H, W)``.
+    """
+    B, T = batch.c2w.shape[:2]
+    grid = _RayGrid(batch.K, height, width)
+    rot = _entries(batch.c2w[:, :, :3, :3])  # (B, T) entries
+    direction = grid.along(rot, 0)  # (B, T, N)
+    origin = _components(batch.c2w[:, :, None, :3, 3])  # (B, T, 1)
+    depth, surface, wall, ground = _environment_hits(batch, origin, direction)
+    depth, surface, winner, slots = _object_hits(batch, grid, rot, origin, depth, surface)
+    points = tuple(o + depth * d for o, d in zip(origin, direction))
+    normal, coords = _normals_and_coords(batch, points, depth, wall, ground, winner, slots)
+    rgb = _shade(batch, normal, coords, direction, depth, surface)
     dynamic = torch.gather(batch.surface_dynamic, 1, surface.reshape(B, -1))
     shape = (B, T, height, width)
     return {"rgb": rgb.reshape(*shape, 3), "depth": depth.reshape(shape),
