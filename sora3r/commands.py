@@ -173,19 +173,14 @@ class View:
 
 
 @dataclass(kw_only=True)
-class App:
+class App(ModelOptions):
     """Serve the web app (Gradio): upload a video or use the sample clip, see the depth video, camera path, confidence
-    and 3D scene, download every export. Needs the app extra: pip install 'sora3r[app]'."""
+    and 3D scene, download every export. The model options set the page's controls when it opens. Needs the app
+    extra: pip install 'sora3r[app]'."""
 
     host: Annotated[str, MinLen(1)] = "127.0.0.1"  # address to serve on (127.0.0.1: this machine only; 0.0.0.0: all)
     port: Annotated[int, Interval(ge=1, le=65535)] = 7860  # port of the web page
-    model: Path | None = None  # model folder (unset: the bundled model shipped with the package)
-    device: str = "cpu"  # torch device: cpu, cuda, cuda:1, ...
     share: bool = False  # also serve through a temporary public link on Gradio's share servers
-
-    def __post_init__(self):
-        check_fields(self)
-        check_device(self.device)
 
     def run(self) -> int:
         import importlib.util
@@ -195,9 +190,13 @@ class App:
         from sora3r.pipeline import Sora3RPipeline
 
         pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
-        from sora3r.app import serve  # Gradio takes seconds to import: after the model folder is known to be good
+        window = pipeline.clip_shape[0]
+        if not self.overlap < window:
+            raise invalid("overlap", self.overlap, f"must be less than the model's window of {window} frames")
+        from sora3r.app import JobOptions, serve  # Gradio takes seconds to import: after the model is known good
 
-        serve(pipeline, host=self.host, port=self.port, share=self.share)
+        start = JobOptions(steps=self.steps, samples=self.samples, seed=self.seed, overlap=self.overlap)
+        serve(pipeline, host=self.host, port=self.port, share=self.share, start=start)
         return 0
 
 

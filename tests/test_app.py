@@ -37,7 +37,7 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "app.png"
 EXPORTS = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap.zip"]
 RUN_TIMEOUT_MS = 240_000  # one 17-frame window on a loaded 2-core CPU takes ~10-40 s
 MODEL_BACKGROUND = np.array([26, 26, 31])  # the 3D view's clear colour (0.1, 0.1, 0.12)
-SHOWN = ["depth-video", "trajectory", "scene"]  # where the results render
+SHOWN = ["depth-video", "trajectory", "scene", "confidence"]  # where the results render
 
 
 def _free_port() -> int:
@@ -104,10 +104,11 @@ def _set_slider(page: Page, elem_id: str, value: int) -> None:
     box.press("Enter")
 
 
-def _use_sample(page: Page, stride: int) -> None:
+def _use_sample(page: Page, stride: int, samples: int = 1) -> None:
     page.click("#sample-button")
     page.wait_for_selector("#input-video video[src]")
     _set_slider(page, "stride", stride)
+    _set_slider(page, "samples", samples)
 
 
 def _error_text(page: Page) -> str:
@@ -126,6 +127,8 @@ def _check_downloads(page: Page, folder: Path, num_frames: int, stride: int) -> 
         (folder / name).write_bytes(response.body())
     rec = read_npz(folder / "reconstruction.npz")
     assert rec.points.shape == (num_frames, 64, 96, 3) and torch.isfinite(rec.points).all()
+    assert rec.metadata["num_samples"] == 2 and rec.confidence.shape == (num_frames, 64, 96)
+    assert 0 < rec.confidence.min() < rec.confidence.max() <= 1
     assert rec.metadata["source"].startswith("sample_synthetic_")
     assert (folder / "points.ply").read_bytes().startswith(b"ply")
     assert (folder / "scene.glb").read_bytes()[:4] == b"glTF"
@@ -149,8 +152,8 @@ def _check_results_shown(page: Page, empty: dict[str, np.ndarray]) -> np.ndarray
     drawn = _pixels(scene.screenshot())
     not_background = (np.abs(drawn - MODEL_BACKGROUND).sum(-1) > 40).mean()
     assert not_background > 0.03, f"the 3D view shows {not_background:.1%} non-background pixels"
-    confidence_shown = page.locator("#confidence img").is_visible()
-    assert confidence_shown or "No confidence map" in page.inner_text("#confidence-note")
+    assert page.eval_on_selector("#confidence img", "img => img.complete && img.naturalWidth") > 0
+    assert not page.locator("#confidence-note").is_visible()
     shown = _element_pixels(page)
     for name in SHOWN:
         assert _detail(empty[name]) < 0.02 and _detail(shown[name]) > 0.08, (name, _detail(shown[name]))
@@ -159,16 +162,17 @@ def _check_results_shown(page: Page, empty: dict[str, np.ndarray]) -> np.ndarray
 
 @pytest.mark.slow
 def test_a_reconstruction_through_the_page(page, tmp_path):
-    """Sample clip, stride 2 (17 frames, one window): the summary, the depth video, the camera path, the 3D scene, the
-    confidence (or the note that there is none) and all five downloads appear."""
+    """Sample clip, stride 2 (17 frames, one window), 2 samples: the summary, the depth video, the camera path, the 3D
+    scene, the confidence map and all five downloads appear; the downloaded npz holds the confidence."""
     empty = _element_pixels(page)
-    stride = 2
-    _use_sample(page, stride)
+    stride, samples = 2, 2
+    _use_sample(page, stride, samples)
     page.click("#run-button")
     page.wait_for_selector("#downloads a[href]", timeout=RUN_TIMEOUT_MS)
     summary = page.inner_text("#summary")
     num_frames = len(range(0, SAMPLE_CONFIG.num_frames, stride))
     assert f"{num_frames} frames" in summary and f"stride {stride}" in summary, summary
+    assert f"{samples} samples" in summary and "mean confidence 0." in summary, summary
     screenshot = _check_results_shown(page, empty)
     Image.fromarray(screenshot.astype(np.uint8)).save(tmp_path / "app.png")
     if os.environ.get("SORA3R_DOCS_SCREENSHOTS"):
@@ -211,7 +215,9 @@ def test_app_command_without_the_extra():
 
 @pytest.mark.parametrize("args, mention", [(["--port", "70000"], "--port 70000"),
                                            (["--device", "cuda:7"], "--device cuda:7"),
-                                           (["--model", "no_such_model"], "no_such_model: no such model folder")])
+                                           (["--model", "no_such_model"], "no_such_model: no such model folder"),
+                                           (["--overlap", "17"], "--overlap 17: must be less than the model's window"),
+                                           (["--samples", "0"], "--samples 0")])
 def test_app_command_checks_its_options(args, mention, tmp_path):
     result = subprocess.run([sys.executable, "-m", "sora3r.cli", "app", *args], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120)

@@ -5,6 +5,7 @@ An optional extra: ``pip install 'sora3r[app]'``. Modules: `job` (one reconstruc
 `ui` (the page, `App`, `serve`).
 """
 
+from sora3r.app.job import JobOptions
 from sora3r.app.ui import App, build_blocks, serve
 
-__all__ = ["App", "build_blocks", "serve"]
+__all__ = ["App", "JobOptions", "build_blocks", "serve"]

@@ -8,7 +8,6 @@ as they are decoded, the crop affine composed with the reader's, the video's tim
 
 from __future__ import annotations
 
-import inspect
 import math
 import shutil
 import time
@@ -22,6 +21,7 @@ import torch
 from sora3r.app.figures import write_confidence_figure, write_depth_video
 from sora3r.data.video import load_video
 from sora3r.export import EXPORT_FORMATS, export_all, write_glb
+from sora3r.geometry.stitch import DEFAULT_OVERLAP
 from sora3r.text import plural
 from sora3r.viz.plots import plot_trajectories
 
@@ -35,11 +35,12 @@ class JobOptions:
 
     Attributes:
         steps: sampling steps per window (``None``: the model's default).
-        samples: samples drawn per window; above 1 their spread gives the per-pixel confidence (pipelines that take
-            ``num_samples``; see `accepts_num_samples`).
+        samples: samples drawn per window (``num_samples`` of `Sora3RPipeline.reconstruct`); above 1 the points are
+            their mean and their spread gives the per-pixel confidence.
         stride: use every ``stride``-th frame of the video.
         max_frames: use at most this many frames after the stride (``None``: all).
         seed: seed of the sampling noise.
+        overlap: frames consecutive windows of a long video share (1 .. the model's window - 1).
     """
 
     steps: int | None = None
@@ -47,6 +48,7 @@ class JobOptions:
     stride: int = 1
     max_frames: int | None = None
     seed: int = 0
+    overlap: int = DEFAULT_OVERLAP
 
 
 @dataclass
@@ -68,11 +70,6 @@ class JobResult:
     scene: Path
     downloads: list[Path] = field(default_factory=list)
     summary: str = ""
-
-
-def accepts_num_samples(pipeline) -> bool:
-    """Whether ``pipeline.reconstruct`` takes ``num_samples`` (several samples per window -> confidence)."""
-    return "num_samples" in inspect.signature(pipeline.reconstruct).parameters
 
 
 def user_message(error: BaseException, video: str | Path) -> str:
@@ -122,7 +119,8 @@ def _summary(rec, options: JobOptions, seconds: float) -> str:
     fov = math.degrees(2 * math.atan(width / (2 * fx)))
     windows = len(rec.metadata.get("windows", [0]))
     steps = rec.metadata.get("sampler_steps", options.steps)
-    confidence = "per-pixel confidence" if rec.confidence is not None else "no confidence (one sample)"
+    confidence = "no confidence (one sample)" if rec.confidence is None else \
+        f"mean confidence {float(rec.confidence.mean()):.2f}"
     return (f"**{plural(frames, 'frame')}** (stride {options.stride}) in {plural(windows, 'window')} at "
             f"{height}x{width} · estimated focal {fx:.1f} px (horizontal field of view {fov:.0f}°) · "
             f"{plural(steps, 'sampling step')}, {plural(options.samples, 'sample')}, {confidence} · {seconds:.1f} s. "
@@ -135,18 +133,14 @@ def run_job(pipeline, video: str | Path, options: JobOptions, folder: str | Path
 
     Raises:
         FileNotFoundError, ValueError: the video is missing, unreadable or too short (one line naming the file);
-            ``samples > 1`` with a pipeline that draws one sample; whatever `Sora3RPipeline.reconstruct` raises.
+            whatever `Sora3RPipeline.reconstruct` raises (e.g. an overlap not below the model's window).
     """
     video, folder, started = Path(video), Path(folder), time.perf_counter()
-    extra = {}
-    if accepts_num_samples(pipeline):
-        extra["num_samples"] = options.samples
-    elif options.samples > 1:
-        raise ValueError(f"samples {options.samples}: this pipeline draws one sample per window")
     report(0.0, "reading the video")
     clip = _read_clip(pipeline, video, options)
     report(0.05, "sampling pointmaps")
-    rec = pipeline.reconstruct(clip.rgb, num_steps=options.steps, seed=options.seed, progress=True, **extra)
+    rec = pipeline.reconstruct(clip.rgb, num_steps=options.steps, seed=options.seed, progress=True,
+                               num_samples=options.samples, overlap=options.overlap)
     rec.metadata["source"] = video.name
     model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
     rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
@@ -157,8 +151,9 @@ def run_job(pipeline, video: str | Path, options: JobOptions, folder: str | Path
     confidence = None
     if rec.confidence is not None:
         confidence = write_confidence_figure(folder / "confidence.png", rec.confidence)
+    fps = _frame_rate(clip.timestamps)
     return JobResult(
-        depth_video=write_depth_video(folder / "depth.mp4", rec.rgb, rec.depth, rec.valid, _frame_rate(clip.timestamps)),
+        depth_video=write_depth_video(folder / "depth.mp4", rec.rgb, rec.depth, rec.valid, fps),
         trajectory_plot=plot_trajectories(folder / "trajectory.png", rec.c2w, title=f"camera path of {video.name}"),
         confidence_figure=confidence,
         scene=_shown_scene(folder, rec, downloads["glb"]),

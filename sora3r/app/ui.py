@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from sora3r.app.job import JobOptions, accepts_num_samples, run_job, user_message
+from sora3r.app.job import JobOptions, run_job, user_message
 from sora3r.app.sample import write_sample_clip
 from sora3r.app.workspace import Workspace
 
@@ -22,24 +22,26 @@ Upload a video (any format FFmpeg reads) or use the sample clip, then **Reconstr
 generates one pointmap per frame, and the cameras, intrinsics and depth are recovered from them. The sample is a
 held-out synthetic test scene rendered by `sora3r.data.synthetic` (no third-party footage ships with sora3r)."""
 NO_CONFIDENCE = ("*No confidence map: this reconstruction drew one sample per window. Confidence comes from the "
-                 "spread of several samples (the Samples control, where the pipeline supports it).*")
+                 "spread of several samples: set Samples above 1.*")
 DELETE_CACHE = (600, 3600)  # every 10 minutes, delete uploads and served copies older than an hour
 
 
-def _controls(pipeline) -> list[gr.components.Component]:
-    """The sliders and the seed box, in the order `JobOptions` takes them."""
+def _controls(pipeline, start: JobOptions) -> list[gr.components.Component]:
+    """The sliders and the seed box, in the order `JobOptions` takes them, set to ``start``."""
     window = pipeline.clip_shape[0]
-    samples_ok = accepts_num_samples(pipeline)
+    steps = start.steps or int(pipeline.config["sampler_steps"])
+    max_frames = start.max_frames or 4 * (window - 1) + 1
     return [
-        gr.Slider(1, 50, value=int(pipeline.config["sampler_steps"]), step=1, label="Sampling steps",
+        gr.Slider(1, max(50, steps), value=steps, step=1, label="Sampling steps",
                   info="per window; more is slower, rarely better", elem_id="steps"),
-        gr.Slider(1, 8, value=1, step=1, label="Samples", interactive=samples_ok, elem_id="samples",
-                  info="per window; above 1 their spread gives the confidence map" if samples_ok
-                  else "this pipeline draws one sample per window"),
-        gr.Slider(1, 8, value=1, step=1, label="Stride", info="use every n-th frame", elem_id="stride"),
-        gr.Slider(window, 16 * (window - 1) + 1, value=4 * (window - 1) + 1, step=1, label="Max frames",
+        gr.Slider(1, max(8, start.samples), value=start.samples, step=1, label="Samples", elem_id="samples",
+                  info="per window; above 1 their mean, and their spread gives the confidence map"),
+        gr.Slider(1, 8, value=start.stride, step=1, label="Stride", info="use every n-th frame", elem_id="stride"),
+        gr.Slider(window, max(16 * (window - 1) + 1, max_frames), value=max_frames, step=1, label="Max frames",
                   info=f"after the stride; windows of {window} frames", elem_id="max-frames"),
-        gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed", elem_id="seed"),
+        gr.Number(start.seed, precision=0, minimum=0, maximum=2**32 - 1, label="Seed", elem_id="seed"),
+        gr.Slider(1, window - 1, value=min(start.overlap, window - 1), step=1, label="Overlap", elem_id="overlap",
+                  info="frames consecutive windows share"),
     ]
 
 
@@ -61,15 +63,16 @@ def _results() -> dict[str, gr.components.Component]:
             "scene": scene, "downloads": downloads}
 
 
-def build_blocks(pipeline, workspace: Workspace, sample: Path) -> gr.Blocks:
+def build_blocks(pipeline, workspace: Workspace, sample: Path, start: JobOptions = JobOptions()) -> gr.Blocks:
     """The page for ``pipeline`` (a loaded `Sora3RPipeline`); runs write into ``workspace``; ``sample`` is the
-    sample clip's mp4 (inside the workspace)."""
+    sample clip's mp4 (inside the workspace); ``start`` sets the controls when the page opens."""
 
-    def reconstruct(video, steps, samples, stride, max_frames, seed, progress=gr.Progress(track_tqdm=True)):
+    def reconstruct(video, steps, samples, stride, max_frames, seed, overlap,
+                    progress=gr.Progress(track_tqdm=True)):
         if not video:
             raise gr.Error("Upload a video or press “Use the sample clip” first.", print_exception=False)
         options = JobOptions(steps=int(steps), samples=int(samples), stride=int(stride), max_frames=int(max_frames),
-                             seed=int(seed or 0))  # an emptied seed box gives None
+                             seed=int(seed or 0), overlap=int(overlap))  # an emptied seed box gives None
         try:
             result = run_job(pipeline, video, options, workspace.new_run(),
                              report=lambda fraction, text: progress(fraction, desc=text))
@@ -87,7 +90,7 @@ def build_blocks(pipeline, workspace: Workspace, sample: Path) -> gr.Blocks:
             with gr.Column(scale=1, min_width=320):
                 video = gr.Video(label="Video", sources=["upload"], elem_id="input-video")
                 use_sample = gr.Button("Use the sample clip", elem_id="sample-button")
-                controls = _controls(pipeline)
+                controls = _controls(pipeline, start)
                 run = gr.Button("Reconstruct", variant="primary", elem_id="run-button")
                 summary = gr.Markdown(elem_id="summary")
             with gr.Column(scale=3, elem_id="results"):
@@ -104,12 +107,13 @@ class App:
 
     Args:
         pipeline: a loaded `Sora3RPipeline` (`Sora3RPipeline.from_pretrained`).
+        start: the controls' values when the page opens.
     """
 
-    def __init__(self, pipeline):
+    def __init__(self, pipeline, start: JobOptions = JobOptions()):
         self.workspace = Workspace()
         try:
-            self.blocks = build_blocks(pipeline, self.workspace, write_sample_clip(self.workspace.root))
+            self.blocks = build_blocks(pipeline, self.workspace, write_sample_clip(self.workspace.root), start)
         except BaseException:
             self.workspace.close()
             raise
@@ -144,8 +148,9 @@ class App:
         self.close()
 
 
-def serve(pipeline, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
-    """Serve the app for ``pipeline`` (a loaded `Sora3RPipeline`) until Ctrl+C or SIGTERM; the workspace is removed
-    then."""
-    with App(pipeline) as app:
+def serve(pipeline, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+          start: JobOptions = JobOptions()) -> None:
+    """Serve the app for ``pipeline`` (a loaded `Sora3RPipeline`) until Ctrl+C or SIGTERM, its controls set to
+    ``start`` when a page opens; the workspace is removed then."""
+    with App(pipeline, start) as app:
         app.launch(host, port, share=share, block=True)
