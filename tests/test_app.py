@@ -11,8 +11,8 @@ import io
 import os
 import shutil
 import socket
-import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from sora3r.app.figures import colourise_depth, write_confidence_figure
 from sora3r.app.job import user_message
 from sora3r.app.sample import SAMPLE_CONFIG
 from sora3r.app.workspace import Workspace
+from sora3r.cli import main
 from sora3r.export import read_npz
 from sora3r.pipeline import Sora3RPipeline
 
@@ -204,13 +205,12 @@ def test_bad_uploads_are_explained_on_the_page(page, tmp_path):
     assert page.locator("#downloads a[href]").count() == 0
 
 
-def test_app_command_without_the_extra():
+def test_app_command_without_the_extra(monkeypatch, capsys):
     """Without Gradio, `sora3r app` says which extra to install: one line, exit status 2."""
-    code = "import sys; sys.modules['gradio'] = None; from sora3r.cli import main; sys.exit(main(['app']))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == ["sora3r app: error: sora3r app needs the app extra: pip install "
-                                          "'sora3r[app]'"]
+    monkeypatch.setitem(sys.modules, "gradio", None)  # what `import gradio` finds when it is not installed
+    assert main(["app"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["sora3r app: error: sora3r app needs the app extra: pip install "
+                                                    "'sora3r[app]'"]
 
 
 @pytest.mark.parametrize("args, mention", [(["--port", "70000"], "--port 70000"),
@@ -218,30 +218,27 @@ def test_app_command_without_the_extra():
                                            (["--model", "no_such_model"], "no_such_model: no such model folder"),
                                            (["--overlap", "17"], "--overlap 17: must be less than the model's window"),
                                            (["--samples", "0"], "--samples 0")])
-def test_app_command_checks_its_options(args, mention, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "sora3r.cli", "app", *args], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and mention in lines[0], result.stderr
+def test_app_command_checks_its_options(args, mention, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["app", *args]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and mention in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
-def test_app_command_on_a_taken_port(tmp_path):
+def test_app_command_on_a_taken_port(tmp_path, monkeypatch, capsys):
     """A port another program holds: the last stderr line says so and names the option; exit status 2, and the app's
     temporary folder is gone."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the app's workspace goes
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {**os.environ, "TMPDIR": str(tmp_path)}
-        result = subprocess.run([sys.executable, "-m", "sora3r.cli", "app", "--port", str(port)], cwd=tmp_path,
-                                env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.splitlines()[-1] == (f"sora3r app: error: cannot serve on 127.0.0.1:{port}: the port is in "
-                                              f"use or the address is not one of this machine's (choose another "
-                                              f"--port or --host)")
-    assert "Traceback" not in result.stderr
+        assert main(["app", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (f"sora3r app: error: cannot serve on 127.0.0.1:{port}: the port is in use or "
+                                    f"the address is not one of this machine's (choose another --port or --host)")
+    assert "Traceback" not in err
     assert not list(tmp_path.glob("sora3r-app-*"))
 
 
