@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
@@ -99,17 +100,18 @@ def _element_pixels(page: Page) -> dict[str, np.ndarray]:
     return {name: _pixels(page.locator(f"#{name}").screenshot()) for name in SHOWN}
 
 
-def _set_slider(page: Page, elem_id: str, value: int) -> None:
+def _set_slider(page: Page, elem_id: str, value: float) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
     box.press("Enter")
 
 
-def _use_sample(page: Page, stride: int, samples: int = 1) -> None:
+def _use_sample(page: Page, stride: int, samples: int = 1, min_confidence: float = 0.0) -> None:
     page.click("#sample-button")
     page.wait_for_selector("#input-video video[src]")
     _set_slider(page, "stride", stride)
     _set_slider(page, "samples", samples)
+    _set_slider(page, "min-confidence", min_confidence)
 
 
 def _error_text(page: Page) -> str:
@@ -117,8 +119,9 @@ def _error_text(page: Page) -> str:
     return " ".join(page.locator(".toast-body").all_inner_texts())
 
 
-def _check_downloads(page: Page, folder: Path, num_frames: int, stride: int) -> None:
-    """Every export is linked and, fetched as the browser would, reads back."""
+def _check_downloads(page: Page, folder: Path, num_frames: int, stride: int, min_confidence: float) -> None:
+    """Every export is linked and, fetched as the browser would, reads back; the npz holds the confidence and the
+    cloud only the points at or above ``min_confidence``."""
     links = page.locator("#downloads a[href]")
     names = [link.get_attribute("download") for link in links.all()]
     assert names == EXPORTS, names
@@ -129,9 +132,11 @@ def _check_downloads(page: Page, folder: Path, num_frames: int, stride: int) -> 
     rec = read_npz(folder / "reconstruction.npz")
     assert rec.points.shape == (num_frames, 64, 96, 3) and torch.isfinite(rec.points).all()
     assert rec.metadata["num_samples"] == 2 and rec.confidence.shape == (num_frames, 64, 96)
-    assert 0 < rec.confidence.min() < rec.confidence.max() <= 1
+    assert 0 < rec.confidence.min() < min_confidence < rec.confidence.max() <= 1
     assert rec.metadata["source"].startswith("sample_synthetic_")
-    assert (folder / "points.ply").read_bytes().startswith(b"ply")
+    kept = int((rec.valid & (rec.confidence >= min_confidence)).sum())
+    assert 0 < kept < int(rec.valid.sum())
+    assert len(trimesh.load(folder / "points.ply").vertices) == kept
     assert (folder / "scene.glb").read_bytes()[:4] == b"glTF"
     trajectory = np.loadtxt(folder / "trajectory_tum.txt")
     np.testing.assert_allclose(trajectory[:, 0], np.arange(num_frames) * stride / SAMPLE_CONFIG.fps, atol=1e-6)
@@ -166,19 +171,20 @@ def test_a_reconstruction_through_the_page(page, tmp_path):
     """Sample clip, stride 2 (17 frames, one window), 2 samples: the summary, the depth video, the camera path, the 3D
     scene, the confidence map and all five downloads appear; the downloaded npz holds the confidence."""
     empty = _element_pixels(page)
-    stride, samples = 2, 2
-    _use_sample(page, stride, samples)
+    stride, samples, min_confidence = 2, 2, 0.5
+    _use_sample(page, stride, samples, min_confidence)
     page.click("#run-button")
     page.wait_for_selector("#downloads a[href]", timeout=RUN_TIMEOUT_MS)
     summary = page.inner_text("#summary")
     num_frames = len(range(0, SAMPLE_CONFIG.num_frames, stride))
     assert f"{num_frames} frames" in summary and f"stride {stride}" in summary, summary
     assert f"{samples} samples" in summary and "mean confidence 0." in summary, summary
+    assert "of the points at or above 0.5" in summary, summary
     screenshot = _check_results_shown(page, empty)
     Image.fromarray(screenshot.astype(np.uint8)).save(tmp_path / "app.png")
     if os.environ.get("SORA3R_DOCS_SCREENSHOTS"):
         shutil.copyfile(tmp_path / "app.png", DOCS_SCREENSHOT)
-    _check_downloads(page, tmp_path, num_frames, stride)
+    _check_downloads(page, tmp_path, num_frames, stride, min_confidence)
 
 
 def test_no_video_is_explained_on_the_page(page):
@@ -188,8 +194,8 @@ def test_no_video_is_explained_on_the_page(page):
 
 @pytest.mark.slow
 def test_bad_uploads_are_explained_on_the_page(page, tmp_path):
-    """A file that is not a video and a clip too short for the chosen stride: one sentence naming the upload, no
-    traceback, no results."""
+    """A file that is not a video, a clip too short for the chosen stride and a confidence filter without confidence:
+    one sentence naming the upload or the control, no traceback, no results."""
     broken = tmp_path / "holiday.mp4"
     broken.write_text("not a video\n")
     page.set_input_files("#input-video input[type=file]", str(broken))
@@ -202,6 +208,10 @@ def test_bad_uploads_are_explained_on_the_page(page, tmp_path):
     page.click("#run-button")
     text = _error_text(page)
     assert "sample_synthetic_" in text and "stride 8" in text and "at least 17" in text, text
+    page.reload()
+    _use_sample(page, stride=1, samples=1, min_confidence=0.5)
+    page.click("#run-button")
+    assert "min confidence 0.5 needs 2 or more samples" in _error_text(page)
     assert page.locator("#downloads a[href]").count() == 0
 
 
@@ -276,7 +286,6 @@ def test_user_message_names_the_upload_not_its_temporary_path():
 def test_the_3d_view_thins_large_clouds(tmp_path, monkeypatch):
     """Up to `MAX_SHOWN_POINTS` the 3D view shows the exported GLB; above it, a copy on a coarser pixel grid that
     holds no more than that many points."""
-    import trimesh
     from test_export import make_reconstruction
 
     from sora3r.app import job

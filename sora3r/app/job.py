@@ -41,6 +41,8 @@ class JobOptions:
         max_frames: use at most this many frames after the stride (``None``: all).
         seed: seed of the sampling noise.
         overlap: frames consecutive windows of a long video share (1 .. the model's window - 1).
+        min_confidence: points below this confidence are left out of the 3D view and the ply, glb and COLMAP exports
+            (the npz keeps all); 0 keeps every valid point. Above 0 it needs ``samples > 1``.
     """
 
     steps: int | None = None
@@ -49,6 +51,7 @@ class JobOptions:
     max_frames: int | None = None
     seed: int = 0
     overlap: int = DEFAULT_OVERLAP
+    min_confidence: float = 0.0
 
 
 @dataclass
@@ -96,21 +99,30 @@ def _frame_rate(timestamps: torch.Tensor) -> float:
     return float(np.clip(1.0 / np.median(steps), 1.0, 60.0))
 
 
-def _downloads(folder: Path, rec) -> dict[str, Path]:
+def _downloads(folder: Path, rec, min_confidence: float | None) -> dict[str, Path]:
     """Every export format under ``folder/exports`` (`export_all`); the COLMAP folder as a zip, since a browser
     downloads files."""
-    written = export_all(folder / "exports", rec, formats=EXPORT_FORMATS)
+    written = export_all(folder / "exports", rec, formats=EXPORT_FORMATS, min_confidence=min_confidence)
     colmap = written["colmap"]
     written["colmap"] = Path(shutil.make_archive(str(folder / "colmap"), "zip", root_dir=colmap.parent,
                                                  base_dir=colmap.name))
     return written
 
 
-def _shown_scene(folder: Path, rec, exported_glb: Path) -> Path:
+def _exported(rec, min_confidence: float | None) -> torch.Tensor:
+    """``bool (T, H, W)``: the pixels whose points the clouds hold (valid, and at least ``min_confidence``)."""
+    kept = torch.ones(rec.points.shape[:3], dtype=torch.bool) if rec.valid is None else rec.valid.clone()
+    if min_confidence is not None:
+        kept &= rec.confidence >= min_confidence
+    return kept
+
+
+def _shown_scene(folder: Path, rec, exported_glb: Path, min_confidence: float | None = None) -> Path:
     """The GLB for the 3D view: the exported one, or a copy on a coarser pixel grid above `MAX_SHOWN_POINTS`."""
-    count = int(rec.valid.sum()) if rec.valid is not None else rec.points[..., 0].numel()
-    stride = math.ceil(math.sqrt(count / MAX_SHOWN_POINTS))
-    return exported_glb if stride <= 1 else write_glb(folder / "shown_scene.glb", rec, stride=stride)
+    stride = math.ceil(math.sqrt(int(_exported(rec, min_confidence).sum()) / MAX_SHOWN_POINTS))
+    if stride <= 1:
+        return exported_glb
+    return write_glb(folder / "shown_scene.glb", rec, stride=stride, min_confidence=min_confidence)
 
 
 def _summary(rec, options: JobOptions, seconds: float) -> str:
@@ -121,6 +133,9 @@ def _summary(rec, options: JobOptions, seconds: float) -> str:
     steps = rec.metadata.get("sampler_steps", options.steps)
     confidence = "no confidence (one sample)" if rec.confidence is None else \
         f"mean confidence {float(rec.confidence.mean()):.2f}"
+    if options.min_confidence > 0:
+        kept = int(_exported(rec, options.min_confidence).sum()) / int(_exported(rec, None).sum())
+        confidence += f", {kept:.0%} of the points at or above {options.min_confidence:g}"
     return (f"**{plural(frames, 'frame')}** (stride {options.stride}) in {plural(windows, 'window')} at "
             f"{height}x{width} · estimated focal {fx:.1f} px (horizontal field of view {fov:.0f}°) · "
             f"{plural(steps, 'sampling step')}, {plural(options.samples, 'sample')}, {confidence} · {seconds:.1f} s. "
@@ -133,9 +148,14 @@ def run_job(pipeline, video: str | Path, options: JobOptions, folder: str | Path
 
     Raises:
         FileNotFoundError, ValueError: the video is missing, unreadable or too short (one line naming the file);
-            whatever `Sora3RPipeline.reconstruct` raises (e.g. an overlap not below the model's window).
+            ``min_confidence > 0`` with one sample; whatever `Sora3RPipeline.reconstruct` raises (e.g. an overlap
+            not below the model's window).
     """
     video, folder, started = Path(video), Path(folder), time.perf_counter()
+    if options.min_confidence > 0 and options.samples < 2:
+        raise ValueError(f"min confidence {options.min_confidence:g} needs 2 or more samples (the confidence comes "
+                         f"from their spread)")
+    min_confidence = options.min_confidence or None
     report(0.0, "reading the video")
     clip = _read_clip(pipeline, video, options)
     report(0.05, "sampling pointmaps")
@@ -146,7 +166,7 @@ def run_job(pipeline, video: str | Path, options: JobOptions, folder: str | Path
     rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
     rec.timestamps = clip.timestamps
     report(0.85, "writing the exports")
-    downloads = _downloads(folder, rec)
+    downloads = _downloads(folder, rec, min_confidence)
     report(0.95, "drawing the figures")
     confidence = None
     if rec.confidence is not None:
@@ -156,7 +176,7 @@ def run_job(pipeline, video: str | Path, options: JobOptions, folder: str | Path
         depth_video=write_depth_video(folder / "depth.mp4", rec.rgb, rec.depth, rec.valid, fps),
         trajectory_plot=plot_trajectories(folder / "trajectory.png", rec.c2w, title=f"camera path of {video.name}"),
         confidence_figure=confidence,
-        scene=_shown_scene(folder, rec, downloads["glb"]),
+        scene=_shown_scene(folder, rec, downloads["glb"], min_confidence),
         downloads=list(downloads.values()),
         summary=_summary(rec, options, time.perf_counter() - started),
     )

@@ -42,6 +42,8 @@ def _controls(pipeline, start: JobOptions) -> list[gr.components.Component]:
         gr.Number(start.seed, precision=0, minimum=0, maximum=2**32 - 1, label="Seed", elem_id="seed"),
         gr.Slider(1, window - 1, value=min(start.overlap, window - 1), step=1, label="Overlap", elem_id="overlap",
                   info="frames consecutive windows share"),
+        gr.Slider(0.0, 0.95, value=start.min_confidence, step=0.05, label="Min confidence", elem_id="min-confidence",
+                  info="drop less confident points from the 3D view and the ply / glb / COLMAP files (Samples > 1)"),
     ]
 
 
@@ -67,12 +69,13 @@ def build_blocks(pipeline, workspace: Workspace, sample: Path, start: JobOptions
     """The page for ``pipeline`` (a loaded `Sora3RPipeline`); runs write into ``workspace``; ``sample`` is the
     sample clip's mp4 (inside the workspace); ``start`` sets the controls when the page opens."""
 
-    def reconstruct(video, steps, samples, stride, max_frames, seed, overlap,
+    def reconstruct(video, steps, samples, stride, max_frames, seed, overlap, min_confidence,
                     progress=gr.Progress(track_tqdm=True)):
         if not video:
             raise gr.Error("Upload a video or press “Use the sample clip” first.", print_exception=False)
         options = JobOptions(steps=int(steps), samples=int(samples), stride=int(stride), max_frames=int(max_frames),
-                             seed=int(seed or 0), overlap=int(overlap))  # an emptied seed box gives None
+                             seed=int(seed or 0), overlap=int(overlap),  # an emptied seed box gives None
+                             min_confidence=float(min_confidence))
         try:
             result = run_job(pipeline, video, options, workspace.new_run(),
                              report=lambda fraction, text: progress(fraction, desc=text))
