@@ -8,11 +8,16 @@ Chromium is required: without it the browser tests fail (``apt-get install chrom
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -249,6 +254,41 @@ def test_app_command_on_a_taken_port(tmp_path, monkeypatch, capsys):
     assert err.splitlines()[-1] == (f"sora3r app: error: cannot serve on 127.0.0.1:{port}: the port is in use or "
                                     f"the address is not one of this machine's (choose another --port or --host)")
     assert "Traceback" not in err
+    assert not list(tmp_path.glob("sora3r-app-*"))
+
+
+def _page_config(url: str, server: subprocess.Popen, timeout: float = 240.0) -> dict:
+    """Gradio's description of the served page (``GET /config``), once the server answers."""
+    deadline = time.monotonic() + timeout
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy for 127.0.0.1
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate()[1]
+        try:
+            with direct.open(f"{url}/config", timeout=5) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {timeout:.0f} s")
+
+
+@pytest.mark.slow
+def test_app_command_serves_its_options_and_cleans_up_on_sigterm(tmp_path):
+    """`sora3r app --steps 7 --samples 3 --seed 11 --overlap 4`: the served page's controls open at those values;
+    SIGTERM stops it with exit status 143 and removes the app's temporary folder."""
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    server = subprocess.Popen([sys.executable, "-m", "sora3r.cli", "app", "--port", str(port), "--steps", "7",
+                               "--samples", "3", "--seed", "11", "--overlap", "4"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        config = _page_config(f"http://127.0.0.1:{port}", server)
+        assert len(list(tmp_path.glob("sora3r-app-*"))) == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    values = {component["props"].get("elem_id"): component["props"].get("value") for component in config["components"]}
+    assert [values[name] for name in ("steps", "samples", "seed", "overlap", "min-confidence")] == [7, 3, 11, 4, 0]
+    assert server.returncode == 143 and err.splitlines()[-1] == "sora3r app: terminated", err
     assert not list(tmp_path.glob("sora3r-app-*"))
 
 
