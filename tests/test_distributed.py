@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,18 +28,42 @@ DRIVER = Path(__file__).with_name("distributed_driver.py")
 STEPS, RESUMED_STEPS, GLOBAL_BATCH = 8, 12, 4
 
 
+def driver_command(processes: int, output: Path, record: Path, vaes: Path, steps: int, *options: str) -> list[str]:
+    """The driver and its training options (global batch GLOBAL_BATCH over ``processes`` processes in all)."""
+    return [str(DRIVER), "--record", str(record), "--", "--output", str(output),
+            "--batch-size", str(GLOBAL_BATCH // processes), "--steps", str(steps),
+            "--video-vae", str(vaes / "video_vae"), "--pointmap-vae", str(vaes / "pointmap_vae"), "--squash",
+            "--num-frames", "9", "--height", "16", "--width", "16", "--lr", "1e-3", "--warmup-steps", "1",
+            "--ema-decay", "0.9", "--log-every", "1", "--checkpoint-every", "4", *options]
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same per-process threads in every run (torchrun's default)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+
+
 def launch(processes: int, output: Path, record: Path, vaes: Path, steps: int, *options: str) -> list[dict]:
-    """Run the driver under torchrun; returns the per-rank records in rank order."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-               str(DRIVER), "--record", str(record), "--", "--output", str(output),
-               "--batch-size", str(GLOBAL_BATCH // processes), "--steps", str(steps),
-               "--video-vae", str(vaes / "video_vae"), "--pointmap-vae", str(vaes / "pointmap_vae"), "--squash",
-               "--num-frames", "9", "--height", "16", "--width", "16", "--lr", "1e-3", "--warmup-steps", "1",
-               "--ema-decay", "0.9", "--log-every", "1", "--checkpoint-every", "4", *options]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same per-process threads in both runs (torchrun's default)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    """Run the driver under torchrun on one node; returns the per-rank records in rank order."""
+    command = [*TORCHRUN, "--standalone", "--nproc_per_node", str(processes),
+               *driver_command(processes, output, record, vaes, steps, *options)]
+    result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     return [json.loads((record / f"rank{rank}.json").read_text()) for rank in range(processes)]
+
+
+def launch_two_nodes(output: Path, record: Path, vaes: Path, steps: int, *options: str) -> list[dict]:
+    """Simulate two hosts: two torchrun invocations with ``--nnodes 2`` and node ranks 0 and 1, one process each,
+    meeting at a rendezvous on 127.0.0.1 (what docs/multi_gpu.md tells users to run on each host)."""
+    with socket.socket() as probe:  # a free port for node 0's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nodes = [subprocess.Popen([*TORCHRUN, "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
+                               "--master_addr", "127.0.0.1", "--master_port", str(port),
+                               *driver_command(2, output, record, vaes, steps, *options)],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for rank in (0, 1)]
+    logs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    return [json.loads((record / f"rank{rank}.json").read_text()) for rank in range(2)]
 
 
 def loss_log(run: Path) -> list[dict]:
@@ -108,3 +133,24 @@ def test_two_process_checkpoint_resumes_in_one_process(runs, tmp_path, mode):
     assert log[:STEPS] == loss_log(root / "two")
     assert all(math.isfinite(r["loss"]) for r in log)
     assert max(r["loss"] for r in log[STEPS:]) < 1.5 * log[0]["loss"]
+
+
+@pytest.mark.slow
+def test_two_simulated_nodes_train_checkpoint_and_resume_like_two_local_processes(runs, tmp_path):
+    """Two launchers with --nnodes 2 on one host train exactly the run two processes of one launcher train (same
+    clips, noise draws and weights at every step), then resume from their own checkpoint as two nodes again."""
+    root, _, local = runs
+    run = tmp_path / "nodes"
+    nodes = launch_two_nodes(run, tmp_path / "record", root, STEPS)
+    assert [r["num_processes"] for r in nodes] == [2, 2] and [r["process_index"] for r in nodes] == [0, 1]
+    for node, process in zip(nodes, local, strict=True):
+        assert node["steps"] == process["steps"]
+    assert [(r["step"], r["loss"]) for r in loss_log(run)] == [(r["step"], r["loss"]) for r in loss_log(root / "two")]
+
+    saved = weights_hash(load_file(run / "state" / "model.safetensors"))
+    resumed = launch_two_nodes(run, tmp_path / "resumed", root, RESUMED_STEPS, "--resume")
+    assert [r["summary"]["resumed_from"] for r in resumed] == ["full", "full"]
+    assert [s["step"] for s in resumed[0]["steps"]] == list(range(STEPS, RESUMED_STEPS))
+    assert resumed[0]["steps"][0]["weights"] == saved
+    assert resumed[0]["final_ema_weights"] == resumed[1]["final_ema_weights"]
+    assert [r["step"] for r in loss_log(run)] == list(range(1, RESUMED_STEPS + 1))

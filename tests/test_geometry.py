@@ -338,3 +338,30 @@ def test_align_depth_none_and_errors():
         align_depth(gt, gt, valid, "median")
     with pytest.raises(ValueError, match="no valid pixels"):
         align_depth(gt, gt, torch.zeros_like(valid), "scale")
+
+
+@pytest.mark.parametrize("repair", [True, False])
+def test_a_frame_refined_into_the_mirrored_solution_restarts_from_its_neighbour(monkeypatch, repair):
+    """A frame whose initial camera faces away from its points (all of them behind it, as a hypothesis fitted to
+    outliers can) ends up far off after refinement; recover_cameras restarts it from the nearest good frame's pose."""
+    from sora3r.geometry import cameras
+
+    points, depth, K, c2w = make_clip(18, frames=6)
+    initialise = cameras._ransac_init
+
+    def mirrored_frame_3(*args):
+        focal, rotation, translation = initialise(*args)
+        flip = torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=rotation.dtype))  # turn the camera round
+        rotation, translation = rotation.clone(), translation.clone()
+        rotation[3], translation[3] = flip @ rotation[3], flip @ translation[3]
+        return focal, rotation, translation
+
+    monkeypatch.setattr(cameras, "_ransac_init", mirrored_frame_3)
+    if not repair:
+        monkeypatch.setattr(cameras, "MIN_IN_FRONT", 0.0)  # no frame counts as failed
+    estimate = recover_cameras(points)
+    if repair:
+        assert pose_error(estimate.c2w, c2w, points) < 1e-3
+        assert relative(estimate.depth, depth) < 1e-3
+    else:
+        assert float((estimate.depth[3] > 0).float().mean()) < 0.5  # the failure the repair exists for

@@ -46,6 +46,7 @@ GAUSS_NEWTON_CHUNK_PIXELS = 1 << 19  # fit pixels of the frames refined at once 
 # Normalised units (points centred and scaled to unit median spread, focal of order one): a point counts as in front
 # of a camera beyond MIN_DEPTH; the focal stays above MIN_FOCAL; TINY guards divisions by spreads and curvatures.
 MIN_DEPTH = 1e-6
+MIN_IN_FRONT = 0.5  # a frame whose camera sees fewer of its fit points in front has failed (_repair_failed_frames)
 MIN_FOCAL = 1e-6
 TINY = 1e-12
 
@@ -472,7 +473,47 @@ def recover_cameras(
         min_scale=problem.min_scale,
         max_scale=problem.threshold,
     )
+    rotation, translation = _repair_failed_frames(problem, focal, rotation, translation, iterations)
     return _finish(problem, focal, rotation, translation)
+
+
+def _in_front(frames: _Frames, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """Weighted fraction ``(F,)`` of each frame's fit points in front of its camera."""
+    depth = (frames.points @ rotation[:, 2, :, None])[..., 0] + translation[:, 2:3]
+    return (frames.weights * (depth > MIN_DEPTH)).sum(1) / frames.weights.sum(1).clamp(min=TINY)
+
+
+def _repair_failed_frames(problem: _Problem, focal: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
+                          iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames whose refined camera has most of its points behind it (a hypothesis that fit outliers, then a
+    Gauss-Newton run into the mirrored solution) start again from the pose of the nearest good frame of their clip
+    (video cameras move little between frames) and are refined with the clip's focal fixed; the new pose is kept
+    where more of the frame's points end up in front. One host sync, after the refinement."""
+    frames = problem.frames
+    front = _in_front(frames, rotation, translation)
+    failed = front < MIN_IN_FRONT
+    num_clips, frames_per_clip = problem.points.shape[:2]
+    good = ~failed.reshape(num_clips, frames_per_clip)
+    if not bool(failed.any()) or not bool(good.any(1).all()):
+        return rotation, translation
+    index = torch.arange(frames_per_clip, device=focal.device)
+    distance = (index[:, None] - index[None, :]).abs() + torch.where(good[:, None, :], 0, 2 * frames_per_clip)
+    nearest = distance.argmin(-1) + (torch.arange(num_clips, device=focal.device) * frames_per_clip)[:, None]
+    redo = failed.nonzero()[:, 0]
+    source = nearest.reshape(-1)[redo]
+    # world-to-camera translation in world units is spread * t - R centre (see _finish); re-expressed for `redo`
+    world = frames.spread[source, None] * translation[source] - (rotation[source] @ frames.centre[source, :, None])[..., 0]
+    start = (world + (rotation[source] @ frames.centre[redo, :, None])[..., 0]) / frames.spread[redo, None]
+    subset = _Frames(frames.points[redo], frames.pixels[redo], frames.weights[redo], frames.centre[redo],
+                     frames.spread[redo])
+    _, new_rotation, new_translation = _gauss_newton(
+        subset, focal.repeat_interleave(frames_per_clip)[redo], rotation[source], start, num_clips=len(redo),
+        estimate_focal=False, iterations=iterations, min_scale=problem.min_scale, max_scale=problem.threshold)
+    better = _in_front(subset, new_rotation, new_translation) > front[redo]
+    rotation, translation = rotation.clone(), translation.clone()
+    rotation[redo] = torch.where(better[:, None, None], new_rotation, rotation[redo])
+    translation[redo] = torch.where(better[:, None], new_translation, translation[redo])
+    return rotation, translation
 
 
 def first_camera_world(points: torch.Tensor, cameras: CameraEstimate) -> tuple[torch.Tensor, CameraEstimate]:
