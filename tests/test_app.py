@@ -204,7 +204,7 @@ def test_bad_uploads_are_explained_on_the_page(page, tmp_path):
     broken = tmp_path / "holiday.mp4"
     broken.write_text("not a video\n")
     page.set_input_files("#input-video input[type=file]", str(broken))
-    page.wait_for_timeout(1000)
+    page.wait_for_selector("#input-video video[src]")  # uploaded (the player shows it cannot play the file)
     page.click("#run-button")
     text = _error_text(page)
     assert "holiday.mp4: not a readable video file" in text and "Traceback" not in text and "/tmp" not in text
