@@ -203,6 +203,34 @@ class View:
         return 0
 
 
+@dataclass(kw_only=True)
+class App(ModelOptions):
+    """Serve the web app (Gradio): upload a video or use the sample clip, see the depth video, camera path, confidence
+    and 3D scene, download every export. The model options set the page's controls when it opens. Needs the app
+    extra: pip install 'sora3r[app]'."""
+
+    host: Annotated[str, MinLen(1)] = "127.0.0.1"  # address to serve on (127.0.0.1: this machine only; 0.0.0.0: all)
+    port: Annotated[int, Interval(ge=1, le=65535)] = 7860  # port of the web page
+    share: bool = False  # also serve through a temporary public link on Gradio's share servers
+
+    def run(self) -> int:
+        import importlib.util
+
+        if importlib.util.find_spec("gradio") is None:
+            raise RuntimeError("sora3r app needs the app extra: pip install 'sora3r[app]'")
+        from sora3r.pipeline import Sora3RPipeline
+
+        pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
+        window = pipeline.clip_shape[0]
+        if not self.overlap < window:
+            raise invalid("overlap", self.overlap, f"must be less than the model's window of {window} frames")
+        from sora3r.app import JobOptions, serve  # Gradio takes seconds to import: after the model is known good
+
+        start = JobOptions(steps=self.steps, samples=self.samples, seed=self.seed, overlap=self.overlap)
+        serve(pipeline, host=self.host, port=self.port, share=self.share, start=start)
+        return 0
+
+
 # The value kinds a dataset reader's keyword can take from ``--option KEY=VALUE``, and how a message names them.
 _READER_VALUE_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text",
                        list[str]: "a comma-separated list"}

@@ -315,7 +315,7 @@ def test_every_option_is_documented_in_its_help_page(capsys):
     from sora3r.options import option_name
 
     configs = _command_configs()
-    assert len(configs) == 9  # demo reconstruct view eval synth + video-vae pointmap-vae dit export
+    assert len(configs) == 10  # demo reconstruct view app eval synth + video-vae pointmap-vae dit export
     for command, config in configs.items():
         page = _help_page(capsys, *command.split()[1:])
         for field in dataclasses.fields(config):
@@ -328,7 +328,7 @@ def test_every_option_is_documented_in_its_help_page(capsys):
 
 def test_help_of_the_command_and_of_training(capsys):
     page = _help_page(capsys)
-    assert all(name in page for name in ("demo", "reconstruct", "view", "eval", "synth", "train"))
+    assert all(name in page for name in ("demo", "reconstruct", "view", "app", "eval", "synth", "train"))
     assert "COMMAND --help" in page
     page = _help_page(capsys, "train")
     assert all(name in page for name in ("video-vae", "pointmap-vae", "dit", "export"))

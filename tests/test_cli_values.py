@@ -48,7 +48,7 @@ BAD_VALUES = [
     (["demo", "--clip", "10000"], ["--clip 10000", "less than 10000"]),
     (["demo", "--steps", "0"], ["--steps 0"]),
     (["nope"], ["nope"]),
-    ([], ["demo, reconstruct, view, eval, synth, train"]),
+    ([], ["demo, reconstruct, view, app, eval, synth, train"]),
     (["train", "video-vae", "--output", "run", "--height", "50"], ["--height 50", "multiple of 16"]),
     (["train", "video-vae", "--output", "run", "--preset", "base"], ["--preset 'base'", "tiny, small, paper"]),
     ([*DIT, "--steps", "0"], ["--steps 0"]),
