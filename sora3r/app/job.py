@@ -100,12 +100,13 @@ def _frame_rate(timestamps: torch.Tensor) -> float:
 
 
 def _downloads(folder: Path, rec, min_confidence: float | None) -> dict[str, Path]:
-    """Every export format under ``folder/exports`` (`export_all`); the COLMAP folder as a zip, since a browser
-    downloads files."""
+    """Every export format under ``folder/exports`` (`export_all`); folders (COLMAP, the 16-bit depth PNGs) as zips,
+    since a browser downloads files."""
     written = export_all(folder / "exports", rec, formats=EXPORT_FORMATS, min_confidence=min_confidence)
-    colmap = written["colmap"]
-    written["colmap"] = Path(shutil.make_archive(str(folder / "colmap"), "zip", root_dir=colmap.parent,
-                                                 base_dir=colmap.name))
+    for name, path in written.items():
+        if path.is_dir():
+            written[name] = Path(shutil.make_archive(str(folder / path.name), "zip", root_dir=path.parent,
+                                                     base_dir=path.name))
     return written
 
 
