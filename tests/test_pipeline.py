@@ -81,6 +81,15 @@ def test_wrong_model_folder_is_a_clear_error(tmp_path):
         Sora3RPipeline.from_pretrained(tmp_path / "empty")
 
 
+def true_window(seq, target: PointmapTarget, frames: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """The first frame of the window ``frames`` in ``seq`` and that window's exact normalised pointmaps
+    ``(T, H, W, 3)``: what a perfect model would return for it."""
+    start = next(i for i in range(seq.num_frames) if torch.equal(seq.rgb[i:i + len(frames)], frames))
+    window = slice(start, start + len(frames))
+    points, _ = target.encode(seq.points[window][None], seq.c2w[window][None], seq.valid[window][None])
+    return start, points[0]
+
+
 def test_perfect_windows_fuse_into_the_true_trajectory(model_folder, monkeypatch):
     """With a model that returned each window's exact normalised pointmaps, the fused cameras are the true ones."""
     seq = render_clip(split_seed("test", 1), SyntheticConfig(num_frames=23, height=32, width=48))
@@ -88,10 +97,7 @@ def test_perfect_windows_fuse_into_the_true_trajectory(model_folder, monkeypatch
     true_points, true_c2w = to_first_frame(seq.points, seq.c2w)
 
     def exact_window(self, frames, num_steps=None, generator=None, num_samples=1):
-        start = next(i for i in range(seq.num_frames) if torch.equal(seq.rgb[i:i + len(frames)], frames))
-        window = slice(start, start + len(frames))
-        points, _ = target.encode(seq.points[window][None], seq.c2w[window][None], seq.valid[window][None])
-        return points[0], None
+        return true_window(seq, target, frames)[1], None
 
     monkeypatch.setattr(Sora3RPipeline, "predict_pointmaps", exact_window)
     rec = Sora3RPipeline.from_pretrained(model_folder).reconstruct(seq.rgb, overlap=3)
@@ -208,11 +214,9 @@ def test_noisy_windows_of_a_long_video_stitch_without_jumps_or_drift(model_folde
     _, true_c2w = to_first_frame(seq.points, seq.c2w)
 
     def noisy_window(self, frames, num_steps=None, generator=None, num_samples=1):
-        start = next(i for i in range(seq.num_frames) if torch.equal(seq.rgb[i:i + len(frames)], frames))
-        window = slice(start, start + len(frames))
-        points, _ = target.encode(seq.points[window][None], seq.c2w[window][None], seq.valid[window][None])
+        start, points = true_window(seq, target, frames)
         g = torch.Generator().manual_seed(start)
-        points = points[0] * (1 + 0.02 * torch.randn(points.shape[1:-1] + (1,), generator=g))
+        points = points * (1 + 0.02 * torch.randn(points.shape[1:-1] + (1,), generator=g))
         garbage = torch.rand(points.shape[:-1], generator=g) < 0.1
         points[garbage] = 3 * torch.randn(int(garbage.sum()), 3, generator=g)
         return points * (0.5 + torch.rand((), generator=g)), None
