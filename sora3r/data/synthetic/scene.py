@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import torch
 
+from sora3r.data.synthetic.paths import CLASSIC_PATHS, PATH_KINDS, Arena, add_shake, camera_path
+from sora3r.data.synthetic.sampler import F64, Sampler, axis_angle_matrix, direction, look_at
 from sora3r.data.synthetic.raycast import (
     NUM_ENV_SURFACES, NUM_WAVES, PRIMITIVES, TEX_CHECKER_OFFSET, TEX_CHECKER_SIZE, TEX_CHECKER_WEIGHT,
     TEX_CONTRAST, TEX_EMISSIVE, TEX_FREQ, TEX_FREQ_NORM, TEX_PALETTE, TEX_PHASE, TEX_SIZE, TEX_WEIGHT, environment_hit,
 )
 
 ENVIRONMENTS = ("room", "open")
-PATH_KINDS = ("orbit", "walk", "pan", "track")
 
-_F64 = torch.float64
 _CAMERA_WALL_MARGIN = 0.3  # metres between a room camera and the walls
 
 
@@ -117,162 +117,30 @@ class SyntheticScene:
     light_colour: torch.Tensor
 
 
-@dataclass(frozen=True)
-class _Arena:
-    """Where the camera may be (an axis-aligned box) and how big the content is."""
-
-    eye_lo: torch.Tensor
-    eye_hi: torch.Tensor
-    centre: torch.Tensor  # scene centre on the ground
-    scale: float  # typical distance from the camera to content, metres
-
-
-class _Sampler:
-    """Thin wrapper over a seeded CPU generator (float64 draws)."""
-
-    def __init__(self, seed: int):
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
-
-    def uniform(self, lo: float = 0.0, hi: float = 1.0) -> float:
-        return lo + (hi - lo) * float(torch.rand((), generator=self.generator, dtype=_F64))
-
-    def log_uniform(self, lo: float, hi: float) -> float:
-        return math.exp(self.uniform(math.log(lo), math.log(hi)))
-
-    def vector(self, lo, hi) -> torch.Tensor:
-        lo, hi = torch.as_tensor(lo, dtype=_F64), torch.as_tensor(hi, dtype=_F64)
-        return lo + (hi - lo) * torch.rand(lo.shape, generator=self.generator, dtype=_F64)
-
-    def integer(self, lo: int, hi: int) -> int:
-        """Uniform integer in [lo, hi] (inclusive)."""
-        return int(torch.randint(lo, hi + 1, (), generator=self.generator))
-
-    def chance(self, p: float) -> bool:
-        return self.uniform() < p
-
-    def sign(self) -> float:
-        return 1.0 if self.chance(0.5) else -1.0
-
-    def unit_vector(self) -> torch.Tensor:
-        v = torch.randn(3, generator=self.generator, dtype=_F64)
-        return v / v.norm()
-
-
-def _direction(yaw: torch.Tensor | float, pitch: torch.Tensor | float) -> torch.Tensor:
-    """Unit vectors ``(..., 3)`` for yaw about +z (from +x) and pitch above the horizon (radians)."""
-    yaw, pitch = torch.broadcast_tensors(torch.as_tensor(yaw, dtype=_F64), torch.as_tensor(pitch, dtype=_F64))
-    return torch.stack([pitch.cos() * yaw.cos(), pitch.cos() * yaw.sin(), pitch.sin()], dim=-1)
-
-
-def axis_angle_matrix(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: rotations ``(..., 3, 3)`` about unit ``axis (3,)`` by ``angle (...)`` radians."""
-    angle = torch.as_tensor(angle, dtype=_F64)
-    x, y, z = axis.tolist()
-    cross = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], dtype=_F64)
-    s, c = angle.sin()[..., None, None], angle.cos()[..., None, None]
-    return torch.eye(3, dtype=_F64) + s * cross + (1 - c) * (cross @ cross)
-
-
-def look_at(eye: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """OpenCV camera-to-world ``(T, 4, 4)`` at ``eye (T, 3)`` looking at ``target (T, 3)``, world z up."""
-    forward = torch.nn.functional.normalize(target - eye, dim=-1)
-    up = torch.tensor([0.0, 0.0, 1.0], dtype=_F64).expand_as(forward)
-    right = torch.nn.functional.normalize(torch.linalg.cross(forward, up), dim=-1)
-    down = torch.linalg.cross(forward, right)
-    c2w = torch.eye(4, dtype=_F64).repeat(eye.shape[0], 1, 1)
-    c2w[:, :3, :3] = torch.stack([right, down, forward], dim=-1)
-    c2w[:, :3, 3] = eye
-    return c2w
-
-
-def _arena(rng: _Sampler, environment: str, config: SyntheticConfig) -> tuple[_Arena, torch.Tensor, float]:
+def _arena(rng: Sampler, environment: str, config: SyntheticConfig) -> tuple[Arena, torch.Tensor, float]:
     """Camera region and environment size: (arena, room half sizes + height, dome radius)."""
     if environment == "room":
-        half = torch.tensor([rng.uniform(*config.room_side) / 2, rng.uniform(*config.room_side) / 2], dtype=_F64)
+        half = torch.tensor([rng.uniform(*config.room_side) / 2, rng.uniform(*config.room_side) / 2], dtype=F64)
         height = rng.uniform(2.4, 3.6)
         m = _CAMERA_WALL_MARGIN
-        arena = _Arena(eye_lo=torch.tensor([-half[0] + m, -half[1] + m, 1.0], dtype=_F64),
-                       eye_hi=torch.tensor([half[0] - m, half[1] - m, min(1.9, height - 0.4)], dtype=_F64),
-                       centre=torch.zeros(3, dtype=_F64), scale=float(half.min()))
-        return arena, torch.tensor([half[0], half[1], height], dtype=_F64), 0.0
+        arena = Arena(eye_lo=torch.tensor([-half[0] + m, -half[1] + m, 1.0], dtype=F64),
+                       eye_hi=torch.tensor([half[0] - m, half[1] - m, min(1.9, height - 0.4)], dtype=F64),
+                       centre=torch.zeros(3, dtype=F64), scale=float(half.min()))
+        return arena, torch.tensor([half[0], half[1], height], dtype=F64), 0.0
     radius = rng.uniform(*config.open_radius)
     reach = 0.15 * radius
-    arena = _Arena(eye_lo=torch.tensor([-reach, -reach, 1.2], dtype=_F64),
-                   eye_hi=torch.tensor([reach, reach, 6.0], dtype=_F64),
-                   centre=torch.zeros(3, dtype=_F64), scale=max(4.0, 0.12 * radius))
-    return arena, torch.zeros(3, dtype=_F64), radius
+    arena = Arena(eye_lo=torch.tensor([-reach, -reach, 1.2], dtype=F64),
+                   eye_hi=torch.tensor([reach, reach, 6.0], dtype=F64),
+                   centre=torch.zeros(3, dtype=F64), scale=max(4.0, 0.12 * radius))
+    return arena, torch.zeros(3, dtype=F64), radius
 
 
-def _camera_path(rng: _Sampler, kind: str, arena: _Arena, times: torch.Tensor) -> torch.Tensor:
-    """Camera-to-world poses ``(T, 4, 4)`` of one path kind (before hand-held shake)."""
-    duration = float(times[-1]) if len(times) > 1 else 1.0
-    u = times / duration  # 0..1 along the clip
-    eye0 = rng.vector(arena.eye_lo, arena.eye_hi)
-    pitch = math.radians(rng.uniform(-20.0, 5.0))
-    to_centre = float(torch.atan2(arena.centre[1] - eye0[1], arena.centre[0] - eye0[0]))
-    if kind == "orbit":
-        centre = arena.centre + torch.cat([rng.vector([-0.1, -0.1], [0.1, 0.1]) * arena.scale,
-                                           torch.zeros(1, dtype=_F64)])
-        room_for_radius = torch.minimum(arena.eye_hi[:2] - centre[:2], centre[:2] - arena.eye_lo[:2]).min()
-        radius = rng.uniform(0.5, 1.0) * float(room_for_radius)
-        angle = rng.uniform(0, 2 * math.pi) + rng.sign() * math.radians(rng.uniform(10, 40)) * times
-        eye = torch.stack([centre[0] + radius * angle.cos(), centre[1] + radius * angle.sin(),
-                           torch.full_like(times, float(eye0[2]))], dim=-1)
-        target = centre + torch.tensor([0.0, 0.0, rng.uniform(0.3, 1.2)], dtype=_F64)
-        return look_at(eye, target.expand_as(eye))
-    if kind == "walk":
-        goal = rng.vector(arena.eye_lo, arena.eye_hi)
-        goal[2] = eye0[2]
-        step = goal - eye0
-        speed = rng.uniform(0.25, 0.4) * arena.scale  # metres per second
-        if float(step.norm()) > speed * duration:
-            step = step / step.norm() * speed * duration
-        heading = float(torch.atan2(step[1], step[0])) if float(step.norm()) > 1e-3 else to_centre
-        eye = eye0 + u[:, None] * step
-        eye[:, 2] += rng.uniform(0.0, 0.02) * (2 * math.pi * 1.8 * times).sin()  # walking bob
-        wobble = math.radians(rng.uniform(0.0, 8.0)) * (2 * math.pi * 0.3 * times + rng.uniform(0, 6.3)).sin()
-        return look_at(eye, eye + _direction(heading + wobble, pitch))
-    if kind == "pan":
-        yaw = to_centre + math.radians(rng.uniform(-60, 60)) + rng.sign() * math.radians(rng.uniform(15, 45)) * times
-        eye = eye0.expand(len(times), 3)
-        return look_at(eye, eye + _direction(yaw, torch.full_like(times, pitch)))
-    if kind == "track":
-        yaw = to_centre + math.radians(rng.uniform(-30, 30))
-        side = torch.tensor([-math.sin(yaw), math.cos(yaw), 0.0], dtype=_F64)
-        travel = rng.sign() * rng.uniform(0.15, 0.35) * arena.scale * duration
-        start = torch.maximum(torch.minimum(eye0 - side * travel / 2, arena.eye_hi), arena.eye_lo)
-        end = torch.maximum(torch.minimum(eye0 + side * travel / 2, arena.eye_hi), arena.eye_lo)
-        eye = start + u[:, None] * (end - start)
-        if rng.chance(0.5):  # keep looking at one point
-            target = eye0 + _direction(yaw, pitch) * arena.scale
-            return look_at(eye, target.expand_as(eye))
-        return look_at(eye, eye + _direction(yaw, pitch))
-    raise ValueError(f"unknown camera path kind {kind!r}; expected one of {PATH_KINDS}")
-
-
-def _shake(rng: _Sampler, c2w: torch.Tensor, times: torch.Tensor, scale: float) -> torch.Tensor:
-    """Hand-held jitter: smooth small rotations (< ~2 deg) and translations (~1 cm) on each pose."""
-
-    def wiggle(amplitude: float) -> torch.Tensor:
-        return sum(amplitude * rng.uniform(0.3, 1.0)
-                   * (2 * math.pi * rng.uniform(1.0, 4.0) * times + rng.uniform(0, 6.3)).sin() for _ in range(2))
-
-    rot = torch.eye(3, dtype=_F64).expand(len(times), 3, 3)
-    for axis in torch.eye(3, dtype=_F64):
-        rot = rot @ axis_angle_matrix(axis, wiggle(math.radians(rng.uniform(0.2, 1.0))))
-    shaken = c2w.clone()
-    shaken[:, :3, :3] = c2w[:, :3, :3] @ rot
-    offset = torch.stack([wiggle(0.01 * max(1.0, scale / 4)) for _ in range(3)], dim=-1)
-    shaken[:, :3, 3] += offset
-    return shaken
-
-
-def _intrinsics(rng: _Sampler, config: SyntheticConfig) -> torch.Tensor:
+def _intrinsics(rng: Sampler, config: SyntheticConfig) -> torch.Tensor:
     fov = math.radians(rng.uniform(*config.fov_deg))
     focal = (config.width / 2) / math.tan(fov / 2)
     return torch.tensor([[focal, 0.0, (config.width - 1) / 2],
                          [0.0, focal, (config.height - 1) / 2],
-                         [0.0, 0.0, 1.0]], dtype=_F64)
+                         [0.0, 0.0, 1.0]], dtype=F64)
 
 
 def _inside(position: torch.Tensor, radius: float, environment: str, room: torch.Tensor,
@@ -285,17 +153,17 @@ def _inside(position: torch.Tensor, radius: float, environment: str, room: torch
     return bool(inside) and (resting or bool((position[:, 2] - radius >= 0).all()))
 
 
-def _place_in_view(rng: _Sampler, K: torch.Tensor, c2w: torch.Tensor, environment: str, room: torch.Tensor,
+def _place_in_view(rng: Sampler, K: torch.Tensor, c2w: torch.Tensor, environment: str, room: torch.Tensor,
                    dome_radius: float) -> torch.Tensor:
     """A world point seen near the middle of the middle frame, in front of the environment."""
-    pixel = torch.tensor([rng.uniform(0.2, 0.8) * 2 * K[0, 2], rng.uniform(0.3, 0.8) * 2 * K[1, 2], 1.0], dtype=_F64)
+    pixel = torch.tensor([rng.uniform(0.2, 0.8) * 2 * K[0, 2], rng.uniform(0.3, 0.8) * 2 * K[1, 2], 1.0], dtype=F64)
     ray = c2w[:3, :3] @ (torch.linalg.inv(K) @ pixel)
     origin = c2w[:3, 3]
     reach = environment_hit(origin[None], ray[None], environment == "room", room, dome_radius)
     return origin + ray * rng.uniform(0.35, 0.85) * float(reach[0])
 
 
-def _objects(rng: _Sampler, config: SyntheticConfig, environment: str, arena: _Arena, room: torch.Tensor,
+def _objects(rng: Sampler, config: SyntheticConfig, environment: str, arena: Arena, room: torch.Tensor,
              dome_radius: float, K: torch.Tensor, c2w: torch.Tensor, times: torch.Tensor):
     """Objects as (kinds, scales (M,3), rotations (T,M,3,3), positions (T,M,3), dynamic (M,))."""
     count = rng.integer(*config.num_objects)
@@ -320,14 +188,14 @@ def _objects(rng: _Sampler, config: SyntheticConfig, environment: str, arena: _A
             radius = float(scale.norm())
             if landmark:
                 angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(0.3, 0.7) * dome_radius
-                centre = torch.tensor([distance * math.cos(angle), distance * math.sin(angle), 0.0], dtype=_F64)
+                centre = torch.tensor([distance * math.cos(angle), distance * math.sin(angle), 0.0], dtype=F64)
             elif moving and index == 0 or rng.chance(0.6):
                 centre = _place_in_view(rng, K, c2w[mid], environment, room, dome_radius)
             else:
-                extent = room[:2] if environment == "room" else torch.full((2,), 0.5 * dome_radius, dtype=_F64)
-                centre = torch.cat([rng.vector(-extent, extent), torch.zeros(1, dtype=_F64)])
+                extent = room[:2] if environment == "room" else torch.full((2,), 0.5 * dome_radius, dtype=F64)
+                centre = torch.cat([rng.vector(-extent, extent), torch.zeros(1, dtype=F64)])
             resting = not moving or rng.chance(0.5)
-            base = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=_F64), rng.uniform(0, 2 * math.pi))
+            base = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=F64), rng.uniform(0, 2 * math.pi))
             if resting:
                 centre[2] = scale[2]
             else:
@@ -336,7 +204,7 @@ def _objects(rng: _Sampler, config: SyntheticConfig, environment: str, arena: _A
             position = centre.expand(len(times), 3).clone()
             rotation = base.expand(len(times), 3, 3)
             if moving:
-                velocity = _direction(rng.uniform(0, 2 * math.pi), 0.0) * rng.uniform(*speed)
+                velocity = direction(rng.uniform(0, 2 * math.pi), 0.0) * rng.uniform(*speed)
                 swing = rng.vector([0.0] * 3, [0.3] * 3) * scale.max()
                 if resting:
                     swing[2] = 0.0
@@ -345,7 +213,7 @@ def _objects(rng: _Sampler, config: SyntheticConfig, environment: str, arena: _A
                 position = position + velocity * (times - times[mid])[:, None] \
                     + swing * torch.sin(2 * math.pi * frequency * times[:, None] + phase)
                 if rng.chance(0.7):
-                    axis = torch.tensor([0.0, 0.0, 1.0], dtype=_F64) if resting else rng.unit_vector()
+                    axis = torch.tensor([0.0, 0.0, 1.0], dtype=F64) if resting else rng.unit_vector()
                     spin = rng.sign() * rng.uniform(0.3, 2.5)
                     rotation = axis_angle_matrix(axis, spin * times) @ base
             clear = ((position - eyes).norm(dim=-1) > radius + 0.25).all()
@@ -357,15 +225,15 @@ def _objects(rng: _Sampler, config: SyntheticConfig, environment: str, arena: _A
                 positions.append(position)
                 dynamic.append(moving)
                 break
-    return (tuple(kinds), torch.stack(scales) if scales else torch.zeros(0, 3, dtype=_F64),
-            torch.stack(rotations, dim=1) if rotations else torch.zeros(len(times), 0, 3, 3, dtype=_F64),
-            torch.stack(positions, dim=1) if positions else torch.zeros(len(times), 0, 3, dtype=_F64),
+    return (tuple(kinds), torch.stack(scales) if scales else torch.zeros(0, 3, dtype=F64),
+            torch.stack(rotations, dim=1) if rotations else torch.zeros(len(times), 0, 3, 3, dtype=F64),
+            torch.stack(positions, dim=1) if positions else torch.zeros(len(times), 0, 3, dtype=F64),
             torch.tensor(dynamic, dtype=torch.bool))
 
 
-def _texture(rng: _Sampler, wavelength: tuple[float, float], sky: bool = False) -> torch.Tensor:
+def _texture(rng: Sampler, wavelength: tuple[float, float], sky: bool = False) -> torch.Tensor:
     """One surface's texture row: waves at several scales, optional checkers, a 3-colour palette."""
-    row = torch.zeros(TEX_SIZE, dtype=_F64)
+    row = torch.zeros(TEX_SIZE, dtype=F64)
     # wavelengths spread log-uniformly over the range, so every surface has coarse and fine detail
     lo, hi = math.log(wavelength[0]), math.log(wavelength[1])
     for k in range(NUM_WAVES):
@@ -397,16 +265,16 @@ def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Synt
     """Draw the scene of ``seed`` (deterministic, CPU, independent of any other seed)."""
     if not 0 <= seed < 2**63:
         raise ValueError(f"seed must be a non-negative 64-bit integer, got {seed}")
-    rng = _Sampler(seed)
-    times = torch.arange(config.num_frames, dtype=_F64) / config.fps
+    rng = Sampler(seed)
+    times = torch.arange(config.num_frames, dtype=F64) / config.fps
     environment = "room" if rng.chance(config.room_probability) else "open"
     arena, room, dome_radius = _arena(rng, environment, config)
-    path_kind = PATH_KINDS[rng.integer(0, len(PATH_KINDS) - 1)]
+    path_kind = CLASSIC_PATHS[rng.integer(0, len(CLASSIC_PATHS) - 1)]
     K = _intrinsics(rng, config)
-    c2w = _camera_path(rng, path_kind, arena, times)
+    c2w = camera_path(rng, path_kind, arena, times)
     shake = rng.chance(config.shake_probability)
     if shake:
-        c2w = _shake(rng, c2w, times, arena.scale)
+        c2w = add_shake(rng, c2w, times, arena.scale)
     kinds, scales, rotations, positions, dynamic = _objects(rng, config, environment, arena, room, dome_radius,
                                                             K, c2w, times)
     if environment == "room":
@@ -414,9 +282,9 @@ def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Synt
     else:
         env_surfaces = [_texture(rng, (0.3, 0.3 * dome_radius)),
                         _texture(rng, (0.1 * dome_radius, dome_radius), sky=True)]
-        env_surfaces += [torch.zeros(TEX_SIZE, dtype=_F64)] * (NUM_ENV_SURFACES - 2)
+        env_surfaces += [torch.zeros(TEX_SIZE, dtype=F64)] * (NUM_ENV_SURFACES - 2)
     object_surfaces = [_texture(rng, (0.02, max(0.1, 2 * float(s.max())))) for s in scales]
-    light_dir = _direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 75)))
+    light_dir = direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 75)))
     return SyntheticScene(
         seed=seed, environment=environment, path_kind=path_kind, shake=shake, K=K, c2w=c2w, room=room,
         dome_radius=dome_radius, object_kind=kinds, object_scale=scales, object_rotation=rotations,
