@@ -14,10 +14,12 @@ from collections.abc import Sequence as SequenceOf
 import torch
 import trimesh
 
+from sora3r.data.synthetic.augment import augment_rgb
 from sora3r.data.synthetic.meshes import scene_mesh_at
 from sora3r.data.synthetic.raycast import PRIMITIVES, cast, stack_scenes
 from sora3r.data.synthetic.scene import (
-    ENVIRONMENTS, PATH_KINDS, SyntheticConfig, SyntheticScene, axis_angle_matrix, look_at, sample_scene,
+    ENVIRONMENTS, PATH_KINDS, SYNTHETIC_PRESETS, SyntheticConfig, SyntheticScene, axis_angle_matrix, look_at,
+    sample_scene, synthetic_config,
 )
 from sora3r.data.types import Sequence
 
@@ -36,6 +38,9 @@ def split_seed(split: str, index: int) -> int:
     if not 0 <= index < len(seeds):
         raise ValueError(f"index {index} out of range for split {split!r} ({len(seeds)} seeds)")
     return seeds[index]
+
+
+_BOX_SLOTS = 4  # memory of the static-box pairs, in units of one object's per-ray tensors
 
 
 def _default_chunk_rays(device: torch.device) -> int:
@@ -63,8 +68,9 @@ def render_scenes(scenes: SequenceOf[SyntheticScene], config: SyntheticConfig,
     can run ahead in worker processes while the device ray casts)."""
     device = torch.device(device)
     rays_per_clip = config.num_frames * config.height * config.width
-    # objects multiply the work per ray; budget the largest per-kind object count
+    # objects multiply the work per ray; budget the largest per-kind object count (static boxes: a few tests a ray)
     slots = max(1, max(max(s.object_kind.count(k) for k in PRIMITIVES) for s in scenes))
+    slots += _BOX_SLOTS if any(len(s.box_lo) for s in scenes) else 0
     per_chunk = max(1, (config.chunk_rays or _default_chunk_rays(device)) // (rays_per_clip * slots))
     parts = [cast(stack_scenes(scenes[i:i + per_chunk], device), config.height, config.width)
              for i in range(0, len(scenes), per_chunk)]
@@ -72,6 +78,9 @@ def render_scenes(scenes: SequenceOf[SyntheticScene], config: SyntheticConfig,
     out["c2w"] = torch.stack([s.c2w for s in scenes]).to(device=device, dtype=torch.float32)
     out["K"] = torch.stack([s.K for s in scenes]).to(device=device, dtype=torch.float32)
     out["valid"] = torch.ones_like(out["dynamic"])
+    if config.augment:
+        params = torch.stack([s.photometric for s in scenes])
+        out["rgb"] = augment_rgb(out["rgb"], params, out["points"], out["c2w"], out["K"])
     return out
 
 
@@ -92,6 +101,7 @@ def scene_meshes(seed: int, config: SyntheticConfig, frame: int) -> trimesh.Trim
 
 
 __all__ = [
-    "ENVIRONMENTS", "PATH_KINDS", "PRIMITIVES", "SPLIT_SEEDS", "SyntheticConfig", "SyntheticScene",
-    "axis_angle_matrix", "look_at", "render_batch", "render_clip", "render_scenes", "sample_scene", "scene_meshes", "split_seed",
+    "ENVIRONMENTS", "PATH_KINDS", "PRIMITIVES", "SPLIT_SEEDS", "SYNTHETIC_PRESETS", "SyntheticConfig", "SyntheticScene",
+    "axis_angle_matrix", "look_at", "render_batch", "render_clip", "render_scenes", "sample_scene", "scene_meshes",
+    "split_seed", "synthetic_config",
 ]

@@ -12,14 +12,22 @@ from dataclasses import dataclass
 
 import torch
 
+from sora3r.data.synthetic.augment import sample_photometric
+from sora3r.data.synthetic.layout import EMISSIVE_MATERIALS, Layout, furnish_open, furnish_room, screen_rects
 from sora3r.data.synthetic.paths import CLASSIC_PATHS, PATH_KINDS, Arena, add_shake, camera_path
 from sora3r.data.synthetic.sampler import F64, Sampler, axis_angle_matrix, direction, look_at
+from sora3r.data.synthetic.textures import (
+    BANK, BASE, IMG_BASE, IMG_CONTRAST, IMG_DENSITY, IMG_EMISSIVE, IMG_GAIN, IMG_INDEX, IMG_OFFSET, IMG_ROTATION, IMG_SIZE,
+    bank_indices,
+)
 from sora3r.data.synthetic.raycast import (
     NUM_ENV_SURFACES, NUM_WAVES, PRIMITIVES, TEX_CHECKER_OFFSET, TEX_CHECKER_SIZE, TEX_CHECKER_WEIGHT,
     TEX_CONTRAST, TEX_EMISSIVE, TEX_FREQ, TEX_FREQ_NORM, TEX_PALETTE, TEX_PHASE, TEX_SIZE, TEX_WEIGHT, environment_hit,
 )
 
 ENVIRONMENTS = ("room", "open")
+TEXTURE_KINDS = ("procedural", "natural")
+MOTIONS = ("classic", "handheld")
 
 _CAMERA_WALL_MARGIN = 0.3  # metres between a room camera and the walls
 
@@ -38,6 +46,14 @@ class SyntheticConfig:
         room_side: range of a room's floor side lengths (metres).
         open_radius: range of the distance to the backdrop dome of open scenes (metres).
         shake_probability: chance of hand-held jitter on top of the camera path.
+        textures: "procedural" (sums of waves and checkers on a 3-colour palette) or "natural" (the image bank of
+            `textures`: 1/f noise, planks, tiles, photographs, mapped per material).
+        furnish: furniture, wall fittings, rugs and small things in rooms; buildings, walls, steps and posts in open
+            scenes (`layout`); movable objects then keep out of them, some stand on tables and shelves.
+        motion: "classic" (orbit, walk, pan, track with equal chance) or "handheld" (the hand-held path of casual
+            phone footage 60 % of the time, each classic kind 10 %).
+        augment: photometric augmentation of the rendered RGB (`augment`: blur, noise, exposure, white balance,
+            vignetting, compression); depth, points and cameras are untouched.
         chunk_rays: rays traced at once (memory bound); ``None`` picks 2**20 on CPU, 2**24 on CUDA.
             Output does not depend on it.
     """
@@ -52,6 +68,10 @@ class SyntheticConfig:
     room_side: tuple[float, float] = (3.0, 10.0)
     open_radius: tuple[float, float] = (30.0, 100.0)
     shake_probability: float = 0.5
+    textures: str = "procedural"
+    furnish: bool = False
+    motion: str = "classic"
+    augment: bool = False
     chunk_rays: int | None = None
 
     def __post_init__(self) -> None:
@@ -73,8 +93,29 @@ class SyntheticConfig:
         for name in ("room_probability", "shake_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SyntheticConfig: {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.textures not in TEXTURE_KINDS:
+            raise ValueError(f"SyntheticConfig: textures must be one of {TEXTURE_KINDS}, got {self.textures!r}")
+        if self.motion not in MOTIONS:
+            raise ValueError(f"SyntheticConfig: motion must be one of {MOTIONS}, got {self.motion!r}")
         if self.chunk_rays is not None and self.chunk_rays < 1:
             raise ValueError(f"SyntheticConfig: chunk_rays must be positive, got {self.chunk_rays}")
+
+
+# Named settings of `SyntheticConfig` (besides the clip size), what the training command's ``--synthetic`` picks.
+# "realistic": natural-image textures, furnished rooms and structured open scenes, hand-held motion (shake on 80 %
+# of clips) and photometric augmentation; fewer free-floating objects (2-6), since furniture fills the rooms.
+SYNTHETIC_PRESETS: dict[str, dict] = {
+    "default": {},
+    "realistic": dict(textures="natural", furnish=True, motion="handheld", augment=True, shake_probability=0.8,
+                      num_objects=(2, 6)),
+}
+
+
+def synthetic_config(preset: str = "default", **fields) -> SyntheticConfig:
+    """`SyntheticConfig` of a named preset (`SYNTHETIC_PRESETS`), with ``fields`` (e.g. the clip size) on top."""
+    if preset not in SYNTHETIC_PRESETS:
+        raise ValueError(f"unknown synthetic preset {preset!r}; expected one of {sorted(SYNTHETIC_PRESETS)}")
+    return SyntheticConfig(**{**SYNTHETIC_PRESETS[preset], **fields})
 
 
 @dataclass(frozen=True)
@@ -93,7 +134,13 @@ class SyntheticScene:
         object_rotation: ``(T, M, 3, 3)`` object-to-world rotations.
         object_position: ``(T, M, 3)`` object centres in the world.
         object_dynamic: ``(M,)`` bool, True for objects that move or rotate.
-        surfaces: ``(S, TEX_SIZE)`` texture rows; surfaces 0..5 belong to the environment, 6 + i to object i.
+        textures: "procedural" or "natural": the kind of the surface rows.
+        surfaces: ``(S, TEX_SIZE)`` procedural or ``(S, IMG_SIZE)`` image-texture rows; surfaces 0..5 belong to the
+            environment, 6 + i to object i, 6 + M + j to surface j of the static boxes.
+        box_lo, box_hi: ``(F, 3)`` corners of the static boxes aligned with the world axes (furnished scenes;
+            F = 0 otherwise); box_surface: ``(F,)`` long surface row of each; box_rect: ``(T, F, 4)`` long pixel
+            rectangles outside which a box cannot be seen (see `layout.screen_rects`).
+        photometric: ``(P,)`` parameters of the RGB augmentation (`augment`), or None.
         light_dir: ``(3,)`` unit vector towards the directional light; ambient: ambient fraction in (0, 1);
         light_colour: ``(3,)`` RGB multiplier.
     """
@@ -115,6 +162,12 @@ class SyntheticScene:
     light_dir: torch.Tensor
     ambient: float
     light_colour: torch.Tensor
+    textures: str
+    box_lo: torch.Tensor
+    box_hi: torch.Tensor
+    box_surface: torch.Tensor
+    box_rect: torch.Tensor
+    photometric: torch.Tensor | None
 
 
 def _arena(rng: Sampler, environment: str, config: SyntheticConfig) -> tuple[Arena, torch.Tensor, float]:
@@ -163,9 +216,52 @@ def _place_in_view(rng: Sampler, K: torch.Tensor, c2w: torch.Tensor, environment
     return origin + ray * rng.uniform(0.35, 0.85) * float(reach[0])
 
 
+def _motion(rng: Sampler, centre: torch.Tensor, base: torch.Tensor, scale: torch.Tensor, resting: bool,
+            speed: tuple[float, float], times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``(T, 3)`` and rotations ``(T, 3, 3)`` of a moving object: drift through the middle frame's
+    ``centre`` plus a swing, and a spin about z (resting) or a random axis with probability 0.7."""
+    mid = len(times) // 2
+    velocity = direction(rng.uniform(0, 2 * math.pi), 0.0) * rng.uniform(*speed)
+    swing = rng.vector([0.0] * 3, [0.3] * 3) * scale.max()
+    if resting:
+        swing[2] = 0.0
+    phase = rng.vector([0.0] * 3, [2 * math.pi] * 3)
+    frequency = rng.vector([0.2] * 3, [1.0] * 3)
+    position = centre.expand(len(times), 3).clone() + velocity * (times - times[mid])[:, None] \
+        + swing * torch.sin(2 * math.pi * frequency * times[:, None] + phase)
+    rotation = base.expand(len(times), 3, 3)
+    if rng.chance(0.7):
+        axis = torch.tensor([0.0, 0.0, 1.0], dtype=F64) if resting else rng.unit_vector()
+        spin = rng.sign() * rng.uniform(0.3, 2.5)
+        rotation = axis_angle_matrix(axis, spin * times) @ base
+    return position, rotation
+
+
+def _on_support(rng: Sampler, supports: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """A spot on a random support (table top, shelf) for an object of ``scale``: (centre, height of the top)."""
+    x0, x1, y0, y1, z = supports[rng.integer(0, len(supports) - 1)].tolist()
+    reach = float(scale[:2].norm())
+    x = rng.uniform(x0 + reach, x1 - reach) if x1 - x0 > 2 * reach else (x0 + x1) / 2
+    y = rng.uniform(y0 + reach, y1 - reach) if y1 - y0 > 2 * reach else (y0 + y1) / 2
+    return torch.tensor([x, y, 0.0], dtype=F64), z
+
+
+def _clear_of(layout: Layout, position: torch.Tensor, scale: torch.Tensor, resting: bool) -> bool:
+    """Whether an object's bounds (upright extents when resting, its bounding sphere otherwise) stay out of every
+    box of the layout at every frame (touching is allowed: things stand on tables)."""
+    radius = float(scale.norm())
+    reach = torch.tensor([float(scale[:2].norm())] * 2 + [float(scale[2])], dtype=F64) if resting else \
+        torch.full((3,), radius, dtype=F64)
+    lo, hi = position[:, None] - reach, position[:, None] + reach  # (T, 1, 3) against (F, 3)
+    overlap = ((lo < layout.hi - 1e-6) & (hi > layout.lo + 1e-6)).all(dim=-1)
+    return not bool(overlap.any())
+
+
 def _objects(rng: Sampler, config: SyntheticConfig, environment: str, arena: Arena, room: torch.Tensor,
-             dome_radius: float, K: torch.Tensor, c2w: torch.Tensor, times: torch.Tensor):
-    """Objects as (kinds, scales (M,3), rotations (T,M,3,3), positions (T,M,3), dynamic (M,))."""
+             dome_radius: float, K: torch.Tensor, c2w: torch.Tensor, times: torch.Tensor, layout: Layout | None = None):
+    """Objects as (kinds, scales (M,3), rotations (T,M,3,3), positions (T,M,3), dynamic (M,)). With a ``layout``
+    (furnished scenes) objects keep out of its boxes, some stand on its supports, and open scenes get no landmarks
+    (the layout has buildings)."""
     count = rng.integer(*config.num_objects)
     num_dynamic = rng.integer(1, count - 1)
     eyes = c2w[:, :3, 3]
@@ -173,7 +269,7 @@ def _objects(rng: Sampler, config: SyntheticConfig, environment: str, arena: Are
     size = (0.08, 0.45) if environment == "room" else (0.3, 2.5)
     speed = (0.1, 0.6) if environment == "room" else (0.5, 3.0)
     kinds, scales, rotations, positions, dynamic = [], [], [], [], []
-    landmarks = rng.integer(0, 3) if environment == "open" else 0
+    landmarks = rng.integer(0, 3) if environment == "open" and layout is None else 0
     for index in range(count + landmarks):
         moving = index < num_dynamic
         landmark = index >= count
@@ -186,9 +282,12 @@ def _objects(rng: Sampler, config: SyntheticConfig, environment: str, arena: Are
             if kind in ("sphere", "cylinder"):
                 scale[1] = scale[0]  # round cross-section for most; ellipsoids keep distinct z
             radius = float(scale.norm())
+            floor = 0.0
             if landmark:
                 angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(0.3, 0.7) * dome_radius
                 centre = torch.tensor([distance * math.cos(angle), distance * math.sin(angle), 0.0], dtype=F64)
+            elif layout is not None and not moving and len(layout.supports) > 0 and rng.chance(0.5):
+                centre, floor = _on_support(rng, layout.supports, scale)
             elif moving and index == 0 or rng.chance(0.6):
                 centre = _place_in_view(rng, K, c2w[mid], environment, room, dome_radius)
             else:
@@ -197,28 +296,18 @@ def _objects(rng: Sampler, config: SyntheticConfig, environment: str, arena: Are
             resting = not moving or rng.chance(0.5)
             base = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=F64), rng.uniform(0, 2 * math.pi))
             if resting:
-                centre[2] = scale[2]
+                centre[2] = floor + scale[2]
             else:
                 centre[2] = max(float(centre[2]), radius)
                 base = axis_angle_matrix(rng.unit_vector(), rng.uniform(0, math.pi)) @ base
-            position = centre.expand(len(times), 3).clone()
-            rotation = base.expand(len(times), 3, 3)
             if moving:
-                velocity = direction(rng.uniform(0, 2 * math.pi), 0.0) * rng.uniform(*speed)
-                swing = rng.vector([0.0] * 3, [0.3] * 3) * scale.max()
-                if resting:
-                    swing[2] = 0.0
-                phase = rng.vector([0.0] * 3, [2 * math.pi] * 3)
-                frequency = rng.vector([0.2] * 3, [1.0] * 3)
-                position = position + velocity * (times - times[mid])[:, None] \
-                    + swing * torch.sin(2 * math.pi * frequency * times[:, None] + phase)
-                if rng.chance(0.7):
-                    axis = torch.tensor([0.0, 0.0, 1.0], dtype=F64) if resting else rng.unit_vector()
-                    spin = rng.sign() * rng.uniform(0.3, 2.5)
-                    rotation = axis_angle_matrix(axis, spin * times) @ base
+                position, rotation = _motion(rng, centre, base, scale, resting, speed, times)
+            else:
+                position, rotation = centre.expand(len(times), 3).clone(), base.expand(len(times), 3, 3)
             clear = ((position - eyes).norm(dim=-1) > radius + 0.25).all()
             if bool(clear) and _inside(position, radius if not resting else float(scale[:2].norm()),
-                                       environment, room, dome_radius, resting):
+                                       environment, room, dome_radius, resting) and \
+                    (layout is None or _clear_of(layout, position, scale, resting)):
                 kinds.append(kind)
                 scales.append(scale)
                 rotations.append(rotation)
@@ -261,6 +350,127 @@ def _texture(rng: Sampler, wavelength: tuple[float, float], sky: bool = False) -
     return row
 
 
+# Image textures per material: (texture kinds or photo names of `textures.BANK`, metres one texture spans,
+# contrast range, colour scheme). A grey texture maps to two colours of the scheme, a colour one gets a tint.
+_MATERIALS = {
+    "wall": (("noise", "stripes", "tiles", "brick"), (0.6, 3.0), (0.2, 1.0), "light"),
+    "floor": (("planks", "tiles", "grain", "noise", "gravel"), (0.8, 3.0), (0.5, 1.5), "wood"),
+    "ceiling": (("noise",), (0.8, 3.0), (0.1, 0.6), "light"),
+    "wood": (("grain", "planks"), (0.3, 1.5), (0.6, 1.5), "wood"),
+    "fabric": (("noise", "grain", "stripes"), (0.15, 0.8), (0.5, 1.5), "any"),
+    "paint": (("noise",), (0.3, 2.0), (0.2, 0.8), "any"),
+    "metal": (("noise", "grain"), (0.2, 1.0), (0.5, 1.2), "grey"),
+    "book": (("photo", "stripes", "noise"), (0.1, 0.5), (0.8, 1.5), "any"),
+    "clutter": (("photo", "noise", "tiles", "stripes"), (0.1, 0.6), (0.6, 1.5), "any"),
+    "picture": (("photo",), (0.4, 1.2), (0.9, 1.2), "any"),
+    "window": (("cloud", "rocket", "grass", "gravel", "astronaut", "coffee"), (0.8, 3.0), (0.6, 1.2), "bright"),
+    "lamp": (("noise",), (0.3, 1.0), (0.1, 0.3), "bright"),
+    "screen": (("photo", "noise"), (0.4, 1.5), (0.5, 1.0), "dark"),
+    "rug": (("noise", "stripes", "tiles", "photo"), (0.5, 2.0), (0.6, 1.5), "any"),
+    "building": (("brick", "tiles", "stripes", "noise", "planks"), (3.0, 15.0), (0.6, 1.5), "any"),
+    "stone": (("gravel", "noise", "brick", "tiles"), (0.8, 4.0), (0.6, 1.5), "grey"),
+    "ground": (("grass", "gravel", "noise", "tiles", "planks", "brick"), (1.5, 12.0), (0.6, 1.6), "earth"),
+    "object": (("noise", "grain", "planks", "tiles", "stripes", "photo"), (0.1, 1.0), (0.6, 1.6), "any"),
+}
+_MATERIAL_BANK = {name: tuple(i for i, spec in enumerate(BANK) if spec.kind in picks or spec.name in picks)
+                  for name, (picks, *_) in _MATERIALS.items()}
+
+
+def _scheme_colour(rng: Sampler, scheme: str) -> torch.Tensor:
+    """A surface colour ``(3,)`` in [0, 1] of a colour scheme."""
+    if scheme == "light":
+        return (rng.uniform(0.6, 0.95) + rng.vector([-0.08] * 3, [0.08] * 3)).clamp(0.0, 1.0)
+    if scheme in ("wood", "earth"):
+        red = rng.uniform(0.3, 0.8) if scheme == "wood" else rng.uniform(0.25, 0.6)
+        return torch.tensor([red, red * rng.uniform(0.6, 0.85), red * rng.uniform(0.3, 0.7)], dtype=F64)
+    if scheme == "grey":
+        return (rng.uniform(0.25, 0.8) + rng.vector([-0.03] * 3, [0.03] * 3)).clamp(0.0, 1.0)
+    if scheme == "dark":
+        return rng.vector([0.02] * 3, [0.12] * 3)
+    if scheme == "bright":
+        return rng.vector([0.85] * 3, [1.0] * 3)
+    return rng.vector([0.1] * 3, [0.9] * 3)
+
+
+def _image_texture(rng: Sampler, material: str, span_scale: float = 1.0, emissive: bool = False) -> torch.Tensor:
+    """An image-texture row (`textures.IMG_SIZE`) of ``material``; ``span_scale`` stretches its metre range."""
+    picks, span, contrast, scheme = _MATERIALS[material]
+    choices = _MATERIAL_BANK[material]
+    index = choices[rng.integer(0, len(choices) - 1)]
+    row = torch.zeros(IMG_SIZE, dtype=F64)
+    row[IMG_INDEX] = index
+    row[IMG_DENSITY] = BASE / (rng.log_uniform(*span) * span_scale)
+    angle = rng.uniform(0, 2 * math.pi) if rng.chance(0.3) else rng.integer(0, 3) * math.pi / 2
+    row[IMG_ROTATION] = torch.tensor([math.cos(angle), math.sin(angle)], dtype=F64)
+    row[IMG_OFFSET] = rng.vector([0.0, 0.0], [2.0 * BASE, 2.0 * BASE])
+    row[IMG_CONTRAST] = rng.uniform(*contrast)
+    colour = _scheme_colour(rng, scheme)
+    if BANK[index].colour:  # keep the texture's own colours, tinted
+        row[IMG_BASE] = 0.0
+        row[IMG_GAIN] = rng.vector([0.75] * 3, [1.15] * 3) * (0.5 + 0.5 * colour.mean())
+    else:
+        dark = colour * rng.uniform(0.15, 0.7) if rng.chance(0.8) else _scheme_colour(rng, scheme)
+        row[IMG_BASE] = dark
+        row[IMG_GAIN] = colour - dark
+    row[IMG_EMISSIVE] = float(emissive)
+    return row
+
+
+def _sky_texture(rng: Sampler, dome_radius: float) -> torch.Tensor:
+    """Clouds on blue: an emissive row spanning a fraction of the dome."""
+    choices = bank_indices("cloud")
+    row = torch.zeros(IMG_SIZE, dtype=F64)
+    row[IMG_INDEX] = choices[rng.integer(0, len(choices) - 1)]
+    row[IMG_DENSITY] = BASE / (rng.uniform(0.2, 1.0) * dome_radius)
+    row[IMG_ROTATION] = torch.tensor([1.0, 0.0], dtype=F64)
+    row[IMG_OFFSET] = rng.vector([0.0, 0.0], [2.0 * BASE, 2.0 * BASE])
+    row[IMG_CONTRAST] = rng.uniform(0.8, 2.0)
+    blue = rng.vector([0.3, 0.5, 0.75], [0.6, 0.75, 1.0])
+    row[IMG_BASE] = blue
+    row[IMG_GAIN] = rng.vector([0.85] * 3, [1.0] * 3) - blue
+    row[IMG_EMISSIVE] = 1.0
+    return row
+
+
+def _natural_surfaces(rng: Sampler, environment: str, dome_radius: float, scales: torch.Tensor,
+                      layout: Layout | None) -> torch.Tensor:
+    """Image-texture rows: environment (walls often share one paint), objects, then the layout's surfaces."""
+    if environment == "room":
+        wall = _image_texture(rng, "wall")
+        walls = [wall if rng.chance(0.7) else _image_texture(rng, "wall") for _ in range(4)]
+        env = walls + [_image_texture(rng, "floor"), _image_texture(rng, "ceiling")]
+    else:
+        env = [_image_texture(rng, "ground"), _sky_texture(rng, dome_radius)]
+        env += [torch.zeros(IMG_SIZE, dtype=F64)] * (NUM_ENV_SURFACES - 2)
+    objects = [_image_texture(rng, "object", span_scale=max(0.2, 2 * float(s.max()))) for s in scales]
+    fittings = [_image_texture(rng, m, emissive=m in EMISSIVE_MATERIALS) for m in (layout.materials if layout else ())]
+    return torch.stack(env + objects + fittings)
+
+
+def _path_kind(rng: Sampler, config: SyntheticConfig) -> str:
+    if config.motion == "handheld" and rng.chance(0.6):
+        return "handheld"
+    return CLASSIC_PATHS[rng.integer(0, len(CLASSIC_PATHS) - 1)]
+
+
+def _procedural_surfaces(rng: Sampler, environment: str, dome_radius: float, scales: torch.Tensor,
+                         layout: Layout | None) -> torch.Tensor:
+    """Procedural texture rows: environment, objects, then the layout's surfaces."""
+    if environment == "room":
+        env_surfaces = [_texture(rng, (0.05, 2.0)) for _ in range(NUM_ENV_SURFACES)]
+    else:
+        env_surfaces = [_texture(rng, (0.3, 0.3 * dome_radius)),
+                        _texture(rng, (0.1 * dome_radius, dome_radius), sky=True)]
+        env_surfaces += [torch.zeros(TEX_SIZE, dtype=F64)] * (NUM_ENV_SURFACES - 2)
+    object_surfaces = [_texture(rng, (0.02, max(0.1, 2 * float(s.max())))) for s in scales]
+    fittings = []
+    for material in (layout.materials if layout else ()):
+        row = _texture(rng, (0.02, 1.0))
+        row[TEX_EMISSIVE] = float(material in EMISSIVE_MATERIALS)
+        fittings.append(row)
+    return torch.stack(env_surfaces + object_surfaces + fittings)
+
+
 def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> SyntheticScene:
     """Draw the scene of ``seed`` (deterministic, CPU, independent of any other seed)."""
     if not 0 <= seed < 2**63:
@@ -269,25 +479,29 @@ def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Synt
     times = torch.arange(config.num_frames, dtype=F64) / config.fps
     environment = "room" if rng.chance(config.room_probability) else "open"
     arena, room, dome_radius = _arena(rng, environment, config)
-    path_kind = CLASSIC_PATHS[rng.integer(0, len(CLASSIC_PATHS) - 1)]
+    path_kind = _path_kind(rng, config)
     K = _intrinsics(rng, config)
     c2w = camera_path(rng, path_kind, arena, times)
     shake = rng.chance(config.shake_probability)
     if shake:
         c2w = add_shake(rng, c2w, times, arena.scale)
+    layout = None
+    if config.furnish:
+        eyes = c2w[:, :3, 3]
+        layout = furnish_room(rng, room, eyes) if environment == "room" else furnish_open(rng, dome_radius, eyes)
     kinds, scales, rotations, positions, dynamic = _objects(rng, config, environment, arena, room, dome_radius,
-                                                            K, c2w, times)
-    if environment == "room":
-        env_surfaces = [_texture(rng, (0.05, 2.0)) for _ in range(NUM_ENV_SURFACES)]
-    else:
-        env_surfaces = [_texture(rng, (0.3, 0.3 * dome_radius)),
-                        _texture(rng, (0.1 * dome_radius, dome_radius), sky=True)]
-        env_surfaces += [torch.zeros(TEX_SIZE, dtype=F64)] * (NUM_ENV_SURFACES - 2)
-    object_surfaces = [_texture(rng, (0.02, max(0.1, 2 * float(s.max())))) for s in scales]
+                                                            K, c2w, times, layout)
+    make_surfaces = _natural_surfaces if config.textures == "natural" else _procedural_surfaces
+    surfaces = make_surfaces(rng, environment, dome_radius, scales, layout)
     light_dir = direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 75)))
+    ambient, light_colour = rng.uniform(0.25, 0.55), 1.0 - rng.vector([0.0] * 3, [0.15] * 3)
+    box_lo = layout.lo if layout else torch.zeros(0, 3, dtype=F64)
+    box_hi = layout.hi if layout else torch.zeros(0, 3, dtype=F64)
     return SyntheticScene(
         seed=seed, environment=environment, path_kind=path_kind, shake=shake, K=K, c2w=c2w, room=room,
         dome_radius=dome_radius, object_kind=kinds, object_scale=scales, object_rotation=rotations,
-        object_position=positions, object_dynamic=dynamic, surfaces=torch.stack(env_surfaces + object_surfaces),
-        light_dir=light_dir, ambient=rng.uniform(0.25, 0.55),
-        light_colour=1.0 - rng.vector([0.0] * 3, [0.15] * 3))
+        object_position=positions, object_dynamic=dynamic, surfaces=surfaces, light_dir=light_dir, ambient=ambient,
+        light_colour=light_colour, textures=config.textures, box_lo=box_lo, box_hi=box_hi,
+        box_surface=NUM_ENV_SURFACES + len(kinds) + (layout.surface if layout else torch.zeros(0, dtype=torch.long)),
+        box_rect=screen_rects(box_lo, box_hi, K, c2w, config.height, config.width),
+        photometric=sample_photometric(seed) if config.augment else None)
