@@ -124,12 +124,13 @@ def _handheld(rng: Sampler, arena: Arena, times: torch.Tensor, eye0: torch.Tenso
         rng.uniform(0.5, 5.0)))
     pitch = math.radians(rng.uniform(-25.0, 5.0)) + _random_walk(rng, times, math.radians(rng.uniform(0.3, 3.0)))
     roll = math.radians(rng.uniform(-4.0, 4.0)) + _random_walk(rng, times, math.radians(rng.uniform(0.2, 2.0)))
-    if rng.chance(0.35):  # a smooth pan over part of the clip
-        start, span = rng.uniform(0.0, 0.5) * duration, rng.uniform(0.4, 1.0) * duration
+    if rng.chance(0.35):  # a smooth pan over part of the clip, at most 60 deg/s on average (90 at its peak)
+        angle = rng.uniform(15.0, 70.0)
+        start, span = rng.uniform(0.0, 0.5) * duration, max(rng.uniform(0.4, 1.0) * duration, angle / 60.0)
         s = ((times - start) / span).clamp(0.0, 1.0)
-        yaw = yaw + rng.sign() * math.radians(rng.uniform(15.0, 70.0)) * s * s * (3 - 2 * s)
-    drift = torch.stack([_random_walk(rng, times, rng.log_uniform(0.01, 0.12) * max(1.0, arena.scale / 3))
-                         for _ in range(3)], dim=-1)
+        yaw = yaw + rng.sign() * math.radians(angle) * s * s * (3 - 2 * s)
+    drift = torch.stack([_random_walk(rng, times, rng.log_uniform(0.01, 0.1) * max(1.0, arena.scale / 6),
+                                      band=(0.1, 1.0)) for _ in range(3)], dim=-1)
     drift[:, 2] *= 0.5
     eye = eye0 + drift
     if rng.chance(0.5):  # walking forward (or sideways), along the initial heading

@@ -389,7 +389,8 @@ def _scheme_colour(rng: Sampler, scheme: str) -> torch.Tensor:
         return rng.vector([0.02] * 3, [0.12] * 3)
     if scheme == "bright":
         return rng.vector([0.85] * 3, [1.0] * 3)
-    return rng.vector([0.1] * 3, [0.9] * 3)
+    grey = rng.uniform(0.15, 0.85)  # "any": a hue mixed into grey (strong colours are rarer than muted ones)
+    return (grey + rng.uniform(0.1, 1.0) * (rng.vector([0.05] * 3, [0.95] * 3) - grey)).clamp(0.0, 1.0)
 
 
 def _image_texture(rng: Sampler, material: str, span_scale: float = 1.0, emissive: bool = False) -> torch.Tensor:
