@@ -1,6 +1,6 @@
 """Throughput of the synthetic scene generator: clips/s of `render_batch` per preset, size, batch and device.
 
-Usage: python benchmarks/bench_synthetic.py --device cpu|cuda [--repeats N] [--batches 8 32]
+Usage: python benchmarks/bench_synthetic.py --device cpu|cuda [--repeats N] [--batches 8 32] [--threads N]
 
 Each row times `render_batch` (the fastest of ``--repeats`` calls; drawing the scenes on the CPU, ray casting on the device, and for the realistic
 preset the photometric augmentation) on fresh training seeds. Baselines from the same run: the same preset rendering
@@ -78,7 +78,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting (the fastest counts)")
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")

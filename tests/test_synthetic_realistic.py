@@ -192,3 +192,19 @@ def test_training_stream_and_command_take_the_realistic_preset(tmp_path, monkeyp
     assert main(["train", "video-vae", "--output", "other", "--synthetic", "photoreal"]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "--synthetic" in lines[0] and not (tmp_path / "other").exists()
+
+
+def test_contact_sheet_script_draws_every_row(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "synthetic_examples.py"
+    spec = importlib.util.spec_from_file_location("synthetic_examples", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sheet = module.contact_sheet([split_seed("val", 3), split_seed("val", 6)], 16, 24)
+    assert sheet.size == (2 * 24, len(module.ROWS) * (16 + module._LABEL))
+    pixels = torch.tensor(__import__("numpy").array(sheet), dtype=torch.float32)
+    for row in range(len(module.ROWS)):  # every row holds rendered frames, not the blank background
+        top = row * (16 + module._LABEL) + module._LABEL
+        assert pixels[top:top + 16].std() > 5.0

@@ -122,7 +122,7 @@ def _handheld(rng: Sampler, arena: Arena, times: torch.Tensor, eye0: torch.Tenso
     duration = float(times[-1]) if len(times) > 1 else 1.0
     yaw = to_centre + math.radians(rng.uniform(-70.0, 70.0)) + _random_walk(rng, times, math.radians(
         rng.uniform(0.5, 5.0)))
-    pitch = math.radians(rng.uniform(-25.0, 5.0)) + _random_walk(rng, times, math.radians(rng.uniform(0.3, 3.0)))
+    pitch = math.radians(rng.uniform(-35.0, 10.0)) + _random_walk(rng, times, math.radians(rng.uniform(0.3, 3.0)))
     roll = math.radians(rng.uniform(-4.0, 4.0)) + _random_walk(rng, times, math.radians(rng.uniform(0.2, 2.0)))
     if rng.chance(0.35):  # a smooth pan over part of the clip, at most 60 deg/s on average (90 at its peak)
         angle = rng.uniform(15.0, 70.0)

@@ -3,10 +3,12 @@
 Rays go through pixel centres at integer pixel coordinates with direction ``R @ K^-1 [u, v, 1]``, so the
 ray parameter of a hit *is* its z-depth in that camera. Every object is a unit primitive (cube
 [-1, 1]^3, unit sphere, unit cylinder of axis z and |z| <= 1) in its own frame, scaled per axis, rotated
-and moved per frame; rays are moved into that frame instead of moving geometry.
+and moved per frame; rays are moved into that frame instead of moving geometry. Static boxes aligned with the
+world axes (furnished scenes) are tested only on the pixels inside each box's projected rectangle, as a list of
+(ray, box) pairs whose nearest hit per ray is taken with a scatter-min.
 
-Only +, -, *, /, sqrt, floor, min/max and comparisons run per ray (no sin/exp, no matmul or sum
-reductions), each as its own elementwise op: those are exactly rounded whichever vectorised or scalar
+Only +, -, *, /, sqrt, floor, frexp, min/max, comparisons, gathers and scatter-min run per ray (no sin/exp, no
+matmul or sum reductions), each as its own elementwise op: those are exactly rounded whichever vectorised or scalar
 path torch takes, so a clip renders bit-identically alone or inside any batch.
 """
 
