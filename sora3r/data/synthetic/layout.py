@@ -29,13 +29,19 @@ _NEAR = 1e-3  # near plane of the screen rectangles, metres
 @dataclass(frozen=True)
 class Layout:
     """Boxes ``lo, hi (F, 3)`` with ``surface (F,)`` indices into ``materials`` (one entry per textured surface),
-    and ``supports (P, 5)``: tops that small things can stand on, as ``x0, x1, y0, y1, z``."""
+    and ``supports (P, 5)``: tops that small things can stand on, as ``x0, x1, y0, y1, z``. Every material has at
+    least one box."""
 
     lo: torch.Tensor
     hi: torch.Tensor
     surface: torch.Tensor
     materials: tuple[str, ...]
     supports: torch.Tensor
+
+    def surface_bounds(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Corners ``(3,), (3,)`` of the box around every box of surface ``index``."""
+        mine = self.surface == index
+        return self.lo[mine].amin(dim=0), self.hi[mine].amax(dim=0)
 
 
 # A piece in its own frame: x along its width, y from its back (0) to its front, z up; each part is
@@ -179,9 +185,10 @@ class _Builder:
         if not self.fits(lo, hi, clearance, gap):
             return False
         self.taken.append((lo, hi))
-        first = len(self.materials)
-        self.materials += slots
-        self.boxes += [(l, h, first + s) for l, h, s in boxes]
+        used = sorted({slot for _, _, slot in boxes})  # a piece's unused materials get no surface
+        surface = {slot: len(self.materials) + i for i, slot in enumerate(used)}
+        self.materials += [slots[slot] for slot in used]
+        self.boxes += [(l, h, surface[slot]) for l, h, slot in boxes]
         self.supports += [torch.stack([boxes[i][0][0], boxes[i][1][0], boxes[i][0][1], boxes[i][1][1], boxes[i][1][2]])
                           for i in tops]
         return True

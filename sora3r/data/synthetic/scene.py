@@ -444,8 +444,32 @@ def _natural_surfaces(rng: Sampler, environment: str, dome_radius: float, scales
         env = [_image_texture(rng, "ground"), _sky_texture(rng, dome_radius)]
         env += [torch.zeros(IMG_SIZE, dtype=F64)] * (NUM_ENV_SURFACES - 2)
     objects = [_image_texture(rng, "object", span_scale=max(0.2, 2 * float(s.max()))) for s in scales]
-    fittings = [_image_texture(rng, m, emissive=m in EMISSIVE_MATERIALS) for m in (layout.materials if layout else ())]
+    fittings = []
+    for index, material in enumerate(layout.materials if layout else ()):
+        row = _image_texture(rng, material, emissive=material in EMISSIVE_MATERIALS)
+        if material in _FITTED:
+            _fit_to_panel(row, *layout.surface_bounds(index))
+        fittings.append(row)
     return torch.stack(env + objects + fittings)
+
+
+_FITTED = ("picture", "window", "screen")  # one copy of the image across the panel, like a print or a view
+
+
+def _fit_to_panel(row: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> None:
+    """Place a row's texture once across a thin panel ``[lo, hi]`` (its longer side spans the texture, centred,
+    upright), in the texture coordinates the renderer uses on that face (see `raycast._image_colour`)."""
+    extent = hi - lo
+    axis = int(extent.argmin())  # the panel's normal
+    u_axis = 1 if axis == 0 else 0
+    v_axis = 1 if axis == 2 else 2
+    v_sign = 1.0 if axis == 2 else -1.0  # v = -z on vertical faces
+    density = BASE / float(max(extent[u_axis], extent[v_axis]))
+    v_low = float(lo[v_axis] if v_sign > 0 else -hi[v_axis])
+    row[IMG_DENSITY] = density
+    row[IMG_ROTATION] = torch.tensor([1.0, 0.0], dtype=F64)
+    row[IMG_OFFSET] = torch.tensor([(BASE - density * float(extent[u_axis])) / 2 - density * float(lo[u_axis]),
+                                    (BASE - density * float(extent[v_axis])) / 2 - density * v_low], dtype=F64)
 
 
 def _path_kind(rng: Sampler, config: SyntheticConfig) -> str:
