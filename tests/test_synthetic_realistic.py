@@ -144,6 +144,20 @@ def test_augmentation_changes_only_rgb():
     assert augmented["rgb"].dtype == torch.uint8 and augmented["rgb"].shape == clean["rgb"].shape
 
 
+def test_block_compression_round_trip_and_artefacts():
+    """H.264's 4x4 core transform and its inverse give the frame back; coarse steps leave blocky frames."""
+    from sora3r.data.synthetic.augment import _compress
+
+    luma = torch.rand(2, 3, 18, 22, generator=torch.Generator().manual_seed(0))  # sides not multiples of 4
+    assert (_compress(luma, torch.tensor([1e-7, 1e-7])) - luma).abs().max() < 1e-5
+    smooth = torch.linspace(0, 1, 22).expand(2, 3, 18, 22).contiguous()
+    coarse = _compress(smooth, torch.tensor([0.05, 0.3]))
+    error = (coarse - smooth).abs().mean(dim=(1, 2, 3))
+    assert 0 < error[0] < error[1]  # a larger step loses more
+    steps = (coarse[1, 0, 0, 1:] - coarse[1, 0, 0, :-1]).abs()
+    assert steps[3::4].mean() > 2 * steps.mean()  # the jumps sit on the 4-pixel block edges
+
+
 def test_realistic_clips_do_not_depend_on_the_batch():
     seeds = [split_seed("train", i) for i in (3, 1, 7, 2)]
     together = render_batch(seeds, REALISTIC)

@@ -1,6 +1,6 @@
 """Photometric augmentation of rendered clips, so synthetic RGB looks like a phone camera's: defocus and motion
 blur, exposure (with auto-exposure drift), white balance, vignetting, sensor noise, a tone curve, saturation and
-JPEG/H.264-like block compression with chroma subsampling. Only the RGB changes; geometry targets stay exact.
+H.264-like block compression with chroma subsampling. Only the RGB changes; geometry targets stay exact.
 
 The parameters of a clip are drawn on the CPU in float64 from its seed alone (`sample_photometric`); the images are
 processed batched on any device (`augment_rgb`) with elementwise ops, gathers and sums in a fixed order only (sensor
@@ -22,7 +22,7 @@ EXPOSURE, DRIFT, TONE, WHITE_BALANCE, BLACK, VIGNETTE = 0, 1, 2, slice(3, 6), 6,
 SHOT_NOISE, READ_NOISE, MOTION_BLUR, QUANT_STEP, CHROMA_420, SATURATION, NOISE_KEY = 8, 9, 10, 11, 12, 13, 14
 DEFOCUS = 15  # strength of the defocus blur, 0 (sharp) .. 1
 NUM_PARAMS = 16
-_BLOCK = 8  # DCT block side of the compression
+_BLOCK = 4  # block side of the compression (H.264's core transform)
 _SALT = 0x5DEECE66D  # separates the augmentation's generator from the scene's, which uses the bare seed
 _NOISE_TABLE = 1 << 22  # samples of the sensor-noise table
 
@@ -92,7 +92,7 @@ def _defocus(frames: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
 
 
 def _motion_blur(frames: torch.Tensor, fraction: torch.Tensor, points: torch.Tensor, c2w: torch.Tensor,
-                 K: torch.Tensor, taps: int = 4) -> torch.Tensor:
+                 K: torch.Tensor, taps: int = 3) -> torch.Tensor:
     """Mean of ``taps`` copies of ``frames (B, T, 3, H, W)`` shifted along the image motion of the centre pixel
     between neighbouring frames, over ``fraction (B,)`` of the frame interval (the shutter time); bilinear, edges
     clamped."""
@@ -110,55 +110,49 @@ def _motion_blur(frames: torch.Tensor, fraction: torch.Tensor, points: torch.Ten
     # normalised coordinates of grid_sample (align_corners: -1 and 1 are the outer pixel centres)
     du = sign * (K[:, None, 0, 0] * cam[0] / z) * (2.0 / max(W - 1, 1))
     dv = sign * (K[:, None, 1, 1] * cam[1] / z) * (2.0 / max(H - 1, 1))
-    gx = torch.linspace(-1.0, 1.0, W, device=frames.device, dtype=frames.dtype).view(1, 1, W)
-    gy = torch.linspace(-1.0, 1.0, H, device=frames.device, dtype=frames.dtype).view(1, H, 1)
+    base = torch.stack(torch.meshgrid(torch.linspace(-1.0, 1.0, W, device=frames.device, dtype=frames.dtype),
+                                      torch.linspace(-1.0, 1.0, H, device=frames.device, dtype=frames.dtype),
+                                      indexing="xy"), dim=-1)[None]  # (1, H, W, 2): x, y
+    motion = torch.stack([du, dv], dim=-1).view(B * T, 1, 1, 2)
     flat = frames.reshape(B * T, C, H, W)
     total = None
     for k in range(taps):
-        s = (k / (taps - 1) - 0.5) * fraction[:, None]
-        grid = torch.stack([(gx + (s * du).view(B * T, 1, 1)).expand(-1, H, -1),
-                            (gy + (s * dv).view(B * T, 1, 1)).expand(-1, -1, W)], dim=-1)
-        shifted = torch.nn.functional.grid_sample(flat, grid, mode="bilinear", padding_mode="border",
+        s = ((k / (taps - 1) - 0.5) * fraction).repeat_interleave(T).view(B * T, 1, 1, 1)
+        shifted = torch.nn.functional.grid_sample(flat, base + s * motion, mode="bilinear", padding_mode="border",
                                                   align_corners=True)
-        total = shifted if total is None else total + shifted
+        total = shifted if total is None else total.add_(shifted)
     return (total * (1.0 / taps)).view_as(frames)
 
 
-def _dct_matrix(device: torch.device) -> torch.Tensor:
-    """Orthonormal DCT-II basis ``(8, 8)``: row ``u`` holds ``c_u cos((2 x + 1) u pi / 16)``."""
-    x = torch.arange(_BLOCK, dtype=F64)
-    basis = torch.cos((2 * x[None] + 1) * x[:, None] * math.pi / (2 * _BLOCK)) * math.sqrt(2 / _BLOCK)
-    basis[0] /= math.sqrt(2)
-    return basis.to(device=device, dtype=torch.float32)
-
-
-def _transform(blocks: torch.Tensor, basis: torch.Tensor, dim: int) -> torch.Tensor:
-    """``basis @ blocks`` along ``dim`` (-2: rows, -1: columns) of ``(..., 8, 8)`` blocks, as 8 ordered
-    multiply-adds (no matmul, whose blocking could depend on the batch)."""
-    out = None
-    for k in range(_BLOCK):
-        if dim == -2:
-            term = basis[:, k, None] * blocks[..., k:k + 1, :]
-        else:
-            term = blocks[..., :, k:k + 1] * basis[:, k]
-        out = term if out is None else out.add_(term)
-    return out
+def _core(blocks: torch.Tensor, dim: int, inverse: bool) -> torch.Tensor:
+    """H.264's 4x4 integer core transform ``C = [[1,1,1,1], [2,1,-1,-2], [1,-1,-1,1], [1,-2,2,-1]]`` (forward:
+    ``C x``; inverse: ``C^T x``) along ``dim`` of ``(..., 4, 4)`` blocks, as butterflies of adds and doublings."""
+    x0, x1, x2, x3 = blocks.unbind(dim)
+    if inverse:
+        a, b, c, d = x0 + x2, x0 - x2, 2.0 * x1 + x3, x1 - 2.0 * x3
+        out = (a + c, b + d, b - d, a - c)
+    else:
+        s03, d03, s12, d12 = x0 + x3, x0 - x3, x1 + x2, x1 - x2
+        out = (s03 + s12, 2.0 * d03 + d12, s03 - s12, d03 - 2.0 * d12)
+    return torch.stack(out, dim=dim)
 
 
 def _compress(luma: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """Quantise 8x8 DCT coefficients of ``luma (B, T, H, W)`` with step ``step (B,)`` (> 0) growing with frequency
-    (``step (1 + (u + v) / 4)``); the frame is edge-padded to whole blocks and cropped back."""
+    """Quantise the 4x4 block transform coefficients of ``luma (B, T, H, W)`` (H.264's core transform, taken
+    orthonormal) with step ``step (B,)`` (> 0) growing with frequency (``step (1 + (u + v) / 2)``); the frame is
+    edge-padded to whole blocks and cropped back."""
     B, T, H, W = luma.shape
     ph, pw = -H % _BLOCK, -W % _BLOCK
     padded = torch.nn.functional.pad(luma.reshape(B * T, 1, H, W), (0, pw, 0, ph), mode="replicate")
     hb, wb = (H + ph) // _BLOCK, (W + pw) // _BLOCK
-    blocks = padded.reshape(B, T, hb, _BLOCK, wb, _BLOCK).transpose(3, 4)  # (B, T, hb, wb, 8, 8)
-    basis = _dct_matrix(luma.device)
-    coeff = _transform(_transform(blocks, basis, -2), basis.T, -1)
+    blocks = padded.reshape(B, T, hb, _BLOCK, wb, _BLOCK).transpose(3, 4)  # (B, T, hb, wb, 4, 4)
+    coeff = _core(_core(blocks, -2, inverse=False), -1, inverse=False)  # C X C^T
+    norm = torch.tensor([4.0, 10.0, 4.0, 10.0], device=luma.device, dtype=luma.dtype)  # C C^T = diag(norm)
     freq = torch.arange(_BLOCK, device=luma.device, dtype=luma.dtype)
-    q = step.view(B, 1, 1, 1, 1, 1) * (1.0 + (freq[:, None] + freq[None, :]) * 0.25)
-    coeff = torch.round(coeff / q) * q
-    back = _transform(_transform(coeff, basis.T, -2), basis, -1)
+    scale = (norm[:, None] * norm[None, :]).sqrt()
+    q = step.view(B, 1, 1, 1, 1, 1) * (1.0 + (freq[:, None] + freq[None, :]) * 0.5) * scale
+    kept = torch.round(coeff / q).mul_(q / (norm[:, None] * norm[None, :]))  # D^-1 Y D^-1, since C^-1 = C^T D^-1
+    back = _core(_core(kept, -2, inverse=True), -1, inverse=True)  # C^T Z C
     return back.transpose(3, 4).reshape(B, T, H + ph, W + pw)[..., :H, :W]
 
 
@@ -188,7 +182,7 @@ def _auto_exposure(x: torch.Tensor, target: torch.Tensor, grid: int = 6) -> torc
 
 def _sensor(x: torch.Tensor, params: torch.Tensor, noise_start: torch.Tensor) -> torch.Tensor:
     """Auto exposure with drift, white balance, vignetting, black level and signal-dependent noise on
-    ``x (B, T, 3, H, W)``; ``noise_start (B,)`` (CPU): where each clip reads the noise table."""
+    ``x (B, T, 3, H, W)`` (in place); ``noise_start (B,)`` (CPU): where each clip reads the noise table."""
     B, T, C, H, W = x.shape
     p = lambda i: params[:, i].view(B, 1, 1, 1, 1)  # noqa: E731
     ramp = torch.linspace(-1.0, 1.0, T, device=x.device, dtype=x.dtype).view(1, T, 1, 1, 1) if T > 1 else 0.0
@@ -197,11 +191,11 @@ def _sensor(x: torch.Tensor, params: torch.Tensor, noise_start: torch.Tensor) ->
     v = (torch.arange(H, device=x.device, dtype=x.dtype) - (H - 1) / 2) / ((H - 1) / 2 + 1e-9)
     u = (torch.arange(W, device=x.device, dtype=x.dtype) - (W - 1) / 2) / ((W - 1) / 2 + 1e-9)
     radius2 = (v[:, None] * v[:, None] + u[None, :] * u[None, :]) * 0.5  # 1 in the corners
-    x = (x * gain * (1.0 - p(VIGNETTE) * radius2)).clamp(0.0, 1.0)
-    x = p(BLACK) + (1.0 - p(BLACK)) * x
+    x = x.mul_(gain * (1.0 - p(VIGNETTE) * radius2)).clamp_(0.0, 1.0)
+    x = x.mul_(1.0 - p(BLACK)).add_(p(BLACK))
     noise = _gaussian(noise_start, T * C * H * W, x.device).view(B, T, C, H, W)
-    sigma = torch.sqrt(p(SHOT_NOISE) * x + p(READ_NOISE) * p(READ_NOISE))
-    return (x + sigma * noise).clamp(0.0, 1.0)
+    sigma = (x * p(SHOT_NOISE)).add_(p(READ_NOISE) * p(READ_NOISE)).sqrt_()
+    return x.addcmul_(sigma, noise).clamp_(0.0, 1.0)
 
 
 def _on_clips(x: torch.Tensor, active: torch.Tensor, op) -> torch.Tensor:
@@ -236,7 +230,7 @@ def augment_rgb(rgb: torch.Tensor, params: torch.Tensor, points: torch.Tensor, c
     x = _on_clips(x, params[:, MOTION_BLUR] > 0, lambda i, xs: _motion_blur(xs, dev[i, MOTION_BLUR], points[i],
                                                                              c2w[i], K[i]))
     x = _sensor(x, dev, params[:, NOISE_KEY])
-    x = (x + dev[:, TONE].view(B, 1, 1, 1, 1) * x * (1.0 - x)).clamp(0.0, 1.0)  # tone curve
+    x = x.addcmul_(x * (1.0 - x), dev[:, TONE].view(B, 1, 1, 1, 1)).clamp_(0.0, 1.0)  # tone curve
     luma = 0.299 * x[:, :, 0] + 0.587 * x[:, :, 1] + 0.114 * x[:, :, 2]  # ITU-R BT.601
     saturation = dev[:, SATURATION].view(B, 1, 1, 1)
     cb, cr = (x[:, :, 2] - luma) * saturation, (x[:, :, 0] - luma) * saturation
@@ -245,5 +239,5 @@ def augment_rgb(rgb: torch.Tensor, params: torch.Tensor, points: torch.Tensor, c
     cb, cr = (_on_clips(c, subsample, lambda i, cs: _chroma_420(cs)) for c in (cb, cr))
     red, blue = luma + cr, luma + cb
     green = (luma - 0.299 * red - 0.114 * blue) * (1.0 / 0.587)
-    out = torch.stack([red, green, blue], dim=-1).clamp(0.0, 1.0)
-    return torch.floor(out * 255.0 + 0.5).to(torch.uint8)
+    out = torch.stack([red, green, blue], dim=-1).clamp_(0.0, 1.0)
+    return out.mul_(255.0).add_(0.5).floor_().to(torch.uint8)
