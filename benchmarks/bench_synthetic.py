@@ -2,8 +2,8 @@
 
 Usage: python benchmarks/bench_synthetic.py --device cpu|cuda [--repeats N] [--batches 8 32] [--threads N]
 
-Each row times `render_batch` (the fastest of ``--repeats`` calls; drawing the scenes on the CPU, ray casting on the device, and for the realistic
-preset the photometric augmentation) on fresh training seeds. Baselines from the same run: the same preset rendering
+Each row times `render_batch` (the fastest of ``--repeats`` calls; drawing the scenes on the CPU, ray casting on the
+device, and for the realistic preset the photometric augmentation) on fresh training seeds. Baselines from the same run: the same preset rendering
 one clip per call (``x batch 1``) and the default preset at the same size and batch (``x default``); the presets are
 timed alternately, so a shared machine's drift hits both alike. ``draw ms`` is the CPU time of drawing one scene's
 parameters (what `--data-workers` processes do), ``augment ms`` the augmentation's share of a clip. A machine

@@ -59,8 +59,9 @@ def test_static_boxes_match_the_mesh_ray_cast():
     scenes = [sample_scene(seed, config) for seed in seeds]
     assert {s.environment for s in scenes} == {"room", "open"} and min(len(s.box_lo) for s in scenes) >= 10
     out = render_scenes(scenes, config)
-    bare = render_scenes([dataclasses.replace(s, box_lo=s.box_lo[:0], box_hi=s.box_hi[:0], box_surface=s.box_surface[:0],
-                                              box_rect=s.box_rect[:, :0]) for s in scenes], config)
+    bare = render_scenes([dataclasses.replace(s, box_lo=s.box_lo[:0], box_hi=s.box_hi[:0],
+                                              box_surface=s.box_surface[:0], box_rect=s.box_rect[:, :0])
+                          for s in scenes], config)
     assert (out["depth"] < bare["depth"] - 1e-3).float().mean() > 0.1  # the boxes are in view
     flat_errors = []
     for b, seed in enumerate(seeds):

@@ -17,8 +17,8 @@ from sora3r.data.synthetic.layout import EMISSIVE_MATERIALS, Layout, furnish_ope
 from sora3r.data.synthetic.paths import CLASSIC_PATHS, PATH_KINDS, Arena, add_shake, camera_path
 from sora3r.data.synthetic.sampler import F64, Sampler, axis_angle_matrix, direction, look_at
 from sora3r.data.synthetic.textures import (
-    BANK, BASE, IMG_BASE, IMG_CONTRAST, IMG_DENSITY, IMG_EMISSIVE, IMG_GAIN, IMG_INDEX, IMG_OFFSET, IMG_ROTATION, IMG_SIZE,
-    bank_indices,
+    BANK, BASE, IMG_BASE, IMG_CONTRAST, IMG_DENSITY, IMG_EMISSIVE, IMG_GAIN, IMG_INDEX, IMG_OFFSET, IMG_ROTATION,
+    IMG_SIZE, bank_indices,
 )
 from sora3r.data.synthetic.raycast import (
     NUM_ENV_SURFACES, NUM_WAVES, PRIMITIVES, TEX_CHECKER_OFFSET, TEX_CHECKER_SIZE, TEX_CHECKER_WEIGHT,
