@@ -1,6 +1,7 @@
 """Throughput of the synthetic scene generator: clips/s of `render_batch` per preset, size, batch and device.
 
 Usage: python benchmarks/bench_synthetic.py --device cpu|cuda [--repeats N] [--batches 8 32] [--threads N]
+[--sizes 64x96 128x128]
 
 Each row times `render_batch` (the fastest of ``--repeats`` calls; drawing the scenes on the CPU, ray casting on the
 device, and for the realistic preset the photometric augmentation) on fresh training seeds. Baselines from the same run: the same preset rendering
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting (the fastest counts)")
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--sizes", nargs="+", default=["64x96", "128x128"], help="clip sizes HxW (17 frames each)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -89,7 +91,7 @@ def main() -> None:
     print(f"device: {name}")
     print(f"{'clip (TxHxW)':>14} {'preset':>10} {'batch':>6} {'clips/s':>9} {'x batch 1':>10} {'x default':>10} "
           f"{'draw ms':>8} {'augment ms':>11} {'yardstick ms':>13}")
-    for height, width in ((64, 96), (128, 128)):
+    for height, width in (tuple(int(side) for side in size.split("x")) for size in args.sizes):
         configs = {p: synthetic_config(p, num_frames=17, height=height, width=width) for p in PRESETS}
         single: dict[str, float] = {}
         for batch in [1, *args.batches]:
