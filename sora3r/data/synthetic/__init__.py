@@ -2,9 +2,12 @@
 
 Each seed draws a room (box seen from inside) or open ground with a far backdrop dome, several
 textured boxes / spheres / cylinders (some moving and spinning, some still), a directional light and a
-camera path (orbit, walk, pan or track, optionally with hand-held shake). World frame of a scene: z up,
-floor at z = 0 (not the frame-0 camera). Cameras: OpenCV axes, camera-to-world poses, pixel centres at
-integer pixel coordinates, principal point at ((W - 1) / 2, (H - 1) / 2).
+camera path (orbit, walk, pan or track, optionally with hand-held shake). The "realistic" preset
+(`synthetic_config("realistic", ...)`) adds image textures with natural-image statistics (`textures`), furniture
+and fittings or buildings made of static boxes (`layout`), hand-held camera paths (`paths`) and photometric
+augmentation of the RGB (`augment`). World frame of a scene: z up, floor at z = 0 (not the frame-0 camera).
+Cameras: OpenCV axes, camera-to-world poses, pixel centres at integer pixel coordinates, principal point at
+((W - 1) / 2, (H - 1) / 2).
 """
 
 from __future__ import annotations
