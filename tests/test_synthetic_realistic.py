@@ -52,17 +52,25 @@ def test_bank_noise_has_the_spectrum_of_natural_images():
     assert bank.min() >= 0.0 and bank.max() <= 1.0
 
 
-def test_static_boxes_match_the_mesh_ray_cast():
+def _without_boxes(scene, keep: torch.Tensor):
+    """``scene`` with only the boxes where ``keep (F,)`` holds."""
+    return dataclasses.replace(scene, box_lo=scene.box_lo[:, keep], box_hi=scene.box_hi[:, keep],
+                               box_surface=scene.box_surface[keep], box_dynamic=scene.box_dynamic[keep],
+                               box_rect=scene.box_rect[:, keep])
+
+
+def test_boxes_and_people_match_the_mesh_ray_cast():
     import embreex  # noqa: F401  trimesh's fast ray caster, a test dependency
     config = dataclasses.replace(CLEAN, num_frames=3, height=48, width=64)
-    seeds = [1, 3, 5]  # two furnished rooms and an open scene with buildings
+    seeds = [1, 4, 6]  # furnished rooms (one with two people in view) and an open scene with four people
     scenes = [sample_scene(seed, config) for seed in seeds]
-    assert {s.environment for s in scenes} == {"room", "open"} and min(len(s.box_lo) for s in scenes) >= 10
+    assert {s.environment for s in scenes} == {"room", "open"} and min(s.box_lo.shape[1] for s in scenes) >= 10
     out = render_scenes(scenes, config)
-    bare = render_scenes([dataclasses.replace(s, box_lo=s.box_lo[:0], box_hi=s.box_hi[:0],
-                                              box_surface=s.box_surface[:0], box_rect=s.box_rect[:, :0])
-                          for s in scenes], config)
+    bare = render_scenes([_without_boxes(s, torch.zeros_like(s.box_dynamic)) for s in scenes], config)
     assert (out["depth"] < bare["depth"] - 1e-3).float().mean() > 0.1  # the boxes are in view
+    still = render_scenes([_without_boxes(s, ~s.box_dynamic) for s in scenes], config)
+    people = out["depth"] < still["depth"] - 1e-3
+    assert people.float().mean() > 0.005 and out["dynamic"][people].all()  # people are seen, and marked moving
     flat_errors = []
     for b, seed in enumerate(seeds):
         for frame in (0, config.num_frames - 1):
@@ -85,26 +93,27 @@ def test_screen_rectangles_lose_no_box_pixel():
         assert torch.equal(culled[key], brute[key]), key
     area = sum(float(((s.box_rect[..., 1] - s.box_rect[..., 0] + 1).clamp(min=0)
                       * (s.box_rect[..., 3] - s.box_rect[..., 2] + 1).clamp(min=0)).sum()) for s in scenes)
-    assert area < 0.5 * sum(len(s.box_lo) for s in scenes) * config.num_frames * config.height * config.width
+    assert area < 0.5 * sum(s.box_lo.shape[1] for s in scenes) * config.num_frames * config.height * config.width
 
 
 def test_furnished_rooms_keep_clear_of_the_camera_and_the_walls():
     config = dataclasses.replace(CLEAN, num_frames=9, height=16, width=16)
     rooms = [s for s in (sample_scene(seed, config) for seed in range(40)) if s.environment == "room"]
-    assert len(rooms) >= 10
+    assert len(rooms) >= 10 and sum(int(s.box_dynamic.sum()) for s in rooms) >= 6 * 5  # five people or more
     for scene in rooms:
-        assert len(scene.box_lo) >= 5
-        lo, hi, room = scene.box_lo, scene.box_hi, scene.room
+        assert (~scene.box_dynamic).sum() >= 5
+        lo, hi, room = scene.box_lo, scene.box_hi, scene.room  # (T, F, 3)
         assert (lo <= hi).all()
-        assert (lo[:, :2] >= -room[:2] - 1e-9).all() and (hi[:, :2] <= room[:2] + 1e-9).all()
-        assert (lo[:, 2] >= 0).all() and (hi[:, 2] <= room[2] + 1e-9).all()
-        eyes = scene.c2w[:, :3, 3]
-        inside = ((eyes[:, None] > lo - 0.25) & (eyes[:, None] < hi + 0.25)).all(dim=-1)
+        assert (lo[..., :2] >= -room[:2] - 1e-9).all() and (hi[..., :2] <= room[:2] + 1e-9).all()
+        assert (lo[..., 2] >= 0).all() and (hi[..., 2] <= room[2] + 1e-9).all()
+        assert torch.equal(lo[:, ~scene.box_dynamic], lo[:1, ~scene.box_dynamic].expand_as(lo[:, ~scene.box_dynamic]))
+        eyes = scene.c2w[:, None, :3, 3]  # every frame's camera against that frame's boxes
+        inside = ((eyes > lo - 0.25) & (eyes < hi + 0.25)).all(dim=-1)
         assert not inside.any()
         # static objects do not sink into furniture: their lowest point is on the floor or on a box top
         for i in (~scene.object_dynamic).nonzero().squeeze(1).tolist():
             bottom = float(scene.object_position[0, i, 2] - scene.object_scale[i, 2])
-            assert bottom == pytest.approx(0.0, abs=1e-9) or bool(((hi[:, 2] - bottom).abs() < 1e-9).any())
+            assert bottom == pytest.approx(0.0, abs=1e-9) or bool(((hi[0, :, 2] - bottom).abs() < 1e-9).any())
     kinds = {k for s in rooms for k in s.object_kind}
     assert kinds <= {"box", "sphere", "cylinder"}
 

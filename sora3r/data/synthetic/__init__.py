@@ -73,7 +73,7 @@ def render_scenes(scenes: SequenceOf[SyntheticScene], config: SyntheticConfig,
     rays_per_clip = config.num_frames * config.height * config.width
     # objects multiply the work per ray; budget the largest per-kind object count (static boxes: a few tests a ray)
     slots = max(1, max(max(s.object_kind.count(k) for k in PRIMITIVES) for s in scenes))
-    slots += _BOX_SLOTS if any(len(s.box_lo) for s in scenes) else 0
+    slots += _BOX_SLOTS if any(s.box_lo.shape[1] for s in scenes) else 0
     per_chunk = max(1, (config.chunk_rays or _default_chunk_rays(device)) // (rays_per_clip * slots))
     parts = [cast(stack_scenes(scenes[i:i + per_chunk], device), config.height, config.width)
              for i in range(0, len(scenes), per_chunk)]

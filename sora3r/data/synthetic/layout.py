@@ -322,15 +322,16 @@ def furnish_open(rng: Sampler, dome_radius: float, eyes: torch.Tensor) -> Layout
 def screen_rects(lo: torch.Tensor, hi: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor, height: int,
                  width: int) -> torch.Tensor:
     """Per frame and box, the inclusive pixel rectangle ``(u0, u1, v0, v1)`` (long, ``(T, F, 4)``) that contains
-    every pixel centre whose ray can hit the box ``[lo, hi]`` in front of the camera (empty: ``u1 < u0``).
+    every pixel centre whose ray can hit the box ``[lo, hi]`` (``(T, F, 3)`` each) in front of the camera (empty:
+    ``u1 < u0``).
 
     The box is clipped to the half-space ``z > 1 mm`` of each camera; the convex hull of the projected vertices of
     that clipped box bounds its image, widened by one pixel against rounding.
     """
     corner = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)], dtype=F64)
-    corners = lo[:, None] + corner * (hi - lo)[:, None]  # (F, 8, 3)
+    corners = lo[:, :, None] + corner * (hi - lo)[:, :, None]  # (T, F, 8, 3)
     w2c = torch.linalg.inv(c2w)
-    cam = torch.einsum("tij,fcj->tfci", w2c[:, :3, :3], corners) + w2c[:, None, None, :3, 3]  # (T, F, 8, 3)
+    cam = torch.einsum("tij,tfcj->tfci", w2c[:, :3, :3], corners) + w2c[:, None, None, :3, 3]  # (T, F, 8, 3)
     edges = torch.tensor([(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1])
     p, q = cam[:, :, edges[:, 0]], cam[:, :, edges[:, 1]]  # (T, F, 12, 3)
     crossing = (p[..., 2] - _NEAR) * (q[..., 2] - _NEAR) < 0
@@ -350,3 +351,81 @@ def screen_rects(lo: torch.Tensor, hi: torch.Tensor, K: torch.Tensor, c2w: torch
     empty = ~usable.any(dim=2) | (u0 > u1) | (v0 > v1)
     rect = torch.stack([u0, u1, v0, v1], dim=-1).nan_to_num(0.0).long()
     return torch.where(empty[..., None], torch.tensor([0, -1, 0, -1]), rect)
+
+
+@dataclass(frozen=True)
+class Walkers:
+    """People made of boxes that walk or run: per-frame boxes ``lo, hi (T, P, 3)``, ``surface (P,)`` indices into
+    ``materials`` (clothes, trousers, skin of each person)."""
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+    surface: torch.Tensor
+    materials: tuple[str, ...]
+
+
+def _figure(rng: Sampler, times: torch.Tensor, start: torch.Tensor, heading: int, speed: float):
+    """Boxes ``lo, hi (T, 6, 3)`` of a person walking from ``start`` (floor point, ``(3,)``) along world axis
+    ``heading // 2`` (sign ``+`` when even) at ``speed`` m/s: two legs and two arms swinging in opposition, torso,
+    head; and the material slot of each box (0 clothes, 1 trousers, 2 skin)."""
+    height = rng.uniform(1.5, 1.9)
+    hip, shoulder, depth = rng.uniform(0.09, 0.12), rng.uniform(0.17, 0.24), rng.uniform(0.1, 0.15)
+    limb, head = rng.uniform(0.055, 0.08), rng.uniform(0.09, 0.12)
+    stride = rng.uniform(0.55, 0.8) * (1.6 if speed > 2.0 else 1.0)
+    swing = 0.25 * stride * torch.sin(math.pi * speed / stride * times + rng.uniform(0, 2 * math.pi))
+    along, sign = heading // 2, 1.0 if heading % 2 == 0 else -1.0
+    across = 1 - along
+    centre = start.expand(len(times), 3).clone()
+    centre[:, along] += sign * speed * (times - times[len(times) // 2])
+    leg, waist, neck = 0.47 * height, 0.5 * height, 0.82 * height
+    still = torch.zeros_like(swing)
+    # (offset across, offset along per frame, half across, half along, z0, z1, material slot)
+    parts = [(-hip, swing, limb, limb, 0.0, leg, 1), (hip, -swing, limb, limb, 0.0, leg, 1),
+             (0.0, still, shoulder, depth, waist - 0.05, neck, 0), (0.0, still, head, head, neck + 0.02, height, 2),
+             (-shoulder - limb, -0.7 * swing, limb, limb, waist, neck - 0.02, 0),
+             (shoulder + limb, 0.7 * swing, limb, limb, waist, neck - 0.02, 0)]
+    lo, hi = [], []
+    for off_across, off_along, half_across, half_along, z0, z1, _ in parts:
+        middle = centre.clone()
+        middle[:, across] += off_across
+        middle[:, along] += off_along
+        half = torch.zeros(3, dtype=F64)
+        half[across], half[along] = half_across, half_along
+        lo.append(torch.cat([(middle - half)[:, :2], torch.full((len(times), 1), z0, dtype=F64)], dim=1))
+        hi.append(torch.cat([(middle + half)[:, :2], torch.full((len(times), 1), z1, dtype=F64)], dim=1))
+    return torch.stack(lo, dim=1), torch.stack(hi, dim=1), [p[-1] for p in parts]
+
+
+def walkers(rng: Sampler, times: torch.Tensor, bound_lo: torch.Tensor, bound_hi: torch.Tensor, c2w: torch.Tensor,
+            layout: Layout, objects: tuple[torch.Tensor, torch.Tensor], count: int,
+            distance: tuple[float, float]) -> Walkers:
+    """Up to ``count`` people walking (sometimes running) along the world axes inside ``[bound_lo, bound_hi]``,
+    in front of the middle frame's camera (``distance`` metres ahead, at most as far to the side), kept 0.5 m from
+    every camera position (``c2w (T, 4, 4)``) and out of the layout's boxes and of the free objects
+    (``positions (T, M, 3)``, bounding ``radii (M,)``) at every frame."""
+    los, his, slots, materials = [], [], [], []
+    eyes, middle = c2w[:, :3, 3], c2w[len(c2w) // 2]
+    ahead = torch.nn.functional.normalize(middle[:2, 2], dim=0)  # the camera's forward axis on the floor
+    side = torch.stack([-ahead[1], ahead[0]])
+    for _ in range(count):
+        for _attempt in range(10):
+            speed = rng.uniform(2.0, 3.2) if rng.chance(0.2) else rng.uniform(0.5, 1.5)
+            forward = rng.uniform(*distance)
+            spot = middle[:2, 3] + forward * ahead + rng.uniform(-0.6, 0.6) * forward * side
+            start = torch.cat([spot, torch.zeros(1, dtype=F64)])
+            lo, hi, parts = _figure(rng, times, start, rng.integer(0, 3), speed)
+            body_lo, body_hi = lo.amin(dim=1), hi.amax(dim=1)  # (T, 3)
+            inside = bool((body_lo >= bound_lo).all() and (body_hi <= bound_hi).all())
+            near_eye = ((eyes > body_lo - 0.5) & (eyes < body_hi + 0.5)).all(dim=-1).any()
+            hits_box = ((body_lo[:, None] < layout.hi - 1e-6) & (body_hi[:, None] > layout.lo + 1e-6)).all(-1).any()
+            gap = (objects[0] - objects[0].clamp(body_lo[:, None], body_hi[:, None])).norm(dim=-1)
+            if inside and not bool(near_eye) and not bool(hits_box) and not bool((gap < objects[1]).any()):
+                first = len(materials)
+                materials += ["fabric", "fabric", "skin"]
+                los.append(lo), his.append(hi)
+                slots += [first + slot for slot in parts]
+                break
+    frames = len(times)
+    return Walkers(lo=torch.cat(los, dim=1) if los else torch.zeros(frames, 0, 3, dtype=F64),
+                   hi=torch.cat(his, dim=1) if his else torch.zeros(frames, 0, 3, dtype=F64),
+                   surface=torch.tensor(slots, dtype=torch.long), materials=tuple(materials))

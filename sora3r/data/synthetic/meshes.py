@@ -52,7 +52,7 @@ def scene_mesh_at(scene: SyntheticScene, frame: int) -> trimesh.Trimesh:
         part.apply_transform(transform)
         parts.append(part)
         curved.append(kind != "box")
-    for lo, hi in zip(scene.box_lo.numpy(), scene.box_hi.numpy()):
+    for lo, hi in zip(scene.box_lo[frame].numpy(), scene.box_hi[frame].numpy()):
         parts.append(trimesh.creation.box(bounds=np.stack([lo, hi])))
         curved.append(False)
     mesh = trimesh.util.concatenate(parts)

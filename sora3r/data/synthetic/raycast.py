@@ -197,11 +197,11 @@ class ObjectGroup:
 
 @dataclass
 class BoxGroup:
-    """Static boxes aligned with the world axes (furniture, fittings, buildings) of B clips, padded to ``F`` slots.
+    """Boxes aligned with the world axes (furniture, fittings, buildings, people) of B clips, padded to ``F`` slots.
 
-    lo, hi ``(B, F, 3)`` corners; surface ``(B, F)`` long; rect ``(B, T, F, 4)`` long: per frame the inclusive pixel
-    rectangle ``(u0, u1, v0, v1)`` outside which the box cannot be seen (empty when ``u1 < u0``, as for padding).
-    Only the rays inside a box's rectangle are tested against it.
+    lo, hi ``(B, T, F, 3)`` corners per frame (people walk); surface ``(B, F)`` long; rect ``(B, T, F, 4)`` long: per
+    frame the inclusive pixel rectangle ``(u0, u1, v0, v1)`` outside which the box cannot be seen (empty when
+    ``u1 < u0``, as for padding). Only the rays inside a box's rectangle are tested against it.
     """
 
     lo: torch.Tensor
@@ -254,17 +254,17 @@ def _object_groups(scenes, num_frames: int, f32: dict) -> dict[str, ObjectGroup]
 
 
 def _box_group(scenes, num_frames: int, f32: dict) -> BoxGroup | None:
-    slots = max(s.box_lo.shape[0] for s in scenes)
+    slots = max(s.box_lo.shape[1] for s in scenes)
     if slots == 0:
         return None
-    lo = torch.zeros(len(scenes), slots, 3, dtype=torch.float64)
-    hi = torch.zeros(len(scenes), slots, 3, dtype=torch.float64)
+    lo = torch.zeros(len(scenes), num_frames, slots, 3, dtype=torch.float64)
+    hi = torch.zeros(len(scenes), num_frames, slots, 3, dtype=torch.float64)
     surface = torch.zeros(len(scenes), slots, dtype=torch.long)
     rect = torch.tensor([0, -1, 0, -1]).repeat(len(scenes), num_frames, slots, 1)
     for b, scene in enumerate(scenes):
-        n = scene.box_lo.shape[0]
-        lo[b, :n], hi[b, :n], surface[b, :n], rect[b, :, :n] = scene.box_lo, scene.box_hi, scene.box_surface, \
-            scene.box_rect
+        n = scene.box_lo.shape[1]
+        lo[b, :, :n], hi[b, :, :n], surface[b, :n], rect[b, :, :n] = scene.box_lo, scene.box_hi, \
+            scene.box_surface, scene.box_rect
     device = f32["device"]
     return BoxGroup(lo.to(**f32), hi.to(**f32), surface.to(device), rect.to(device))
 
@@ -281,6 +281,7 @@ def stack_scenes(scenes, device) -> SceneBatch:
     for b, scene in enumerate(scenes):
         surfaces[b, :scene.surfaces.shape[0]] = scene.surfaces
         dynamic[b, NUM_ENV_SURFACES:NUM_ENV_SURFACES + len(scene.object_kind)] = scene.object_dynamic
+        dynamic[b, scene.box_surface[scene.box_dynamic]] = True
     return SceneBatch(
         K=torch.stack([s.K for s in scenes]).to(**f32),
         c2w=torch.stack([s.c2w for s in scenes]).to(**f32),
@@ -354,7 +355,7 @@ def _hit_static_boxes(boxes: BoxGroup, origin: Vec, direction: Vec, height: int,
     row = rect[owner, 2] + torch.div(local, span, rounding_mode="floor")
     frame = torch.div(owner, F, rounding_mode="floor")  # b * T + t
     ray = (frame * height + row) * width + rect[owner, 0] + local % span
-    corners = [tuple(((bound[:, None, :, i] - o).reshape(-1))[owner] for i, o in enumerate(origin))
+    corners = [tuple(((bound[..., i] - o).reshape(-1))[owner] for i, o in enumerate(origin))
                for bound in (boxes.lo, boxes.hi)]  # (box bound - camera centre) per pair, per axis
     near, far = [], []
     for i in range(3):

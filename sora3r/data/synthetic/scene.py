@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from sora3r.data.synthetic.augment import sample_photometric
-from sora3r.data.synthetic.layout import EMISSIVE_MATERIALS, Layout, furnish_open, furnish_room, screen_rects
+from sora3r.data.synthetic.layout import (
+    EMISSIVE_MATERIALS, Layout, Walkers, furnish_open, furnish_room, screen_rects, walkers,
+)
 from sora3r.data.synthetic.paths import CLASSIC_PATHS, PATH_KINDS, Arena, add_shake, camera_path
 from sora3r.data.synthetic.sampler import F64, Sampler, axis_angle_matrix, direction, look_at
 from sora3r.data.synthetic.textures import (
@@ -49,7 +51,8 @@ class SyntheticConfig:
         textures: "procedural" (sums of waves and checkers on a 3-colour palette) or "natural" (the image bank of
             `textures`: 1/f noise, planks, tiles, photographs, mapped per material).
         furnish: furniture, wall fittings, rugs and small things in rooms; buildings, walls, steps and posts in open
-            scenes (`layout`); movable objects then keep out of them, some stand on tables and shelves.
+            scenes, people walking (`layout`); movable objects then keep out of them, some stand on tables and
+            shelves.
         motion: "classic" (orbit, walk, pan, track with equal chance) or "handheld" (the hand-held path of casual
             phone footage 60 % of the time, each classic kind 10 %).
         augment: photometric augmentation of the rendered RGB (`augment`: blur, noise, exposure, white balance,
@@ -137,8 +140,9 @@ class SyntheticScene:
         textures: "procedural" or "natural": the kind of the surface rows.
         surfaces: ``(S, TEX_SIZE)`` procedural or ``(S, IMG_SIZE)`` image-texture rows; surfaces 0..5 belong to the
             environment, 6 + i to object i, 6 + M + j to surface j of the static boxes.
-        box_lo, box_hi: ``(F, 3)`` corners of the static boxes aligned with the world axes (furnished scenes;
-            F = 0 otherwise); box_surface: ``(F,)`` long surface row of each; box_rect: ``(T, F, 4)`` long pixel
+        box_lo, box_hi: ``(T, F, 3)`` per-frame corners of the boxes aligned with the world axes (furnished scenes:
+            furniture, fittings, buildings, and people walking; F = 0 otherwise); box_surface: ``(F,)`` long surface
+            row of each; box_dynamic: ``(F,)`` bool, the moving ones (people); box_rect: ``(T, F, 4)`` long pixel
             rectangles outside which a box cannot be seen (see `layout.screen_rects`).
         photometric: ``(P,)`` parameters of the RGB augmentation (`augment`), or None.
         light_dir: ``(3,)`` unit vector towards the directional light; ambient: ambient fraction in (0, 1);
@@ -167,6 +171,7 @@ class SyntheticScene:
     box_hi: torch.Tensor
     box_surface: torch.Tensor
     box_rect: torch.Tensor
+    box_dynamic: torch.Tensor
     photometric: torch.Tensor | None
 
 
@@ -371,6 +376,7 @@ _MATERIALS = {
     "stone": (("gravel", "noise", "brick", "tiles"), (0.8, 4.0), (0.6, 1.5), "grey"),
     "ground": (("grass", "gravel", "noise", "tiles", "planks", "brick"), (1.5, 12.0), (0.6, 1.6), "earth"),
     "object": (("noise", "grain", "planks", "tiles", "stripes", "photo"), (0.1, 1.0), (0.6, 1.6), "any"),
+    "skin": (("noise",), (0.1, 0.5), (0.1, 0.4), "skin"),
 }
 _MATERIAL_BANK = {name: tuple(i for i, spec in enumerate(BANK) if spec.kind in picks or spec.name in picks)
                   for name, (picks, *_) in _MATERIALS.items()}
@@ -385,6 +391,9 @@ def _scheme_colour(rng: Sampler, scheme: str) -> torch.Tensor:
         return torch.tensor([red, red * rng.uniform(0.6, 0.85), red * rng.uniform(0.3, 0.7)], dtype=F64)
     if scheme == "grey":
         return (rng.uniform(0.25, 0.8) + rng.vector([-0.03] * 3, [0.03] * 3)).clamp(0.0, 1.0)
+    if scheme == "skin":
+        tone = rng.uniform(0.25, 0.95)
+        return torch.tensor([tone, tone * rng.uniform(0.7, 0.8), tone * rng.uniform(0.55, 0.7)], dtype=F64)
     if scheme == "dark":
         return rng.vector([0.02] * 3, [0.12] * 3)
     if scheme == "bright":
@@ -434,8 +443,9 @@ def _sky_texture(rng: Sampler, dome_radius: float) -> torch.Tensor:
 
 
 def _natural_surfaces(rng: Sampler, environment: str, dome_radius: float, scales: torch.Tensor,
-                      layout: Layout | None) -> torch.Tensor:
-    """Image-texture rows: environment (walls often share one paint), objects, then the layout's surfaces."""
+                      layout: Layout | None, people: tuple[str, ...]) -> torch.Tensor:
+    """Image-texture rows: environment (walls often share one paint), objects, the layout's surfaces, then the
+    people's (``people``: their materials)."""
     if environment == "room":
         wall = _image_texture(rng, "wall")
         walls = [wall if rng.chance(0.7) else _image_texture(rng, "wall") for _ in range(4)]
@@ -450,6 +460,7 @@ def _natural_surfaces(rng: Sampler, environment: str, dome_radius: float, scales
         if material in _FITTED:
             _fit_to_panel(row, *layout.surface_bounds(index))
         fittings.append(row)
+    fittings += [_image_texture(rng, material) for material in people]
     return torch.stack(env + objects + fittings)
 
 
@@ -479,8 +490,8 @@ def _path_kind(rng: Sampler, config: SyntheticConfig) -> str:
 
 
 def _procedural_surfaces(rng: Sampler, environment: str, dome_radius: float, scales: torch.Tensor,
-                         layout: Layout | None) -> torch.Tensor:
-    """Procedural texture rows: environment, objects, then the layout's surfaces."""
+                         layout: Layout | None, people: tuple[str, ...]) -> torch.Tensor:
+    """Procedural texture rows: environment, objects, then the layout's and the people's surfaces."""
     if environment == "room":
         env_surfaces = [_texture(rng, (0.05, 2.0)) for _ in range(NUM_ENV_SURFACES)]
     else:
@@ -489,11 +500,40 @@ def _procedural_surfaces(rng: Sampler, environment: str, dome_radius: float, sca
         env_surfaces += [torch.zeros(TEX_SIZE, dtype=F64)] * (NUM_ENV_SURFACES - 2)
     object_surfaces = [_texture(rng, (0.02, max(0.1, 2 * float(s.max())))) for s in scales]
     fittings = []
-    for material in (layout.materials if layout else ()):
+    for material in (layout.materials if layout else ()) + people:
         row = _texture(rng, (0.02, 1.0))
         row[TEX_EMISSIVE] = float(material in EMISSIVE_MATERIALS)
         fittings.append(row)
     return torch.stack(env_surfaces + object_surfaces + fittings)
+
+
+def _people(rng: Sampler, environment: str, room: torch.Tensor, dome_radius: float, c2w: torch.Tensor,
+            times: torch.Tensor, layout: Layout, positions: torch.Tensor, scales: torch.Tensor) -> Walkers:
+    """0-2 people walking in a room, 0-4 in an open scene (see `layout.walkers`)."""
+    if environment == "room":
+        bound_lo, bound_hi = torch.tensor([-room[0], -room[1], 0.0], dtype=F64), room.clone()
+        count, distance = rng.integer(0, 2), (1.0, 6.0)
+    else:
+        reach = 0.5 * dome_radius
+        bound_lo = torch.tensor([-reach, -reach, 0.0], dtype=F64)
+        bound_hi = torch.tensor([reach, reach, 10.0], dtype=F64)
+        count, distance = rng.integer(0, 4), (2.0, 15.0)
+    return walkers(rng, times, bound_lo, bound_hi, c2w, layout, (positions, scales.norm(dim=-1)), count, distance)
+
+
+def _boxes(layout: Layout | None, people: Walkers | None, frames: int):
+    """The scene's boxes: per-frame ``lo, hi (T, F, 3)``, surface offsets ``(F,)`` past the objects' rows, and
+    which move ``(F,)``: the layout's (static) first, then the people's."""
+    lo = [layout.lo.expand(frames, -1, -1)] if layout else [torch.zeros(frames, 0, 3, dtype=F64)]
+    hi = [layout.hi.expand(frames, -1, -1)] if layout else [torch.zeros(frames, 0, 3, dtype=F64)]
+    surface = [layout.surface] if layout else [torch.zeros(0, dtype=torch.long)]
+    if people is not None:
+        lo.append(people.lo)
+        hi.append(people.hi)
+        surface.append(len(layout.materials) + people.surface)
+    moving = torch.cat([torch.zeros(len(surface[0]), dtype=torch.bool),
+                        torch.ones(sum(len(s) for s in surface[1:]), dtype=torch.bool)])
+    return torch.cat(lo, dim=1), torch.cat(hi, dim=1), torch.cat(surface), moving
 
 
 def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> SyntheticScene:
@@ -510,23 +550,24 @@ def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Synt
     shake = rng.chance(config.shake_probability)
     if shake:
         c2w = add_shake(rng, c2w, times, arena.scale)
-    layout = None
+    layout = people = None
     if config.furnish:
         eyes = c2w[:, :3, 3]
         layout = furnish_room(rng, room, eyes) if environment == "room" else furnish_open(rng, dome_radius, eyes)
     kinds, scales, rotations, positions, dynamic = _objects(rng, config, environment, arena, room, dome_radius,
                                                             K, c2w, times, layout)
+    if config.furnish:
+        people = _people(rng, environment, room, dome_radius, c2w, times, layout, positions, scales)
     make_surfaces = _natural_surfaces if config.textures == "natural" else _procedural_surfaces
-    surfaces = make_surfaces(rng, environment, dome_radius, scales, layout)
+    surfaces = make_surfaces(rng, environment, dome_radius, scales, layout, people.materials if people else ())
     light_dir = direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 75)))
     ambient, light_colour = rng.uniform(0.25, 0.55), 1.0 - rng.vector([0.0] * 3, [0.15] * 3)
-    box_lo = layout.lo if layout else torch.zeros(0, 3, dtype=F64)
-    box_hi = layout.hi if layout else torch.zeros(0, 3, dtype=F64)
+    boxes = _boxes(layout, people, len(times))
     return SyntheticScene(
         seed=seed, environment=environment, path_kind=path_kind, shake=shake, K=K, c2w=c2w, room=room,
         dome_radius=dome_radius, object_kind=kinds, object_scale=scales, object_rotation=rotations,
         object_position=positions, object_dynamic=dynamic, surfaces=surfaces, light_dir=light_dir, ambient=ambient,
-        light_colour=light_colour, textures=config.textures, box_lo=box_lo, box_hi=box_hi,
-        box_surface=NUM_ENV_SURFACES + len(kinds) + (layout.surface if layout else torch.zeros(0, dtype=torch.long)),
-        box_rect=screen_rects(box_lo, box_hi, K, c2w, config.height, config.width),
+        light_colour=light_colour, textures=config.textures, box_lo=boxes[0], box_hi=boxes[1],
+        box_surface=NUM_ENV_SURFACES + len(kinds) + boxes[2], box_dynamic=boxes[3],
+        box_rect=screen_rects(boxes[0], boxes[1], K, c2w, config.height, config.width),
         photometric=sample_photometric(seed) if config.augment else None)
