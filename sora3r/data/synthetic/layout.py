@@ -165,7 +165,7 @@ class _Builder:
     def __init__(self, bound_lo: torch.Tensor, bound_hi: torch.Tensor, eyes: torch.Tensor):
         self.bound_lo, self.bound_hi, self.eyes = bound_lo, bound_hi, eyes
         self.boxes: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-        self.taken: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.taken_lo, self.taken_hi = torch.zeros(0, 3, dtype=F64), torch.zeros(0, 3, dtype=F64)  # placed pieces
         self.materials: list[str] = []
         self.supports: list[torch.Tensor] = []
 
@@ -173,8 +173,8 @@ class _Builder:
         if bool((lo < self.bound_lo - 1e-9).any() or (hi > self.bound_hi + 1e-9).any()):
             return False
         near = ((self.eyes > lo - clearance) & (self.eyes < hi + clearance)).all(dim=1)
-        return not bool(near.any()) and all(bool((lo >= h + gap).any() or (hi <= l - gap).any())
-                                            for l, h in self.taken)
+        apart = ((lo >= self.taken_hi + gap) | (hi <= self.taken_lo - gap)).any(dim=1)  # along some axis
+        return not bool(near.any()) and bool(apart.all())
 
     def add(self, boxes: list[tuple[torch.Tensor, torch.Tensor, int]], slots: tuple[str, ...], tops: tuple[int, ...],
             clearance: float = _CAMERA_CLEARANCE, gap: float = _GAP) -> bool:
@@ -184,7 +184,7 @@ class _Builder:
         hi = torch.stack([b[1] for b in boxes]).amax(dim=0)
         if not self.fits(lo, hi, clearance, gap):
             return False
-        self.taken.append((lo, hi))
+        self.taken_lo, self.taken_hi = torch.cat([self.taken_lo, lo[None]]), torch.cat([self.taken_hi, hi[None]])
         used = sorted({slot for _, _, slot in boxes})  # a piece's unused materials get no surface
         surface = {slot: len(self.materials) + i for i, slot in enumerate(used)}
         self.materials += [slots[slot] for slot in used]

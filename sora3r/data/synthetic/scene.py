@@ -407,23 +407,22 @@ def _image_texture(rng: Sampler, material: str, span_scale: float = 1.0, emissiv
     picks, span, contrast, scheme = _MATERIALS[material]
     choices = _MATERIAL_BANK[material]
     index = choices[rng.integer(0, len(choices) - 1)]
-    row = torch.zeros(IMG_SIZE, dtype=F64)
-    row[IMG_INDEX] = index
-    row[IMG_DENSITY] = BASE / (rng.log_uniform(*span) * span_scale)
+    density = BASE / (rng.log_uniform(*span) * span_scale)
     angle = rng.uniform(0, 2 * math.pi) if rng.chance(0.3) else rng.integer(0, 3) * math.pi / 2
-    row[IMG_ROTATION] = torch.tensor([math.cos(angle), math.sin(angle)], dtype=F64)
-    row[IMG_OFFSET] = rng.vector([0.0, 0.0], [2.0 * BASE, 2.0 * BASE])
-    row[IMG_CONTRAST] = rng.uniform(*contrast)
+    offset = rng.vector([0.0, 0.0], [2.0 * BASE, 2.0 * BASE]).tolist()
+    stretch = rng.uniform(*contrast)
     colour = _scheme_colour(rng, scheme)
     if BANK[index].colour:  # keep the texture's own colours, tinted
-        row[IMG_BASE] = 0.0
-        row[IMG_GAIN] = rng.vector([0.75] * 3, [1.15] * 3) * (0.5 + 0.5 * colour.mean())
+        base = [0.0] * 3
+        gain = (rng.vector([0.75] * 3, [1.15] * 3) * (0.5 + 0.5 * colour.mean())).tolist()
     else:
         dark = colour * rng.uniform(0.15, 0.7) if rng.chance(0.8) else _scheme_colour(rng, scheme)
-        row[IMG_BASE] = dark
-        row[IMG_GAIN] = colour - dark
-    row[IMG_EMISSIVE] = float(emissive)
-    return row
+        base, gain = dark.tolist(), (colour - dark).tolist()
+    row = [0.0] * IMG_SIZE  # a list, filled by the layout's names, then one tensor (cheaper than tensor writes)
+    row[IMG_INDEX], row[IMG_DENSITY], row[IMG_CONTRAST], row[IMG_EMISSIVE] = index, density, stretch, float(emissive)
+    row[IMG_ROTATION], row[IMG_OFFSET] = [math.cos(angle), math.sin(angle)], offset
+    row[IMG_BASE], row[IMG_GAIN] = base, gain
+    return torch.tensor(row, dtype=F64)
 
 
 def _sky_texture(rng: Sampler, dome_radius: float) -> torch.Tensor:
