@@ -20,9 +20,10 @@ import trimesh
 from sora3r.data.synthetic.augment import augment_rgb
 from sora3r.data.synthetic.meshes import scene_mesh_at
 from sora3r.data.synthetic.raycast import PRIMITIVES, cast, stack_scenes
+from sora3r.data.synthetic.paths import PATH_KINDS
+from sora3r.data.synthetic.sampler import axis_angle_matrix, look_at
 from sora3r.data.synthetic.scene import (
-    ENVIRONMENTS, PATH_KINDS, SYNTHETIC_PRESETS, SyntheticConfig, SyntheticScene, axis_angle_matrix, look_at,
-    sample_scene, synthetic_config,
+    ENVIRONMENTS, SYNTHETIC_PRESETS, SyntheticConfig, SyntheticScene, sample_scene, synthetic_config,
 )
 from sora3r.data.types import Sequence
 

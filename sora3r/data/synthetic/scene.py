@@ -16,8 +16,8 @@ from sora3r.data.synthetic.augment import sample_photometric
 from sora3r.data.synthetic.layout import (
     EMISSIVE_MATERIALS, Layout, Walkers, furnish_open, furnish_room, screen_rects, walkers,
 )
-from sora3r.data.synthetic.paths import CLASSIC_PATHS, PATH_KINDS, Arena, add_shake, camera_path
-from sora3r.data.synthetic.sampler import F64, Sampler, axis_angle_matrix, direction, look_at
+from sora3r.data.synthetic.paths import CLASSIC_PATHS, Arena, add_shake, camera_path
+from sora3r.data.synthetic.sampler import F64, Sampler, axis_angle_matrix, direction
 from sora3r.data.synthetic.textures import (
     BANK, BASE, IMG_BASE, IMG_CONTRAST, IMG_DENSITY, IMG_EMISSIVE, IMG_GAIN, IMG_INDEX, IMG_OFFSET, IMG_ROTATION,
     IMG_SIZE, bank_indices,
