@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from sora3r.data.synthetic import SyntheticConfig, render_batch, split_seed
-from sora3r.models.vae import build_video_vae, pointmap_vae_from_video_vae
+from sora3r.models.vae import build_vae, pointmap_vae_from_video_vae
 from sora3r.train.pointmap_vae import PointmapVAEConfig, round_trip_error, train_pointmap_vae
 
 CLIP = dict(num_frames=17, height=64, width=96)
@@ -43,7 +43,7 @@ def main() -> None:
                 "video-VAE init, plain": (args.video_vae, False)}
     rows = []
     for name, (init, squash) in variants.items():
-        start = pointmap_vae_from_video_vae(build_video_vae(init or "tiny")).to(device).eval()
+        start = pointmap_vae_from_video_vae(build_vae(init or "tiny")).to(device).eval()
         before = round_trip_error(start, squash, test)
         output = Path(args.out) / name.replace(" ", "_").replace(",", "")
         summary = train_pointmap_vae(PointmapVAEConfig(
@@ -51,7 +51,7 @@ def main() -> None:
             batch_size=args.batch_size, lr=3e-4, warmup_steps=200, checkpoint_mode="light", checkpoint_every=10**6,
             log_every=5,
             data_workers=args.workers, **CLIP))
-        trained = build_video_vae(output / "model").to(device).eval()
+        trained = build_vae(output / "model").to(device).eval()
         rows.append((name, before, round_trip_error(trained, squash, test), summary["step"]))
     print(f"pointmap VAE round-trip error (mean point distance / mean point norm), {args.test_clips} held-out clips "
           f"{CLIP['num_frames']}x{CLIP['height']}x{CLIP['width']}, {args.minutes} min each on {device}")

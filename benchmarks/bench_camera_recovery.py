@@ -43,7 +43,7 @@ def _median_seconds(call, device: torch.device, repeats: int) -> float:
 
 
 def _errors(estimate: CameraEstimate, clip: dict, inlier: torch.Tensor) -> tuple[float, float, float]:
-    points, c2w, K, depth = clip["points"][0], clip["c2w"][0], clip["K"][0], clip["depth"][0]
+    points, c2w, K, depth = clip.points[0], clip.c2w[0], clip.K[0], clip.depth[0]
     focal = float((estimate.focal / K[0, 0] - 1).abs())
     _, est = to_first_frame(points, estimate.c2w)
     _, true = to_first_frame(points, c2w)
@@ -67,7 +67,7 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     clip = render_batch([args.seed], SyntheticConfig(args.frames, args.height, args.width), device)
-    points = clip["points"][0]
+    points = clip.points[0]
     outlier = torch.rand(points.shape[:-1], device=device) < args.outliers
     low, high = points.reshape(-1, 3).min(0).values, points.reshape(-1, 3).max(0).values
     corrupted = torch.where(outlier[..., None], low + (high - low) * torch.rand_like(points), points)

@@ -70,7 +70,7 @@ def _parts_ms(config, batch: int, device: torch.device, repeats: int) -> tuple[f
     scenes = [sample_scene(s, config) for s in _fresh_seeds(batch)]
     out = render_scenes(scenes, dataclasses.replace(config, augment=False), device)
     params = torch.stack([s.photometric for s in scenes])
-    augment = _seconds(lambda: augment_rgb(out["rgb"], params, out["points"], out["c2w"], out["K"]), device, repeats)
+    augment = _seconds(lambda: augment_rgb(out.rgb, params, out.points, out.c2w, out.K), device, repeats)
     return draw / batch * 1000.0, augment / batch * 1000.0
 
 

@@ -20,7 +20,8 @@ import torch
 
 from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
 from sora3r.eval.depth import depth_metrics
-from sora3r.geometry import apply_sim3, to_first_frame, umeyama
+from sora3r.eval.quick import centre_ate, point_error
+from sora3r.geometry import to_first_frame
 from sora3r.pipeline import Sora3RPipeline
 
 GREY = 128  # the uint8 value of the input-blind clip
@@ -30,19 +31,8 @@ def clip_scores(points: torch.Tensor, depth: torch.Tensor, c2w: torch.Tensor, se
     """Abs Rel, delta<1.25, point error and centre ATE of one prediction against the sequence's ground truth."""
     scores = depth_metrics(depth, seq.depth, seq.valid, align="scale")
     gt_points, gt_c2w = to_first_frame(seq.points, seq.c2w)
-    valid = seq.valid
-    s, R, t = umeyama(points[valid].double(), gt_points[valid].double())
-    aligned = apply_sim3(s, R, t, points[valid].double())
-    point_error = (aligned - gt_points[valid]).norm(dim=-1).mean() / gt_points[valid].norm(dim=-1).mean()
-    gt_centres, centres = gt_c2w[:, :3, 3].double(), c2w[:, :3, 3].double()
-    if (centres - centres.mean(0)).norm(dim=-1).max() < 1e-9:  # coincident centres: the best fit is the centroid
-        centres = gt_centres.mean(0).expand_as(gt_centres)
-    else:
-        s, R, t = umeyama(centres, gt_centres)
-        centres = apply_sim3(s, R, t, centres)
-    ate = (centres - gt_centres).square().sum(-1).mean().sqrt()
-    return {"abs_rel": scores["abs_rel"], "delta_1.25": scores["delta_1.25"], "point_error": float(point_error),
-            "ate": float(ate)}
+    return {"abs_rel": scores["abs_rel"], "delta_1.25": scores["delta_1.25"],
+            "point_error": point_error(points, gt_points, seq.valid), "ate": centre_ate(c2w, gt_c2w)}
 
 
 def static_prediction(seq) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

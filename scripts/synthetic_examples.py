@@ -37,8 +37,8 @@ def contact_sheet(seeds: list[int], height: int, width: int, frame: int = 8) -> 
     default = synthetic_config("default", num_frames=17, height=height, width=width)
     realistic = synthetic_config("realistic", num_frames=17, height=height, width=width)
     clean = render_batch(seeds, dataclasses.replace(realistic, augment=False))
-    tiles = [render_batch(seeds, default)["rgb"][:, frame].numpy(), clean["rgb"][:, frame].numpy(),
-             render_batch(seeds, realistic)["rgb"][:, frame].numpy(), _depth_colours(clean["depth"][:, frame])]
+    tiles = [render_batch(seeds, default).rgb[:, frame].numpy(), clean.rgb[:, frame].numpy(),
+             render_batch(seeds, realistic).rgb[:, frame].numpy(), _depth_colours(clean.depth[:, frame])]
     sheet = Image.new("RGB", (len(seeds) * width, len(ROWS) * (height + _LABEL)), "white")
     draw = ImageDraw.Draw(sheet)
     for row, (title, images) in enumerate(zip(ROWS, tiles)):

@@ -23,12 +23,13 @@ from annotated_types import Interval, MinLen
 
 from sora3r.data.datasets import DATASETS, dataset_reader
 from sora3r.data.synthetic import SPLIT_SEEDS
-from sora3r.eval.depth import DEPTH_ALIGNMENTS
 from sora3r.eval.methods import METHODS
 from sora3r.export import EXPORT_FORMATS
 from sora3r.fs import atomic_output_dir
+from sora3r.geometry.align import DEPTH_ALIGN_MODES
+from sora3r.geometry.stitch import DEFAULT_OVERLAP
 from sora3r.options import Count, Seed, check_device, check_fields, invalid
-from sora3r.reconstruction import Reconstruction
+from sora3r.types import Reconstruction
 
 Output = Annotated[Path, tyro.conf.arg(aliases=("-o",))]
 ExportFormat = Literal[EXPORT_FORMATS]
@@ -41,6 +42,7 @@ def ground_truth_reconstruction(seq) -> Reconstruction:
 
     points, c2w = to_first_frame(seq.points, seq.c2w)
     return Reconstruction(points=points, depth=seq.depth, c2w=c2w, K=seq.K, rgb=seq.rgb, valid=seq.valid,
+                          timestamps=seq.timestamps,
                           metadata={"method": "ground truth", "source": seq.name, "scale": "metric"})
 
 
@@ -51,6 +53,8 @@ class ModelOptions:
     model: Path | None = None  # model folder (unset: the bundled model shipped with the package)
     steps: Count | None = None  # sampling steps (unset: the model's default)
     seed: Seed = 0  # seed of the sampling noise
+    samples: Count = 1  # samples per window (more than 1: their mean, and a per-pixel confidence from their spread)
+    overlap: Count = DEFAULT_OVERLAP  # frames consecutive windows of a long video share
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, ...
 
     def __post_init__(self):
@@ -81,6 +85,7 @@ class Synth:
         from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
         from sora3r.data.video import write_video
         from sora3r.export import write_npz
+        from sora3r.text import plural
 
         config = SyntheticConfig(num_frames=self.frames, height=self.height, width=self.width)
         with atomic_output_dir(self.output, self.overwrite, what="sora3r synth") as staging:
@@ -89,7 +94,7 @@ class Synth:
                 folder = staging / seq.name
                 write_video(folder / "rgb.mp4", seq.rgb, fps=10)
                 write_npz(folder / "ground_truth.npz", ground_truth_reconstruction(seq))
-        print(f"wrote {self.num} clips to {self.output}")
+        print(f"wrote {plural(self.num, 'clip')} to {self.output}")
         return 0
 
 
@@ -114,26 +119,33 @@ class Reconstruct(ModelOptions):
             raise invalid("intrinsics", self.intrinsics, "the focal lengths FX and FY must be positive (pixels)")
 
     def run(self) -> int:
-        from sora3r.data.video import read_video
+        from sora3r.data.video import adjust_intrinsics, load_video
         from sora3r.export import export_all
+        from sora3r.geometry.projection import intrinsics_matrix
         from sora3r.pipeline import Sora3RPipeline
+        from sora3r.text import plural
 
         with atomic_output_dir(self.output, self.overwrite, inputs=(self.video, self.model),
                                what="sora3r reconstruct") as staging:
-            frames = read_video(self.video, max_frames=self.max_frames, stride=self.stride)
             pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
-            window = pipeline.clip_shape[0]
-            if len(frames) < window:
+            window, height, width = pipeline.clip_shape
+            # Each frame is resized to the model's grid as it is decoded: memory does not grow with the resolution.
+            clip = load_video(self.video, max_frames=self.max_frames, stride=self.stride, size=(height, width))
+            if len(clip.rgb) < window:
                 kept = "" if (self.stride, self.max_frames) == (1, None) else \
                     f" (stride {self.stride}, at most {self.max_frames})"
-                count = f"{len(frames)} frame" + ("" if len(frames) == 1 else "s")
-                raise ValueError(f"{self.video}: {count}{kept}; the model needs at least {window}")
+                raise ValueError(f"{self.video}: {plural(len(clip.rgb), 'frame')}{kept}; the model needs at least "
+                                 f"{window}")
             K = None
             if self.intrinsics is not None:
-                fx, fy, cx, cy = self.intrinsics
-                K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-            rec = pipeline.reconstruct(frames, K=K, num_steps=self.steps, seed=self.seed, progress=True)
+                K = intrinsics_matrix(*self.intrinsics, dtype=torch.float64)
+                K = adjust_intrinsics(K, clip.affine)  # pixels of the upright input -> pixels of the read frames
+            rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True,
+                                       num_samples=self.samples, overlap=self.overlap)
             rec.metadata["source"] = str(self.video)
+            model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
+            rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
+            rec.timestamps = clip.timestamps
             export_all(staging, rec, formats=self.formats)
         view = f"; view with: sora3r view {self.output}/reconstruction.npz" if "npz" in self.formats else ""
         print(f"wrote {', '.join(self.formats)} to {self.output}{view}")
@@ -193,13 +205,13 @@ class Eval(ModelOptions):
 
     method: Literal[tuple(METHODS)]
     """sora3r (the model) | oracle (ground-truth points through the same camera recovery) | static (identity poses,
-    constant depth)"""
+    constant depth) | blind (the model on a uniform grey clip: what it predicts without reading the video)"""
     dataset: Literal[tuple(DATASETS)]  # the dataset's reader and protocol (docs/datasets.md)
     root: Path | None = None  # dataset folder (the synthetic set needs none)
     output: Output  # folder for summary.json, per_sequence.json, results.md and plots/
     overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
     max_sequences: Count | None = None  # stop after this many sequences (unset: all)
-    depth_align: Literal[DEPTH_ALIGNMENTS] | None = None
+    depth_align: Literal[DEPTH_ALIGN_MODES] | None = None
     """per-sequence depth alignment of the prediction to ground truth (unset: scale&shift, the protocol's choice for
     relative depth)"""
     option: tyro.conf.UseAppendAction[tuple[str, ...]] = ()
@@ -228,14 +240,16 @@ class Eval(ModelOptions):
 
     def run(self) -> int:
         from sora3r.eval.runner import run_eval
+        from sora3r.text import plural
 
         if self.root is not None and not self.root.is_dir():
             raise FileNotFoundError(f"--root {self.root}: no such folder")
-        method_options = {"model": self.model, "num_steps": self.steps, "seed": self.seed, "device": self.device}
+        method_options = {"model": self.model, "num_steps": self.steps, "seed": self.seed, "device": self.device,
+                          "num_samples": self.samples, "overlap": self.overlap}
         summary = run_eval(self.method, self.dataset, self.root, self.output, max_sequences=self.max_sequences,
                            method_options=method_options, dataset_options=self.dataset_options(),
                            depth_align=self.depth_align, overwrite=self.overwrite)
-        print(f"wrote {self.output}/results.md ({summary['num_sequences']} sequences, "
+        print(f"wrote {self.output}/results.md ({plural(summary['num_sequences'], 'sequence')}, "
               f"{summary['num_failed']} failed)")
         return 0 if summary["num_failed"] == 0 else 1
 
@@ -253,7 +267,7 @@ class Demo(ModelOptions):
         from sora3r.data.video import write_video
         from sora3r.export import export_all, write_npz
         from sora3r.pipeline import Sora3RPipeline
-        from sora3r.viz.plots import plot_trajectories
+        from sora3r.viz.plots import plot_pose_alignment
 
         with atomic_output_dir(self.output, self.overwrite, inputs=(self.model,), what="sora3r demo") as staging:
             pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
@@ -262,16 +276,19 @@ class Demo(ModelOptions):
             seq = render_clip(split_seed("test", self.clip), config)
             gt = ground_truth_reconstruction(seq)
             reconstructions = {
-                "sora3r": pipeline.reconstruct(seq.rgb, num_steps=self.steps, seed=self.seed, progress=True),
+                "sora3r": pipeline.reconstruct(seq.rgb, num_steps=self.steps, seed=self.seed, progress=True,
+                                               num_samples=self.samples, overlap=self.overlap),
                 "oracle": METHODS["oracle"]()(seq),
                 "static": METHODS["static"]()(seq),
             }
             results = _score(reconstructions, seq, gt)
             _print_scores(results, f"{seq.name}: {num_frames} frames {height}x{width} (held-out synthetic test clip)")
+            reconstructions["sora3r"].timestamps = seq.timestamps
             export_all(staging, reconstructions["sora3r"])
             write_npz(staging / "ground_truth.npz", gt)
             write_video(staging / "input.mp4", seq.rgb, fps=10)
-            plot_trajectories(staging / "trajectory.png", reconstructions["sora3r"].c2w, gt.c2w, title=seq.name)
+            plot_pose_alignment(staging / "trajectory.png", reconstructions["sora3r"].c2w, gt.c2w, "sim3",
+                                title=seq.name)
             (staging / "metrics.json").write_text(json.dumps(results, indent=2))
         print(f"wrote {self.output}; view with: sora3r view {self.output}/reconstruction.npz")
         return 0
@@ -299,5 +316,5 @@ def _print_scores(results: dict[str, dict], title: str) -> None:
     for key in keys:
         table.add_column(key, justify="right")
     for name, scores in results.items():
-        table.add_row(name, *(f"{scores[key]:.4f}" for key in keys))
+        table.add_row(name, *("undefined" if scores[key] is None else f"{scores[key]:.4f}" for key in keys))
     Console().print(table)

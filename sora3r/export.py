@@ -22,7 +22,8 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from sora3r.fs import atomic_output_path
-from sora3r.reconstruction import Reconstruction
+from sora3r.geometry.transforms import pose_array
+from sora3r.types import Reconstruction
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -37,23 +38,17 @@ __all__ = [
 
 EXPORT_FORMATS = ("npz", "ply", "glb", "tum", "colmap")
 
+FRUSTUM_FRACTION = 0.05  # default depth of a camera frustum in scene.glb, relative to the median point distance
 # OpenCV camera axes (y down, z forward) -> glTF / OpenGL axes (y up, z backward).
 _OPENCV_TO_GLTF = np.diag([1.0, -1.0, -1.0, 1.0])
 
 _NPZ_FORMAT_VERSION = 1
 _NPZ_REQUIRED = ("points", "depth", "c2w", "K", "rgb", "metadata")
-_NPZ_OPTIONAL = ("confidence", "valid")
+_NPZ_OPTIONAL = ("confidence", "valid", "timestamps")
 
 
 def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def _check_poses(c2w: np.ndarray, target: Path) -> None:
-    if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
-        raise ValueError(f"{target}: c2w must have shape (T, 4, 4), got {tuple(c2w.shape)}")
-    if not np.isfinite(c2w).all():
-        raise ValueError(f"{target}: c2w contains NaN or infinite values")
 
 
 def _check_reconstruction(rec: Reconstruction, target: Path) -> None:
@@ -77,14 +72,22 @@ def _check_reconstruction(rec: Reconstruction, target: Path) -> None:
         raise ValueError(f"{target}: rgb must be uint8, got {rec.rgb.dtype}")
     if rec.valid is not None and rec.valid.dtype != torch.bool:
         raise ValueError(f"{target}: valid must be bool, got {rec.valid.dtype}")
-    c2w = _numpy(rec.c2w)
-    _check_poses(c2w, target)
+    c2w = pose_array(rec.c2w, f"{target}: c2w")
     if c2w.shape[0] != t:
         raise ValueError(f"{target}: c2w has {c2w.shape[0]} poses but points have {t} frames")
     if tuple(rec.K.shape) != (3, 3):
         raise ValueError(f"{target}: K must have shape (3, 3), got {tuple(rec.K.shape)}")
     if not torch.isfinite(rec.K).all():
         raise ValueError(f"{target}: K contains NaN or infinite values")
+    if rec.timestamps is not None:
+        _check_timestamps(_numpy(rec.timestamps), t, target)
+
+
+def _check_timestamps(stamps: np.ndarray, num_frames: int, target: Path) -> None:
+    if stamps.shape != (num_frames,):
+        raise ValueError(f"{target}: timestamps must have shape ({num_frames},), got {tuple(stamps.shape)}")
+    if not np.isfinite(stamps).all():
+        raise ValueError(f"{target}: timestamps contain NaN or infinite values")
 
 
 @dataclass
@@ -175,7 +178,7 @@ def write_glb(
     if cameras:
         if frustum_size is None:
             radius = np.median(np.linalg.norm(selected.xyz, axis=1)) if len(selected.xyz) else 1.0
-            frustum_size = 0.05 * float(radius) if radius > 0 else 0.05
+            frustum_size = FRUSTUM_FRACTION * (float(radius) if radius > 0 else 1.0)
         segments = _frustum_segments(
             _numpy(rec.c2w).astype(np.float64),
             _numpy(rec.K).astype(np.float64),
@@ -195,18 +198,70 @@ def write_tum(
 
     ``timestamps`` ``(T,)`` in seconds; frame indices when ``None``.
     """
-    c2w = _numpy(c2w).astype(np.float64)
-    _check_poses(c2w, Path(path))
+    c2w = pose_array(c2w, f"{path}: c2w")
     stamps = np.arange(len(c2w), dtype=np.float64) if timestamps is None else _numpy(timestamps).astype(np.float64)
-    if stamps.shape != (len(c2w),):
-        raise ValueError(f"{path}: timestamps must have shape ({len(c2w)},), got {tuple(stamps.shape)}")
-    if not np.isfinite(stamps).all():
-        raise ValueError(f"{path}: timestamps contain NaN or infinite values")
+    _check_timestamps(stamps, len(c2w), Path(path))
     quat_xyzw = Rotation.from_matrix(c2w[:, :3, :3]).as_quat()
     rows = np.concatenate([stamps[:, None], c2w[:, :3, 3], quat_xyzw], axis=1)
     with atomic_output_path(path) as tmp:
         np.savetxt(tmp, rows, fmt="%.9f", header="timestamp tx ty tz qx qy qz qw")
     return Path(path)
+
+
+def _reprojection_errors(selected: _SelectedPoints, w2c: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixel distance between each point projected into the frame that observed it and its pixel (COLMAP's "error"
+    column); -1 for a point at z = 0, which has no finite projection."""
+    xyz = selected.xyz.astype(np.float64)
+    cam = np.einsum("nij,nj->ni", w2c[selected.frame, :3, :3], xyz) + w2c[selected.frame, :3, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        projected = (cam @ K.T)[:, :2] / cam[:, 2:3]
+    error = np.linalg.norm(projected - selected.pixel, axis=1)
+    return np.where(np.isfinite(error), error, -1.0)
+
+
+def _colmap_cameras(K: np.ndarray, height: int, width: int) -> str:
+    """``cameras.txt``: one PINHOLE camera, principal point shifted by +0.5 px to COLMAP's pixel convention."""
+    # .tolist() gives Python floats, whose repr is the shortest exact round-trip text.
+    fx, fy, cx, cy = (K[[0, 1, 0, 1], [0, 1, 2, 2]] + [0.0, 0.0, 0.5, 0.5]).tolist()
+    return ("# Camera list with one line of data per camera:\n#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n"
+            f"1 PINHOLE {width} {height} {fx!r} {fy!r} {cx!r} {cy!r}\n")
+
+
+def _colmap_images(w2c: np.ndarray, image_names: Sequence[str], selected: _SelectedPoints,
+                   first_of_frame: np.ndarray) -> str:
+    """``images.txt``: per image its world-to-camera pose line and its 2D points with the ids of their 3D points."""
+    quat_xyzw = Rotation.from_matrix(w2c[:, :3, :3]).as_quat().tolist()
+    translations = w2c[:, :3, 3].tolist()
+    point_ids = np.arange(1, len(selected.frame) + 1)
+    pixel_colmap = selected.pixel + 0.5
+    lines = [
+        "# Image list with two lines of data per image:",
+        "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+        "#   POINTS2D[] as (X, Y, POINT3D_ID)",
+    ]
+    for i, name in enumerate(image_names):
+        qx, qy, qz, qw = quat_xyzw[i]
+        tx, ty, tz = translations[i]
+        lines.append(f"{i + 1} {qw!r} {qx!r} {qy!r} {qz!r} {tx!r} {ty!r} {tz!r} 1 {name}")
+        in_frame = slice(first_of_frame[i], first_of_frame[i + 1])
+        observations = zip(pixel_colmap[in_frame].tolist(), point_ids[in_frame].tolist())
+        lines.append(" ".join(f"{u!r} {v!r} {pid}" for (u, v), pid in observations))
+    return "\n".join(lines) + "\n"
+
+
+def _colmap_points(selected: _SelectedPoints, error: np.ndarray, first_of_frame: np.ndarray) -> str:
+    """``points3D.txt``: each point with its colour, reprojection error and its one-observation track."""
+    point_ids = np.arange(1, len(selected.frame) + 1)
+    # Row of each point in its image's POINTS2D list (points are grouped by frame, in order).
+    point2d_idx = np.arange(len(selected.frame)) - first_of_frame[selected.frame]
+    lines = [
+        "# 3D point list with one line of data per point:",
+        "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)",
+    ]
+    columns = (point_ids, selected.xyz.astype(np.float64), selected.rgb, error, selected.frame, point2d_idx)
+    for pid, (x, y, z), (r, g, b), err, frame, idx in zip(*(column.tolist() for column in columns)):
+        lines.append(f"{pid} {x!r} {y!r} {z!r} {r} {g} {b} {err:.6g} {frame + 1} {idx}")
+    return "\n".join(lines) + "\n"
 
 
 def write_colmap_text(
@@ -225,7 +280,8 @@ def write_colmap_text(
     line lists the sampled pixels (every ``stride``-th row/column of valid pixels) with the id of the
     3D point they produced. Each 3D point has a one-observation track and, as its error, the
     reprojection error of that observation in pixels. With ``write_images`` the frames are also saved
-    as PNG under ``folder/images/<name>`` so the model is ready for COLMAP-based tools.
+    as PNG under ``folder/images/<name>`` so the model is ready for COLMAP-based tools. Format: COLMAP's
+    documentation, "Output Format" (text models).
     """
     selected = _select_points(rec, stride, min_confidence, Path(folder))
     t, h, w = rec.points.shape[:3]
@@ -234,64 +290,20 @@ def write_colmap_text(
     if len(image_names) != t:
         raise ValueError(f"{folder}: got {len(image_names)} image names for {t} frames")
     folder = Path(folder)
-    c2w = _numpy(rec.c2w).astype(np.float64)
-    w2c = np.linalg.inv(c2w)
+    w2c = np.linalg.inv(_numpy(rec.c2w).astype(np.float64))
     K = _numpy(rec.K).astype(np.float64)
-
-    # Reprojection of every point into the frame that observed it (the COLMAP "error" column).
-    xyz = selected.xyz.astype(np.float64)
-    cam = np.einsum("nij,nj->ni", w2c[selected.frame, :3, :3], xyz) + w2c[selected.frame, :3, 3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        projected = (cam @ K.T)[:, :2] / cam[:, 2:3]
-    error = np.linalg.norm(projected - selected.pixel, axis=1)
-    error = np.where(np.isfinite(error), error, -1.0)  # a point at z = 0 has no finite reprojection
-
-    point_ids = np.arange(1, len(xyz) + 1)
-    # Row of each point in its image's POINTS2D list (points are grouped by frame, in order).
     first_of_frame = np.searchsorted(selected.frame, np.arange(t + 1))
-    point2d_idx = np.arange(len(xyz)) - first_of_frame[selected.frame]
-
-    # .tolist() gives Python floats, whose repr is the shortest exact round-trip text.
-    fx, fy, cx, cy = (K[[0, 1, 0, 1], [0, 1, 2, 2]] + [0.0, 0.0, 0.5, 0.5]).tolist()
-    cameras_txt = "# Camera list with one line of data per camera:\n#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n"
-    cameras_txt += f"1 PINHOLE {w} {h} {fx!r} {fy!r} {cx!r} {cy!r}\n"
-
-    quat_xyzw = Rotation.from_matrix(w2c[:, :3, :3]).as_quat().tolist()
-    translations = w2c[:, :3, 3].tolist()
-    image_lines = [
-        "# Image list with two lines of data per image:",
-        "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
-        "#   POINTS2D[] as (X, Y, POINT3D_ID)",
-    ]
-    pixel_colmap = selected.pixel + 0.5
-    for i in range(t):
-        qx, qy, qz, qw = quat_xyzw[i]
-        tx, ty, tz = translations[i]
-        image_lines.append(f"{i + 1} {qw!r} {qx!r} {qy!r} {qz!r} {tx!r} {ty!r} {tz!r} 1 {image_names[i]}")
-        in_frame = slice(first_of_frame[i], first_of_frame[i + 1])
-        observations = zip(pixel_colmap[in_frame].tolist(), point_ids[in_frame].tolist())
-        image_lines.append(" ".join(f"{u!r} {v!r} {pid}" for (u, v), pid in observations))
-
-    point_lines = [
-        "# 3D point list with one line of data per point:",
-        "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)",
-    ]
-    columns = (point_ids, xyz, selected.rgb, error, selected.frame, point2d_idx)
-    for pid, (x, y, z), (r, g, b), err, frame, idx in zip(*(column.tolist() for column in columns)):
-        point_lines.append(f"{pid} {x!r} {y!r} {z!r} {r} {g} {b} {err:.6g} {frame + 1} {idx}")
-
-    for name, text in (
-        ("cameras.txt", cameras_txt),
-        ("images.txt", "\n".join(image_lines) + "\n"),
-        ("points3D.txt", "\n".join(point_lines) + "\n"),
-    ):
+    texts = {
+        "cameras.txt": _colmap_cameras(K, h, w),
+        "images.txt": _colmap_images(w2c, image_names, selected, first_of_frame),
+        "points3D.txt": _colmap_points(selected, _reprojection_errors(selected, w2c, K), first_of_frame),
+    }
+    for name, text in texts.items():
         with atomic_output_path(folder / name) as tmp:
             tmp.write_text(text)
     if write_images:
-        frames = _numpy(rec.rgb)
-        for name, frame in zip(image_names, frames):
-            target = folder / "images" / name
-            with atomic_output_path(target) as tmp:
+        for name, frame in zip(image_names, _numpy(rec.rgb)):
+            with atomic_output_path(folder / "images" / name) as tmp:
                 Image.fromarray(frame).save(tmp, format="PNG")
     return folder
 
@@ -348,8 +360,9 @@ def export_all(
 
     Files: ``reconstruction.npz``, ``points.ply``, ``scene.glb``, ``trajectory_tum.txt`` and the
     ``colmap/`` folder. ``stride`` / ``min_confidence`` apply to the point clouds (the COLMAP model
-    uses a 4x coarser grid than the clouds); ``timestamps`` to the TUM file.
+    uses a 4x coarser grid than the clouds); ``timestamps`` (default ``rec.timestamps``) to the TUM file.
     """
+    timestamps = rec.timestamps if timestamps is None else timestamps
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
         raise ValueError(f"unknown export format(s) {unknown}; choose from {list(EXPORT_FORMATS)}")

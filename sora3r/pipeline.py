@@ -1,140 +1,305 @@
-"""`Sora3RPipeline`: video -> `Reconstruction` (the one public entry for inference).
+"""`Sora3RPipeline`: video -> `Reconstruction` (the one public entry for inference), a diffusers `DiffusionPipeline`.
 
 Per window of the model's clip length T: encode the video with the video VAE, sample the pointmap latent from noise
-conditioned on the video latent (rectified-flow Euler steps), decode it with the pointmap VAE and undo the target
-normalisation. Videos longer than T are cut into windows that share their first frame with the previous window's
-last; each window is brought into the first window's frame by a Sim(3) (Umeyama) fit on that shared frame's points.
-Cameras, intrinsics and depth then come from the fused world-frame pointmaps (`sora3r.geometry.recover_cameras`).
+conditioned on the video latent (rectified-flow Euler steps over the registered scheduler's flow times), decode it with
+the pointmap VAE and undo the target normalisation. With ``num_samples = N > 1`` each window draws N samples in one
+batch: the pointmaps are their mean and the per-pixel spread of the samples gives a confidence in (0, 1]. Videos longer than T are cut into windows that share ``overlap`` frames with the previous one;
+each window is brought into the first window's frame by a robust Sim(3) fit on all the frames it shares with those
+already placed (`sora3r.geometry.stitch`), and the shared frames are cross-faded. Cameras, intrinsics and depth then
+come from the fused world-frame pointmaps (`sora3r.geometry.recover_cameras`, weighted by the confidence).
+
+Model folder (diffusers' pipeline layout, written by `save_pretrained`): ``model_index.json`` (component classes, clip
+shape ``num_frames`` / ``height`` / ``width``, ``squash``, ``sampler_steps``), ``video_vae/`` and ``pointmap_vae/``
+(diffusers ``AutoencoderKLCogVideoX``), ``transformer/`` (`sora3r.models.JointLatentTransformer`) and ``scheduler/``
+(diffusers ``FlowMatchEulerDiscreteScheduler``, whose ``shift`` sets the flow times).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 
+import diffusers
 import torch
+from diffusers import AutoencoderKLCogVideoX, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.utils import logging as diffusers_logging
 from tqdm import tqdm
 
 from sora3r.data.video import adjust_intrinsics, resize_and_crop
-from sora3r.geometry import PointmapTarget, apply_sim3, recover_cameras, umeyama
-from sora3r.models.vae import decode_latents, encode_latents
-from sora3r.reconstruction import Reconstruction
-from sora3r.train.data import rgb_to_model
-from sora3r.train.export import load_model_folder, sample_pointmap_latent
+from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
+from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras
+from sora3r.geometry.stitch import DEFAULT_OVERLAP, blend_shared, robust_sim3, window_starts
+from sora3r.models.inputs import rgb_to_model
+from sora3r.models.transformer import JointLatentTransformer
+from sora3r.models.vae import check_num_frames, decode_latents, encode_latents
+from sora3r.types import Reconstruction
 
 BUNDLED_MODEL = Path(__file__).parent / "weights" / "sora3r-tiny"
+# The files of a model folder: what `from_pretrained` requires and what a Hub download fetches.
+MODEL_FILES = ("model_index.json", "video_vae/config.json", "pointmap_vae/config.json", "transformer/config.json",
+               "scheduler/scheduler_config.json")
+_HUB_FILES = ["model_index.json", "*/*.json", "*/*.safetensors"]
+_HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # owner/name, as the Hugging Face Hub spells repository ids
+# Spread of the samples (in the window's normalised points, whose mean distance to the first camera is 1) at which the
+# confidence is 1/2: confidence = 1 / (1 + spread / SPREAD_AT_HALF_CONFIDENCE).
+SPREAD_AT_HALF_CONFIDENCE = 0.05
 
 
-def window_starts(num_frames: int, window: int) -> list[int]:
-    """First frame of each window of ``window`` frames covering ``num_frames``; consecutive windows share at least
-    one frame (the last window is moved back to end at the last frame)."""
-    if num_frames < window:
-        raise ValueError(f"the video has {num_frames} frames; the model needs at least {window}")
-    starts = list(range(0, num_frames - window + 1, window - 1))
-    if starts[-1] + window < num_frames:
-        starts.append(num_frames - window)
-    return starts
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
 
 
-class Sora3RPipeline:
-    """The three models of Sora3R plus their clip geometry.
+def check_model_folder(folder: Path) -> None:
+    """Raise a one-line error unless ``folder`` holds a sora3r model folder (checked before any weight is read).
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        ValueError: a file of :data:`MODEL_FILES` is missing, ``model_index.json`` describes another pipeline, or
+            ``transformer/`` holds another model than the joint-latent transformer.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such model folder")
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{folder}: not a sora3r model folder (missing {', '.join(missing)})")
+    index = _read_json(folder / "model_index.json")
+    if index.get("_class_name") != Sora3RPipeline.__name__:
+        raise ValueError(f"{folder}: not a sora3r model folder (model_index.json describes a "
+                         f"{index.get('_class_name')})")
+    expected = JointLatentTransformer.__name__
+    for found in (_read_json(folder / "transformer" / "config.json").get("_class_name"),
+                  (index.get("transformer") or [None, None])[-1]):
+        if found != expected:
+            raise ValueError(f"{folder / 'transformer'}: not a sora3r joint-latent transformer (found {found})")
+
+
+class Sora3RPipeline(DiffusionPipeline):
+    """The three models of Sora3R, the scheduler that sets the sampling times, and the clip geometry.
 
     Args:
-        video_vae, pointmap_vae: diffusers ``AutoencoderKLCogVideoX``.
-        transformer: ``sora3r.models.JointLatentTransformer``.
-        config: the model folder's ``sora3r.json`` (num_frames, height, width, squash, sampler_steps).
-        model_path: the folder the models came from (named in errors), if any.
+        video_vae, pointmap_vae: diffusers ``AutoencoderKLCogVideoX`` (one architecture, separate weights).
+        transformer: `sora3r.models.JointLatentTransformer`.
+        scheduler: diffusers ``FlowMatchEulerDiscreteScheduler``; its ``shift`` bends the flow times of sampling.
+        num_frames, height, width: the clip shape ``(T, H, W)`` the models were trained on (T = 8k + 1).
+        squash: whether the pointmap target is radially squashed (`sora3r.geometry.target.PointmapTarget`).
+        sampler_steps: default number of Euler steps.
     """
 
-    def __init__(self, video_vae, pointmap_vae, transformer, config: dict, model_path: Path | None = None):
-        self.video_vae = video_vae
-        self.pointmap_vae = pointmap_vae
-        self.transformer = transformer
-        self.config = config
-        self.model_path = model_path
-        self.target = PointmapTarget(squash=bool(config["squash"]))
+    model_cpu_offload_seq = "video_vae->transformer->pointmap_vae"
+
+    def __init__(self, video_vae: AutoencoderKLCogVideoX, pointmap_vae: AutoencoderKLCogVideoX,
+                 transformer: JointLatentTransformer, scheduler: FlowMatchEulerDiscreteScheduler, num_frames: int = 17,
+                 height: int = 64, width: int = 96, squash: bool = True, sampler_steps: int = DEFAULT_NUM_STEPS):
+        super().__init__()
+        check_num_frames(num_frames)
+        if sampler_steps < 1:
+            raise ValueError(f"sampler_steps must be >= 1, got {sampler_steps}")
+        self.register_modules(video_vae=video_vae, pointmap_vae=pointmap_vae, transformer=transformer,
+                              scheduler=scheduler)
+        self.register_to_config(num_frames=num_frames, height=height, width=width, squash=squash,
+                                sampler_steps=sampler_steps)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
-                        dtype: torch.dtype = torch.float32) -> "Sora3RPipeline":
-        """Load a model folder (``None``: the bundled tiny model shipped with the package)."""
-        path = BUNDLED_MODEL if path is None else Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: no such model folder")
-        *models, config = load_model_folder(path, device=device, dtype=dtype)
-        return cls(*models, config, model_path=path)
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None,
+                        device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                        **kwargs) -> "Sora3RPipeline":
+        """Load a model folder written by `save_pretrained`, or one from the Hugging Face Hub where a hub is reachable.
+
+        Args:
+            pretrained_model_name_or_path: a local folder; ``None`` for the bundled tiny model shipped with the
+                package; or a Hub id ``owner/name`` that is not a local path (fetched as `download` does it).
+            device: where the models go (``"cpu"``, ``"cuda"``, ...).
+            dtype: dtype of the weights in memory (default float32; the bundled model is stored in bfloat16);
+                diffusers' older name ``torch_dtype`` is accepted too.
+            kwargs: passed on to ``diffusers.DiffusionPipeline.from_pretrained`` (e.g. ``revision``, ``cache_dir``,
+                ``local_files_only``).
+        Raises:
+            FileNotFoundError: no such folder (nor, for a name of the form ``owner/name``, such a model on the Hub or
+                in its cache).
+            ValueError: the folder is not a sora3r model folder (see `check_model_folder`).
+        """
+        if pretrained_model_name_or_path is None:
+            folder = BUNDLED_MODEL
+        else:
+            name = os.fspath(pretrained_model_name_or_path)
+            is_hub_id = not os.path.exists(name) and _HUB_ID.fullmatch(name) is not None
+            folder = Path(cls.download(name, **kwargs) if is_hub_id else name)
+        check_model_folder(folder)
+        if dtype is None and kwargs.get("torch_dtype") is None:
+            dtype = torch.float32
+        bars_on = diffusers_logging.is_progress_bar_enabled()
+        if bars_on:  # no "Loading pipeline components" bar: loading takes a fraction of a second
+            diffusers_logging.disable_progress_bar()
+        try:
+            pipeline = super().from_pretrained(str(folder), dtype=dtype, **kwargs)
+        finally:
+            if bars_on:
+                diffusers_logging.enable_progress_bar()
+        return pipeline.to(device)
+
+    @classmethod
+    def download(cls, pretrained_model_name: str, **kwargs) -> str:
+        """The local copy of Hub repository ``owner/name`` (fetched into, or found in, the Hugging Face cache).
+
+        Takes the place of ``DiffusionPipeline.download``, which accepts components only from diffusers' own
+        libraries unless their source file ships in the repository; sora3r's transformer comes from this package.
+        ``kwargs``: ``cache_dir``, ``revision``, ``local_files_only``, ``token``, ... as in ``snapshot_download``.
+
+        Raises:
+            FileNotFoundError: the Hub cannot be reached or has no such repository, and the cache lacks it.
+        """
+        from huggingface_hub import snapshot_download
+
+        options = {key: kwargs[key] for key in _HUB_OPTIONS if kwargs.get(key) is not None}
+        try:
+            return snapshot_download(pretrained_model_name, allow_patterns=_HUB_FILES, **options)
+        except (OSError, ValueError) as error:  # network, HTTP, cache and repository-id errors of huggingface_hub
+            reason = str(error).splitlines()[0]
+            raise FileNotFoundError(f"{pretrained_model_name}: no such model folder, nor a model on the Hugging Face "
+                                    f"Hub or in its cache ({reason})") from None
 
     @property
     def clip_shape(self) -> tuple[int, int, int]:
         """``(T, H, W)`` of the clips the model was trained on."""
-        return int(self.config["num_frames"]), int(self.config["height"]), int(self.config["width"])
+        return int(self.config.num_frames), int(self.config.height), int(self.config.width)
 
     @property
-    def device(self) -> torch.device:
-        return self.transformer.device
+    def target(self) -> PointmapTarget:
+        """The normalisation the pointmap VAE decodes into (frame-0 world, unit mean distance, optional squash)."""
+        return PointmapTarget(squash=bool(self.config.squash))
+
+    def sample_pointmap_latent(self, video_latent: torch.Tensor, num_steps: int | None = None,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Scaled pointmap latent ``(B, C, t, h, w)`` for a scaled video latent, by Euler steps (no host syncs) over
+        the registered scheduler's flow times; ``num_steps`` defaults to the config's ``sampler_steps``."""
+        steps = int(num_steps or self.config.sampler_steps)
+        return euler_sample(self.transformer, video_latent.to(self.transformer.dtype), steps, generator,
+                            self.scheduler)
 
     @torch.inference_mode()
     def predict_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
-        """World-frame (= frame-0 camera), unit-mean-distance pointmaps ``float (T, H, W, 3)`` of exactly one window
-        ``uint8 (T, H, W, 3)`` at the model's clip shape."""
-        steps = int(num_steps or self.config["sampler_steps"])
+                          generator: torch.Generator | None = None,
+                          num_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """World-frame (= frame-0 camera), unit-mean-distance pointmaps of exactly one window ``uint8 (T, H, W, 3)`` at
+        the model's clip shape.
+
+        Returns:
+            ``(points float (T, H, W, 3), confidence float (T, H, W) or None)``: with ``num_samples > 1`` the mean of
+            that many samples (drawn in one batch) and ``1 / (1 + spread / SPREAD_AT_HALF_CONFIDENCE)``, where spread
+            is the norm of the samples' per-pixel standard deviation (in the window's normalised points, so far
+            points, whose errors are largest, spread most); with one sample, that sample and ``None``.
+        Raises:
+            ValueError: the model produced NaN or infinite points (broken weights, or an overflow).
+        """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         video = rgb_to_model(frames[None].to(self.device))
-        video_latent = encode_latents(self.video_vae, video)
-        pointmap_latent = sample_pointmap_latent(self.transformer, video_latent, steps, generator)
-        decoded = decode_latents(self.pointmap_vae, pointmap_latent).float()  # (1, 3, T, H, W)
-        points = self.target.decode(decoded[0].permute(1, 2, 3, 0))
+        video_latent = encode_latents(self.video_vae, video).expand(num_samples, -1, -1, -1, -1)
+        pointmap_latent = self.sample_pointmap_latent(video_latent, num_steps, generator)
+        decoded = decode_latents(self.pointmap_vae, pointmap_latent).float().permute(0, 2, 3, 4, 1)  # (N, T, H, W, 3)
+        samples = self.target.decode(decoded)
+        confidence = None
+        if num_samples > 1:
+            spread = samples.std(dim=0, unbiased=False).norm(dim=-1)
+            confidence = 1.0 / (1.0 + spread / SPREAD_AT_HALF_CONFIDENCE)
+        points = samples.mean(dim=0)
         finite = torch.isfinite(points).all(dim=-1)
         if not finite.all():
             # One check per window (a host sync, but after the sampling loop): NaN weights or an overflow in
             # reduced precision poison the Sim(3) fusion and the camera recovery of every later frame.
-            source = f"{self.model_path}: " if self.model_path is not None else ""
+            source = f"{self.name_or_path}: " if self.name_or_path else ""
             raise ValueError(f"{source}the model produced NaN/infinite points ({int((~finite).sum())} of "
                              f"{finite.numel()} pixels): broken weights, or an overflow in {self.transformer.dtype}")
-        return points
+        return points, confidence
+
+    def _fused_pointmaps(self, frames: torch.Tensor, starts: list[int], num_steps: int | None, seed: int,
+                         num_samples: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pointmaps ``(N, H, W, 3)`` of all frames in the first window's frame, and their confidence ``(N, H, W)``
+        (``None`` with one sample), window by window (see the module doc)."""
+        window, height, width = self.clip_shape
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        points = torch.empty(frames.shape[0], height, width, 3, device=self.device)
+        confidence = torch.ones(frames.shape[0], height, width, device=self.device) if num_samples > 1 else None
+        filled = 0
+        for start in tqdm(starts, desc="sampling windows", disable=not progress or len(starts) == 1):
+            local, local_confidence = self.predict_pointmaps(frames[start:start + window], num_steps, generator,
+                                                             num_samples)
+            if local_confidence is None:
+                local_confidence = torch.ones(local.shape[:-1], device=local.device)
+            shared = filled - start  # frames [start, filled) are already placed
+            if shared > 0:
+                weights = local_confidence[:shared]
+                if confidence is not None:
+                    weights = weights * confidence[start:filled]
+                fit = robust_sim3(local[:shared].reshape(-1, 3).double(), points[start:filled].reshape(-1, 3).double(),
+                                  weights.reshape(-1).double())
+                local = apply_sim3(*(value.float() for value in fit), local)
+                points[start:filled] = blend_shared(points[start:filled], local[:shared])
+                if confidence is not None:
+                    confidence[start:filled] = blend_shared(confidence[start:filled, ..., None],
+                                                            local_confidence[:shared, ..., None])[..., 0]
+            points[filled:start + window] = local[max(shared, 0):]
+            if confidence is not None:
+                confidence[filled:start + window] = local_confidence[max(shared, 0):]
+            filled = start + window
+        return points, confidence
 
     @torch.inference_mode()
     def reconstruct(self, frames: torch.Tensor, K: torch.Tensor | None = None, num_steps: int | None = None,
-                    seed: int = 0, progress: bool = False) -> Reconstruction:
+                    seed: int = 0, progress: bool = False, num_samples: int = 1,
+                    overlap: int = DEFAULT_OVERLAP) -> Reconstruction:
         """Reconstruct a video.
 
         Args:
             frames: ``uint8 (N, H0, W0, 3)``, N >= the model's T; resized (short side) and centre-cropped to the
                 model's grid.
             K: known ``(3, 3)`` intrinsics in pixels of ``frames``, or ``None`` to estimate a shared focal.
-            num_steps: sampling steps (default: the model's ``sampler_steps``).
+            num_steps: sampling steps (default: the config's ``sampler_steps``).
             seed: seed of the sampling noise (same seed, same output).
+            progress: show a progress bar over the windows of a long video.
+            num_samples: samples drawn per window (in one batch); with more than one, the points are their mean and
+                ``confidence`` (T, H, W) comes from their spread and weights camera recovery and window stitching.
+            overlap: frames consecutive windows share (1 .. T - 1).
         Returns:
             `Reconstruction` at the model's resolution; ``metadata["crop_affine"]`` maps input pixels to it.
+        Raises:
+            ValueError: frames of another dtype or shape, fewer than T of them, or a bad ``num_samples`` /
+                ``overlap``.
         """
         if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
         window, height, width = self.clip_shape
         frames, affine = resize_and_crop(frames, height, width)
-        starts = window_starts(frames.shape[0], window)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-
-        points = torch.empty(frames.shape[0], height, width, 3, device=self.device)
-        for start in tqdm(starts, desc="sampling windows", disable=not progress or len(starts) == 1):
-            local = self.predict_pointmaps(frames[start:start + window], num_steps, generator)
-            if start > 0:
-                # Frames [start, filled) are already placed: fit this window onto them.
-                shared = slice(0, min(window, filled - start))
-                scale, rotation, translation = umeyama(local[shared].reshape(-1, 3),
-                                                       points[start:filled].reshape(-1, 3))
-                local = apply_sim3(scale, rotation, translation, local)
-                local = local[filled - start:]
-                start = filled
-            points[start:start + local.shape[0]] = local
-            filled = start + local.shape[0]
+        starts = window_starts(frames.shape[0], window, overlap)
+        points, confidence = self._fused_pointmaps(frames, starts, num_steps, seed, num_samples, progress)
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
-        cameras = recover_cameras(points, K=known_K)
+        cameras = recover_cameras(points, weights=confidence, K=known_K)
+        points, cameras = first_camera_world(points, cameras)  # c2w[0] = identity
         depth = cameras.depth
         valid = torch.isfinite(depth) & (depth > 0)
         return Reconstruction(
             points=points.cpu(), depth=depth.cpu(), c2w=cameras.c2w.cpu(), K=cameras.K.cpu(), rgb=frames.cpu(),
-            valid=valid.cpu(),
-            metadata={"method": "sora3r", "scale": "relative (mean point distance 1 in the first window)",
-                      "sampler_steps": int(num_steps or self.config["sampler_steps"]), "seed": seed,
-                      "windows": starts, "crop_affine": affine.tolist()},
+            confidence=None if confidence is None else confidence.cpu(), valid=valid.cpu(),
+            metadata={"method": "sora3r", "scale": "relative (mean point distance about 1 in the first window)",
+                      "sampler_steps": int(num_steps or self.config.sampler_steps), "seed": seed,
+                      "num_samples": num_samples, "windows": starts, "window_overlap": overlap,
+                      "crop_affine": affine.tolist()},
         )
+
+    def __call__(self, frames: torch.Tensor, **kwargs) -> Reconstruction:
+        """``pipeline(frames, ...)``, the diffusers way of calling a pipeline: the same as :meth:`reconstruct`."""
+        return self.reconstruct(frames, **kwargs)
+
+
+# diffusers resolves the "_class_name" of a model_index.json as an attribute of the diffusers package
+# (pipeline_loading_utils._get_pipeline_class) and each component's library from the modules already imported
+# (_get_library_or_raise: it never imports a module that a folder names). Registering the class there is what lets
+# diffusers.DiffusionPipeline.from_pretrained(folder) build a Sora3RPipeline once sora3r.pipeline is imported.
+setattr(diffusers, Sora3RPipeline.__name__, Sora3RPipeline)

@@ -19,6 +19,7 @@ from sora3r.cli import parse
 from sora3r.train.data import synthetic_source
 from sora3r.train.dit import DiTConfig, DiTStage
 from sora3r.train.loop import run_stage
+from sora3r.types import ClipBatch
 
 
 def tensor_hash(tensors) -> str:
@@ -53,9 +54,9 @@ def main() -> None:
 
     steps = []
 
-    def recording_source(step: int, batch_size: int) -> dict:
+    def recording_source(step: int, batch_size: int) -> ClipBatch:
         batch = sources[0](step, batch_size)
-        steps.append({"step": step, "clips": [tensor_hash([clip]) for clip in batch["rgb"]],
+        steps.append({"step": step, "clips": [tensor_hash([clip]) for clip in batch.rgb],
                       "weights": weights_hash(stages[0].model.state_dict())})
         return batch
 

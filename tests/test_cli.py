@@ -133,7 +133,7 @@ def test_reconstruct_video_file_and_frame_folder(tmp_path):
 def test_formats_without_npz_do_not_suggest_viewing_it(tmp_path):
     result = sora3r("reconstruct", LADY_MP4, "-o", "out", "--max-frames", 17, "--formats", "ply", cwd=tmp_path)
     assert_ok(result)
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["points.ply"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [OUTPUT_MARKER, "points.ply"]
     assert "wrote ply to out" in result.stdout and "sora3r view" not in result.stdout
 
 
@@ -201,13 +201,13 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
     (folder / "a.ts").unlink()
     (folder / "b.ts").unlink()
     (folder / "not_a_model").mkdir()
-    (folder / "not_a_model" / "sora3r.json").write_text("{}")
+    (folder / "not_a_model" / "model_index.json").write_text("{}")
     video = ["reconstruct", LADY_MP4, "-o", "out", "--max-frames", 17]
     return {
         "missing video": (["reconstruct", "missing.mp4", "-o", "out"], ["missing.mp4", "no such"]),
         "empty video": (["reconstruct", "empty.mp4", "-o", "out"], ["empty.mp4", "empty"]),
-        "corrupt video": (["reconstruct", "corrupt.mp4", "-o", "out"], ["corrupt.mp4", "cannot decode"]),
-        "folder without images": (["reconstruct", "no_images", "-o", "out"], ["no_images", "no .jpg"]),
+        "corrupt video": (["reconstruct", "corrupt.mp4", "-o", "out"], ["corrupt.mp4", "not a readable video"]),
+        "folder without images": (["reconstruct", "no_images", "-o", "out"], ["no_images", "no jpg/"]),
         "too few frames": (["reconstruct", "short.mp4", "-o", "out"], ["short.mp4", "5 frames", "at least 17"]),
         "frame size changes": (["reconstruct", "resized.ts", "-o", "out"], ["resized.ts", "frame 6", "120x80"]),
         "missing model folder": ([*video, "--model", "no_model"], ["no_model", "no such model folder"]),
@@ -313,14 +313,16 @@ def test_help_of_the_command_and_of_training(capsys):
     page = _help_page(capsys, "train")
     assert all(name in page for name in ("video-vae", "pointmap-vae", "dit", "export"))
     page = _help_page(capsys, "train", "dit")
+    from sora3r.eval.methods import METHODS
+    from sora3r.models.transformer import TRANSFORMER_PRESETS
     from sora3r.train import DiTConfig
 
     # Defaults and choices come from the config and the registries (here the transformer presets).
     assert f"--steps INT total optimisation steps of the run (a resumed run continues up to it) (default: " \
            f"{DiTConfig().steps})" in page
-    assert "--preset {tiny,small,base,paper}" in page and "--squash, --no-squash" in page
+    assert f"--preset {{{','.join(TRANSFORMER_PRESETS)}}}" in page and "--squash, --no-squash" in page
     page = _help_page(capsys, "eval")
-    assert "{sora3r,oracle,static}" in page and "icl-micro" in page
+    assert f"{{{','.join(METHODS)}}}" in page and "icl-micro" in page
 
 
 def test_plain_help_does_not_load_the_library():

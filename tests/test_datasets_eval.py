@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from shared_data import ICL
 from sora3r.data.datasets import DATASETS, iter_sequences, list_datasets
-from sora3r.data.types import Sequence
+from sora3r.types import VideoSequence
 
 H, W = 6, 8
 
@@ -45,7 +45,7 @@ def write_depth_png(path: Path, metres: np.ndarray, units_per_metre: float) -> N
     write_png(path, np.round(metres * units_per_metre).astype(np.uint16))
 
 
-def assert_conventions(seq: Sequence, n: int) -> None:
+def assert_conventions(seq: VideoSequence, n: int) -> None:
     assert seq.rgb.dtype == torch.uint8 and seq.rgb.shape[0] == n and seq.rgb.shape[-1] == 3
     assert seq.depth.dtype == torch.float32 and seq.depth.shape == seq.rgb.shape[:3]
     assert seq.valid.dtype == torch.bool and torch.equal(seq.valid, seq.valid & (seq.depth > 0))
@@ -252,7 +252,7 @@ def test_kitti_first_110_ground_truth_frames_with_rectified_intrinsics(tmp_path)
 
 
 # ---------------------------------------------------------------- ICL (real sample)
-def median_reprojection_error(seq: Sequence, src: int, dst: int, c2w: torch.Tensor) -> float:
+def median_reprojection_error(seq: VideoSequence, src: int, dst: int, c2w: torch.Tensor) -> float:
     """Median |z| difference between frame ``src``'s depth moved into frame ``dst`` and ``dst``'s depth (m)."""
     K, depth = seq.K.double(), seq.depth.double()
     v, u = torch.nonzero(seq.valid[src], as_tuple=True)
@@ -285,5 +285,5 @@ def test_icl_micro_clip_selection():
 
 def test_synthetic_test_split_yields_sequences():
     seqs = list(iter_sequences("synthetic", None, num=2, num_frames=5, height=32, width=32))
-    assert len(seqs) == 2 and all(isinstance(s, Sequence) for s in seqs)
+    assert len(seqs) == 2 and all(isinstance(s, VideoSequence) for s in seqs)
     assert seqs[0].rgb.shape == (5, 32, 32, 3) and seqs[0].name != seqs[1].name

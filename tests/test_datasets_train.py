@@ -18,9 +18,10 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from sora3r.data.clips import ClipDataset, sample_training_clip, unproject_depth
+from sora3r.data.clips import ClipDataset, sample_training_clip
 from sora3r.data.datasets import dynamic_replica, pointodyssey, tartanair
-from sora3r.data.types import Sequence
+from sora3r.geometry.projection import unproject_depth
+from sora3r.types import VideoSequence
 
 ROOM = np.array([4.0, 3.0, 5.0])  # the box room spans [-ROOM, ROOM] on each world axis
 
@@ -55,7 +56,7 @@ def project(points: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> np.ndarray:
     return pix[:, :2] / pix[:, 2:3]
 
 
-def assert_reprojection(seq: Sequence, gt_K: np.ndarray, gt_c2w: np.ndarray, gt_depth: np.ndarray, tol_px: float):
+def assert_reprojection(seq: VideoSequence, gt_K: np.ndarray, gt_c2w: np.ndarray, gt_depth: np.ndarray, tol_px: float):
     """Frame i pixels lifted with the returned geometry and projected into frame j vs. the known scene's answer."""
     K = seq.K.double().numpy()
     K = np.broadcast_to(K, (seq.num_frames, 3, 3))
@@ -115,7 +116,7 @@ def test_pointodyssey_reader(tmp_path):
     rgb = np.clip(depth[..., None] * [60.0, 40.0, 20.0], 0, 255).astype(np.uint8)  # smooth, so JPEG keeps it
     stored_depth = write_pointodyssey(tmp_path, K, c2w, depth, rgb)
 
-    seqs = list(pointodyssey.iter_sequences(tmp_path, split="train"))
+    seqs = list(pointodyssey.iter_pointodyssey(tmp_path, split="train"))
     assert [s.name for s in seqs] == ["train/scene_a"]
     seq = seqs[0]
     assert seq.rgb.shape == (3, height, width, 3) and seq.rgb.dtype == torch.uint8
@@ -127,8 +128,8 @@ def test_pointodyssey_reader(tmp_path):
     np.testing.assert_allclose(seq.depth.numpy()[inner], stored_depth[inner], rtol=1e-6)
     assert np.abs(seq.depth.numpy()[inner] - depth[inner]).max() <= 1000.0 / 65535.0  # the PNG's step
     assert_reprojection(seq, K, c2w, stored_depth, tol_px=0.01)
-    assert len(list(pointodyssey.iter_sequences(tmp_path, max_frames=2)))
-    assert next(pointodyssey.iter_sequences(tmp_path, max_frames=2)).num_frames == 2
+    assert len(list(pointodyssey.iter_pointodyssey(tmp_path, max_frames=2)))
+    assert next(pointodyssey.iter_pointodyssey(tmp_path, max_frames=2)).num_frames == 2
 
 
 def test_pointodyssey_missing_depth_names_file(tmp_path):
@@ -138,7 +139,7 @@ def test_pointodyssey_missing_depth_names_file(tmp_path):
     write_pointodyssey(tmp_path, K, c2w, render_box_depth(K, c2w, 8, 8), np.zeros((3, 8, 8, 3), np.uint8))
     (tmp_path / "train" / "scene_a" / "depths" / "depth_00001.png").unlink()
     with pytest.raises(FileNotFoundError, match="depth_00001.png"):
-        next(pointodyssey.iter_sequences(tmp_path))
+        next(pointodyssey.iter_pointodyssey(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------------------- TartanAir
@@ -168,7 +169,7 @@ def test_tartanair_reader(tmp_path):
         np.save(traj / "depth_left" / f"{t:06d}_left_depth.npy", depth[t])
     (traj / "pose_left.txt").write_text("\n".join(ned_pose_line(p) for p in c2w) + "\n")
 
-    seq = next(tartanair.iter_sequences(tmp_path, max_depth=100.0))
+    seq = next(tartanair.iter_tartanair(tmp_path, max_depth=100.0))
     assert seq.name == "abandonedfactory/Easy/P001"
     assert torch.equal(seq.rgb, torch.from_numpy(rgb))
     np.testing.assert_allclose(seq.K.numpy(), K)
@@ -176,7 +177,7 @@ def test_tartanair_reader(tmp_path):
     assert not seq.valid[:, 5, 7].any()
     np.testing.assert_allclose(seq.depth.numpy()[seq.valid.numpy()], depth[seq.valid.numpy()])
     assert_reprojection(seq, K, c2w, depth, tol_px=0.01)
-    assert list(tartanair.iter_sequences(tmp_path, difficulty="Hard")) == []
+    assert list(tartanair.iter_tartanair(tmp_path, difficulty="Hard")) == []
 
 
 def test_tartanair_bad_pose_line_names_file(tmp_path):
@@ -185,7 +186,7 @@ def test_tartanair_bad_pose_line_names_file(tmp_path):
     Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(traj / "image_left" / "000000_left.png")
     (traj / "pose_left.txt").write_text("0 0 0 0 0 1\n")
     with pytest.raises(ValueError, match="pose_left.txt"):
-        next(tartanair.iter_sequences(tmp_path))
+        next(tartanair.iter_tartanair(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------------- Dynamic Replica
@@ -232,7 +233,7 @@ def test_dynamic_replica_reader(tmp_path, fmt):
     with gzip.open(split_dir / "frame_annotations_valid.jgz", "wt", encoding="utf8") as f:
         json.dump(entries, f)
 
-    seq = next(dynamic_replica.iter_sequences(tmp_path, split="valid"))
+    seq = next(dynamic_replica.iter_dynamic_replica(tmp_path, split="valid"))
     assert seq.name == "valid/a1b2-3_obj_source"
     assert torch.equal(seq.rgb, torch.from_numpy(rgb))
     np.testing.assert_allclose(seq.timestamps.numpy(), np.arange(3) / 30.0)
@@ -247,17 +248,17 @@ def test_dynamic_replica_reader(tmp_path, fmt):
 def test_dynamic_replica_missing_annotations(tmp_path):
     (tmp_path / "train").mkdir()
     with pytest.raises(FileNotFoundError, match="frame_annotations_train.jgz"):
-        next(dynamic_replica.iter_sequences(tmp_path))
+        next(dynamic_replica.iter_dynamic_replica(tmp_path))
 
 
 # ---------------------------------------------------------------------------------------------------- clip sampling
-def plane_sequence(num_frames: int, height: int, width: int, name: str = "plane", value: int = 0) -> Sequence:
+def plane_sequence(num_frames: int, height: int, width: int, name: str = "plane", value: int = 0) -> VideoSequence:
     """Random cameras, constant depth 2.5 (so nearest-neighbour depth is exact at every continuous position)."""
     rng = np.random.default_rng(4)
     K = torch.tensor([[50.0, 0, 40.0], [0, 52.0, 29.0], [0, 0, 1]])
     rgb = torch.full((num_frames, height, width, 3), value, dtype=torch.uint8)
     depth = torch.full((num_frames, height, width), 2.5)
-    return Sequence(name=name, rgb=rgb, K=K, c2w=torch.from_numpy(random_cameras(num_frames, rng)).float(),
+    return VideoSequence(name=name, rgb=rgb, K=K, c2w=torch.from_numpy(random_cameras(num_frames, rng)).float(),
                     depth=depth, valid=depth > 0, timestamps=torch.arange(num_frames, dtype=torch.float64))
 
 

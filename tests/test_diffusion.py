@@ -5,15 +5,36 @@ import math
 import pytest
 import torch
 
+from diffusers import FlowMatchEulerDiscreteScheduler
+
 from sora3r.diffusion import (
+    DEFAULT_NUM_STEPS,
     euler_sample,
     flow_loss,
+    flow_sigmas,
     noisy_sample,
     sample_timesteps,
-    scheduler_sample,
     velocity_target,
 )
+from sora3r.diffusion.sampler import initial_noise
 from sora3r.models import JointLatentTransformer
+
+
+@torch.no_grad()
+def scheduler_sample(velocity_model, video_latent, num_steps=DEFAULT_NUM_STEPS, generator=None, scheduler=None):
+    """The same integration driven by ``scheduler.step`` of a diffusers ``FlowMatchEulerDiscreteScheduler`` (shift 1
+    by default): the reference the package's Euler loop is checked against."""
+    scheduler = scheduler or FlowMatchEulerDiscreteScheduler(shift=1.0)
+    sigmas = torch.linspace(1.0, 0.0, num_steps + 1)[:-1].tolist()
+    scheduler.set_timesteps(sigmas=sigmas, device=video_latent.device)
+    sample = initial_noise(video_latent, generator)
+    batch = video_latent.shape[0]
+    num_train = scheduler.config.num_train_timesteps
+    for timestep in scheduler.timesteps:
+        t = (timestep / num_train).to(video_latent.dtype).expand(batch)
+        velocity = velocity_model(sample, video_latent, t)
+        sample = scheduler.step(velocity, timestep, sample, return_dict=False)[0]
+    return sample
 
 
 def test_flow_path_endpoints_and_velocity():
@@ -59,3 +80,23 @@ def test_sampler_matches_diffusers_scheduler_and_is_seeded():
     assert torch.equal(ours, euler_sample(model, video, 4, torch.Generator().manual_seed(7)))
     assert not torch.equal(ours, euler_sample(model, video, 4, torch.Generator().manual_seed(8)))
     assert math.isfinite(float(ours.abs().max()))
+
+
+def test_flow_times_come_from_the_scheduler():
+    """The sampler integrates over the scheduler's sigmas: uniform for shift 1, bent as diffusers bends them for
+    another shift, and then still the same integration as stepping that scheduler."""
+    torch.testing.assert_close(flow_sigmas(FlowMatchEulerDiscreteScheduler(shift=1.0), 4, "cpu"),
+                               torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0]), rtol=0, atol=0)
+    uniform = torch.tensor([1.0, 0.75, 0.5, 0.25])
+    shifted = flow_sigmas(FlowMatchEulerDiscreteScheduler(shift=3.0), 4, "cpu")
+    torch.testing.assert_close(shifted, torch.cat([3 * uniform / (1 + 2 * uniform), torch.zeros(1)]))
+    torch.manual_seed(0)
+    model = JointLatentTransformer.from_preset("tiny").eval()
+    video = torch.randn(1, 16, 3, 4, 4)
+    ours = euler_sample(model, video, 4, torch.Generator().manual_seed(2), FlowMatchEulerDiscreteScheduler(shift=3.0))
+    theirs = scheduler_sample(model, video, 4, torch.Generator().manual_seed(2),
+                              FlowMatchEulerDiscreteScheduler(shift=3.0))
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(ours, euler_sample(model, video, 4, torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError, match="num_steps"):
+        flow_sigmas(FlowMatchEulerDiscreteScheduler(), 0, "cpu")

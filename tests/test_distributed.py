@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from distributed_driver import weights_hash
 from sora3r.models.transformer import JointLatentTransformer
-from sora3r.models.vae import build_video_vae
+from sora3r.models.vae import build_vae
 
 DRIVER = Path(__file__).with_name("distributed_driver.py")
 STEPS, RESUMED_STEPS, GLOBAL_BATCH = 8, 12, 4
@@ -51,7 +51,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("distributed")
     torch.manual_seed(0)  # the same VAEs, hence the same latents and loss curves, in every test run
     for name in ("video_vae", "pointmap_vae"):
-        build_video_vae("tiny").save_pretrained(root / name)
+        build_vae("tiny").save_pretrained(root / name)
     one = launch(1, root / "one", root / "one_record", root, STEPS)
     two = launch(2, root / "two", root / "two_record", root, STEPS)
     return root, one, two

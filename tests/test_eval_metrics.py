@@ -168,7 +168,7 @@ def test_depth_metrics_ignore_invalid_and_nonfinite_pixels():
     result = depth_metrics(pred, gt, mask, align="none")
     assert result["num_valid"] == int(mask.sum()) - 1 and result["abs_rel"] == 0.0
     empty = depth_metrics(pred, torch.zeros_like(gt), align="none")
-    assert empty["num_valid"] == 0 and math.isnan(empty["abs_rel"])
+    assert empty["num_valid"] == 0 and empty["abs_rel"] is None  # undefined, not NaN
     with pytest.raises(ValueError, match="differ in shape"):
         depth_metrics(pred[:, :5], gt)
 
@@ -202,8 +202,7 @@ def test_aggregate_depth_weights_by_valid_pixels():
     per_sequence = [
         {"abs_rel": 0.1, "sq_rel": 1.0, "rmse": 1.0, "log_rmse": 0.1, "delta_1.25": 0.9, "num_valid": 300},
         {"abs_rel": 0.5, "sq_rel": 2.0, "rmse": 3.0, "log_rmse": 0.5, "delta_1.25": 0.5, "num_valid": 100},
-        {"abs_rel": math.nan, "sq_rel": math.nan, "rmse": math.nan, "log_rmse": math.nan, "delta_1.25": math.nan,
-         "num_valid": 0},
+        {"abs_rel": None, "sq_rel": None, "rmse": None, "log_rmse": None, "delta_1.25": None, "num_valid": 0},
     ]
     summary = aggregate_depth(per_sequence)
     assert summary["abs_rel"] == pytest.approx(0.2)
@@ -216,4 +215,71 @@ def test_aggregate_pose_is_plain_mean_and_counts_failures():
                               {"ate": 3.0, "rpe_trans": 0.3, "rpe_rot": 2.0}])
     assert summary["ate"] == pytest.approx(2.0) and summary["rpe_rot"] == pytest.approx(1.5)
     assert summary["num_sequences"] == 2 and summary["num_failed"] == 1
-    assert math.isnan(aggregate_pose([None])["ate"])
+    assert summary["ate_sequences"] == summary["rpe_rot_sequences"] == 2
+    assert aggregate_pose([None])["ate"] is None and aggregate_depth([])["abs_rel"] is None  # never NaN
+
+
+def test_aggregate_pose_counts_the_sequences_each_mean_covers():
+    undefined = {"ate": None, "rpe_trans": None, "rpe_rot": 4.0}
+    summary = aggregate_pose([{"ate": 1.0, "rpe_trans": 0.1, "rpe_rot": 1.0}, undefined, None])
+    assert summary["ate"] == 1.0 and summary["ate_sequences"] == 1 and summary["rpe_trans_sequences"] == 1
+    assert summary["rpe_rot"] == pytest.approx(2.5) and summary["rpe_rot_sequences"] == 2
+    assert summary["num_sequences"] == 2 and summary["num_failed"] == 1
+
+
+def _pure_rotation(num: int, seed: int) -> torch.Tensor:
+    """Cameras turning about one fixed centre (a pan): c2w (num, 4, 4)."""
+    rng = np.random.default_rng(seed)
+    c2w = np.tile(np.eye(4), (num, 1, 1))
+    c2w[:, :3, :3] = Rotation.from_rotvec(np.cumsum(rng.normal(scale=0.05, size=(num, 3)), axis=0)).as_matrix()
+    c2w[:, :3, 3] = [1.5, -0.2, 3.0]
+    return torch.from_numpy(c2w)
+
+
+def test_pure_rotation_ground_truth_reports_rpe_rot_and_leaves_translation_metrics_undefined():
+    gt = _pure_rotation(17, seed=0)
+    exact = pose_metrics(gt, gt)
+    assert exact["rpe_rot"] < 1e-6 and exact["ate"] is None and exact["rpe_trans"] is None
+    assert "coincide" in exact["undefined"]
+    # The centres may be stored in float32 (a reader's poses): rounding does not make them a trajectory.
+    assert pose_metrics(gt, gt.float())["ate"] is None
+    # RPE-rot needs no alignment: a method with rotation noise gets the same value as unaligned relative rotations.
+    noisy = _noisy(gt, seed=1, sigma=0.01)
+    relative = np.linalg.inv(noisy[:-1].numpy()) @ noisy[1:].numpy()
+    relative_gt = np.linalg.inv(gt[:-1].numpy()) @ gt[1:].numpy()
+    angles = Rotation.from_matrix(np.linalg.inv(relative_gt[:, :3, :3]) @ relative[:, :3, :3]).magnitude()
+    assert pose_metrics(noisy, gt)["rpe_rot"] == pytest.approx(np.degrees(np.sqrt((angles**2).mean())), rel=1e-6)
+    # Without the Sim(3) scale, ATE is defined: the spread of the estimate's centres about the fixed point.
+    assert pose_metrics(noisy, gt, align="se3")["ate"] > 0
+
+
+def test_collinear_ground_truth_is_aligned_where_evo_refuses():
+    """evo's Umeyama refuses a rank-1 position covariance (a straight track); the optimum is still defined."""
+    gt = _random_trajectory(20, seed=6).numpy()
+    gt[:, :3, 3] = np.linspace(0, 1, 20)[:, None] * np.array([0.3, 0.0, 2.0])
+    similarity = np.eye(4)
+    similarity[:3, :3] = Rotation.from_rotvec([0.2, 1.0, -0.4]).as_matrix()
+    similarity[:3, 3] = [1.0, 2.0, 3.0]
+    est = similarity @ gt
+    est[:, :3, 3] *= 0.5
+    result = pose_metrics(torch.from_numpy(est), torch.from_numpy(gt))
+    assert result["ate"] < 1e-9 and result["rpe_trans"] < 1e-9 and result["rpe_rot"] < 1e-6
+    # A wrong estimate on a line still scores a positive error.
+    est[5:, :3, 3] += 0.1
+    assert pose_metrics(torch.from_numpy(est), torch.from_numpy(gt))["ate"] > 1e-3
+
+
+@pytest.mark.parametrize("align", ["scale", "scale&shift", "none"])
+def test_all_zero_depth_scores_abs_rel_one_and_delta_zero(align):
+    result = depth_metrics(torch.zeros(1, 1, 1), torch.ones(1, 1, 1), align=align)
+    assert result["abs_rel"] == 1.0 and result["delta_1.25"] == 0.0 and result["num_valid"] == 1
+    gt, _ = _depth_scene()
+    result = depth_metrics(torch.zeros_like(gt), gt, align=align)
+    assert result["abs_rel"] == 1.0 and result["delta_1.25"] == 0.0
+    assert all(math.isfinite(result[key]) for key in ("sq_rel", "rmse", "log_rmse"))
+
+
+def test_depth_fit_without_a_usable_scale_is_an_error_not_nan():
+    # Mean predicted depth 0 (signs cancel): the protocol's scale fit starts at infinity.
+    with pytest.raises(ValueError, match="no usable scale"):
+        depth_metrics(torch.tensor([[[1.0, -1.0]]]), torch.ones(1, 1, 2), align="scale")

@@ -18,7 +18,7 @@ from sora3r.export import (
     write_ply,
     write_tum,
 )
-from sora3r.reconstruction import Reconstruction
+from sora3r.types import Reconstruction
 
 T, H, W = 3, 12, 16
 K = torch.tensor([[20.0, 0.0, 7.5], [0.0, 22.0, 5.5], [0.0, 0.0, 1.0]])
@@ -46,6 +46,7 @@ def make_reconstruction(seed: int = 0) -> Reconstruction:
         rgb=torch.randint(0, 256, (T, H, W, 3), dtype=torch.uint8, generator=gen),
         confidence=torch.rand(T, H, W, generator=gen),
         valid=valid,
+        timestamps=1305031102.175304 + torch.arange(T, dtype=torch.float64) / 30,  # capture times, seconds
         metadata={"method": "test", "scale": "relative", "steps": 4},
     )
 
@@ -153,7 +154,7 @@ def test_colmap_text_reloads_to_same_cameras_and_points(tmp_path):
 def test_npz_round_trips_exactly(tmp_path):
     rec = make_reconstruction()
     back = read_npz(write_npz(tmp_path / "rec.npz", rec))
-    for name in ("points", "depth", "c2w", "K", "rgb", "confidence", "valid"):
+    for name in ("points", "depth", "c2w", "K", "rgb", "confidence", "valid", "timestamps"):
         original, loaded = getattr(rec, name), getattr(back, name)
         assert loaded.dtype == original.dtype, name
         assert torch.equal(torch.nan_to_num(loaded), torch.nan_to_num(original)), name
@@ -169,6 +170,13 @@ def test_export_all_writes_every_format(tmp_path):
     for path in written.values():
         assert path.exists()
     assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
+    # The TUM file carries the reconstruction's timestamps (the video's or the frames' times), to the microsecond.
+    stamps = np.loadtxt(written["tum"])[:, 0]
+    np.testing.assert_allclose(stamps, make_reconstruction().timestamps.numpy(), rtol=0, atol=1e-6)
+    bad = make_reconstruction()
+    bad.timestamps = bad.timestamps[:2]
+    with pytest.raises(ValueError, match="timestamps must have shape"):
+        write_npz(tmp_path / "bad.npz", bad)
     with pytest.raises(ValueError, match="unknown export format"):
         export_all(tmp_path / "out", make_reconstruction(), formats=("obj",))
 

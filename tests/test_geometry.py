@@ -11,6 +11,7 @@ from sora3r.geometry import (
     PointmapTarget,
     align_depth,
     apply_sim3,
+    first_camera_world,
     invert_rigid,
     linear_cameras,
     normalize_scale,
@@ -226,14 +227,43 @@ def test_recover_cameras_on_synthetic_clips():
     from sora3r.data.synthetic import SyntheticConfig, render_batch
 
     clips = render_batch([0, 1, 2], SyntheticConfig(num_frames=5, height=48, width=64))
-    corrupted, outlier = corrupt(clips["points"], 0.3, seed=4)
-    for points in (clips["points"], corrupted):
+    corrupted, outlier = corrupt(clips.points, 0.3, seed=4)
+    for points in (clips.points, corrupted):
         estimate = recover_cameras(points)
         inlier = ~outlier if points is corrupted else torch.ones_like(outlier)
         for b in range(3):
-            assert relative(estimate.focal[b], clips["K"][b, 0, 0]) < 1e-3
-            assert pose_error(estimate.c2w[b], clips["c2w"][b], clips["points"][b]) < 1e-3
-            assert relative(estimate.depth[b][inlier[b]], clips["depth"][b][inlier[b]]) < 1e-3
+            assert relative(estimate.focal[b], clips.K[b, 0, 0]) < 1e-3
+            assert pose_error(estimate.c2w[b], clips.c2w[b], clips.points[b]) < 1e-3
+            assert relative(estimate.depth[b][inlier[b]], clips.depth[b][inlier[b]]) < 1e-3
+
+
+def test_chunked_refinement_equals_one_pass(monkeypatch):
+    """Frames are refined a chunk at a time to bound memory; the result must not depend on the chunking."""
+    from sora3r.geometry import cameras
+
+    points = corrupt(make_clip(17, frames=6)[0], 0.3, seed=7)[0]
+    whole = recover_cameras(points)
+    monkeypatch.setattr(cameras, "GAUSS_NEWTON_CHUNK_PIXELS", 1)  # one frame at a time
+    chunked = recover_cameras(points)
+    assert torch.allclose(chunked.c2w, whole.c2w, atol=1e-6) and torch.allclose(chunked.K, whole.K, rtol=1e-6)
+
+
+def test_first_camera_world_makes_the_first_recovered_camera_exactly_the_identity():
+    """Points whose world is a few degrees and centimetres off their first camera (as a model's prediction is)."""
+    points, depth, K, c2w = make_clip(16, frames=4)
+    batch = torch.stack([points, corrupt(points, 0.2, seed=6)[0]])  # (2, T, H, W, 3)
+    cameras = recover_cameras(batch)
+    assert (cameras.c2w[:, 0] - torch.eye(4)).abs().max() > 1e-2  # make_clip's world is not the first camera
+    moved, rebased = first_camera_world(batch, cameras)
+    assert torch.equal(rebased.c2w[:, 0], torch.eye(4).expand(2, 4, 4))
+    assert torch.equal(rebased.K, cameras.K) and torch.equal(rebased.depth, cameras.depth)
+    # Each pixel keeps its camera coordinates (so depth and reprojection are unchanged) ...
+    before = transform_points(invert_rigid(cameras.c2w), batch.flatten(2, 3))
+    after = transform_points(invert_rigid(rebased.c2w), moved.flatten(2, 3))
+    assert (before - after).abs().max() < 1e-4
+    # ... and relative poses do not change.
+    relative_before = invert_rigid(cameras.c2w[:, :1]) @ cameras.c2w
+    assert (relative_before - rebased.c2w).abs().max() < 1e-5
 
 
 def test_recover_cameras_rejects_bad_input():

@@ -6,27 +6,27 @@ from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
 
 from sora3r.models import (
     JointLatentTransformer,
-    build_video_vae,
+    build_vae,
     decode_latents,
     encode_latents,
     estimate_scaling_factor,
     pointmap_vae_from_video_vae,
-    video_vae_config,
+    vae_config,
 )
 
 
 def test_tiny_bundle_fits_parameter_budget():
-    vae_params = sum(p.numel() for p in build_video_vae("tiny").parameters())
+    vae_params = sum(p.numel() for p in build_vae("tiny").parameters())
     dit_params = sum(p.numel() for p in JointLatentTransformer.from_preset("tiny").parameters())
     assert 2 * vae_params + dit_params < 15e6
-    assert video_vae_config("paper") == {}  # the library default = CogVideoX's VAE
+    assert vae_config("paper") == {}  # the library default = CogVideoX's VAE
     with pytest.raises(ValueError, match="unknown VAE preset"):
-        video_vae_config("huge")
+        vae_config("huge")
 
 
 def test_vae_shapes_and_scaling_factor():
     torch.manual_seed(0)
-    vae = build_video_vae("tiny").eval()
+    vae = build_vae("tiny").eval()
     clips = [torch.rand(2, 3, 9, 32, 32) * 2 - 1]
     factor = estimate_scaling_factor(vae, clips)
     assert vae.config.scaling_factor == factor
@@ -40,7 +40,7 @@ def test_vae_shapes_and_scaling_factor():
 
 
 def test_pointmap_vae_copies_video_vae(tmp_path):
-    video_vae = build_video_vae("tiny")
+    video_vae = build_vae("tiny")
     pointmap_vae = pointmap_vae_from_video_vae(video_vae)
     assert isinstance(pointmap_vae, AutoencoderKLCogVideoX) and pointmap_vae is not video_vae
     assert dict(pointmap_vae.config) == dict(video_vae.config)
@@ -49,14 +49,14 @@ def test_pointmap_vae_copies_video_vae(tmp_path):
     next(pointmap_vae.parameters()).data.add_(1.0)  # an independent copy
     assert not torch.equal(next(pointmap_vae.parameters()), next(video_vae.parameters()))
     pointmap_vae.save_pretrained(tmp_path, max_shard_size="15MB", safe_serialization=True)
-    loaded = build_video_vae(tmp_path)
+    loaded = build_vae(tmp_path)
     for a, b in zip(pointmap_vae.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
 
 
-def test_build_video_vae_wrong_folder_is_clear(tmp_path):
+def test_build_vae_wrong_folder_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
-        build_video_vae(tmp_path)
+        build_vae(tmp_path)
 
 
 def test_transformer_forward_shape_and_round_trip(tmp_path):
@@ -141,7 +141,7 @@ def test_pointmap_vae_from_the_trained_video_vae_starts_better_than_random():
     batches = [render_batch([split_seed("val", 0), split_seed("val", 1)], SyntheticConfig(num_frames=9, height=32,
                                                                                            width=48))]
     torch.manual_seed(0)
-    trained_start = pointmap_vae_from_video_vae(build_video_vae(BUNDLED_MODEL / "video_vae")).float().eval()
-    random_start = pointmap_vae_from_video_vae(build_video_vae("tiny")).eval()
+    trained_start = pointmap_vae_from_video_vae(build_vae(BUNDLED_MODEL / "video_vae")).float().eval()
+    random_start = pointmap_vae_from_video_vae(build_vae("tiny")).eval()
     from_video, from_random = round_trip_error(trained_start, True, batches), round_trip_error(random_start, True, batches)
     assert from_video < 0.5 * from_random, (from_video, from_random)

@@ -1,22 +1,23 @@
 """Tests of the synthetic 4D scene generator (small clips: the whole file runs in well under a minute)."""
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
 from sora3r.data.synthetic import (
-    ENVIRONMENTS, PATH_KINDS, SPLIT_SEEDS, SyntheticConfig, render_batch, render_clip, sample_scene, scene_meshes,
-    split_seed,
+    ENVIRONMENTS, PATH_KINDS, SPLIT_SEEDS, SyntheticConfig, render_batch, render_clip, sample_scene, split_seed,
 )
+from synthetic_meshes import scene_meshes
 
 SMALL = SyntheticConfig(num_frames=5, height=24, width=32)
 
 
 @pytest.fixture(scope="module")
 def clips():
-    return render_batch([0, 1, 2, 3], SMALL)
+    return asdict(render_batch([0, 1, 2, 3], SMALL))  # field name -> tensor
 
 
 def test_shapes_dtypes_and_ranges(clips):
@@ -43,8 +44,8 @@ def test_shapes_dtypes_and_ranges(clips):
 
 
 def test_deterministic_and_independent_of_batch(clips):
-    again = render_batch([2], SMALL)
-    chunked = render_batch([3, 1], SyntheticConfig(num_frames=5, height=24, width=32, chunk_rays=1))
+    again = asdict(render_batch([2], SMALL))
+    chunked = asdict(render_batch([3, 1], SyntheticConfig(num_frames=5, height=24, width=32, chunk_rays=1)))
     for key in clips:
         assert torch.equal(again[key][0], clips[key][2]), key
         assert torch.equal(chunked[key][0], clips[key][3]), key
@@ -96,7 +97,7 @@ def test_points_are_unprojected_depth(clips):
 def test_dynamic_pixels_exist_and_static_points_agree_across_frames():
     config = SyntheticConfig(num_frames=5, height=48, width=64)
     seeds = [0, 3, 4, 10]  # track, walk, pan, orbit
-    out = render_batch(seeds, config)
+    out = asdict(render_batch(seeds, config))
     assert out["dynamic"].any(dim=(1, 2, 3)).all()
     assert (~out["dynamic"]).any(dim=(1, 2, 3)).all()
     for b in range(len(seeds)):
@@ -143,7 +144,7 @@ def test_depth_matches_independent_mesh_ray_cast():
     config = SyntheticConfig(num_frames=3, height=48, width=64)
     seeds = [1, 0, 7]  # a room and two open scenes
     assert {sample_scene(s, config).environment for s in seeds} == {"room", "open"}
-    out = render_batch(seeds, config)
+    out = asdict(render_batch(seeds, config))
     flat_errors, curved_errors = [], []
     for b, seed in enumerate(seeds):
         for frame in (0, config.num_frames - 1):
@@ -171,7 +172,7 @@ def test_variety_over_seeds():
     fov = torch.tensor([math.degrees(2 * math.atan(config.width / 2 / float(s.K[0, 0]))) for s in scenes])
     assert fov.min() < 55 and fov.max() > 85
     assert all(s.object_dynamic.any() and not s.object_dynamic.all() for s in scenes)
-    depth = render_batch(seeds, config)["depth"]
+    depth = render_batch(seeds, config).depth
     far = depth.flatten(1).amax(dim=1)
     assert far.min() < 8.0 and far.max() > 50.0  # small rooms and open scenes up to ~100 m
 
@@ -182,7 +183,7 @@ def test_render_clip_sequence():
     batch = render_batch([12], config)
     assert clip.name == "synthetic_000012"
     assert clip.num_frames == 5 and clip.hw == (16, 24)
-    assert torch.equal(clip.points, batch["points"][0]) and torch.equal(clip.rgb, batch["rgb"][0])
+    assert torch.equal(clip.points, batch.points[0]) and torch.equal(clip.rgb, batch.rgb[0])
     assert clip.timestamps.dtype == torch.float64
     assert torch.allclose(clip.timestamps, torch.arange(5, dtype=torch.float64) / config.fps)
     assert clip.depth_max is None and clip.K.shape == (3, 3)

@@ -12,6 +12,7 @@ from sora3r.data.synthetic import (
     PATH_KINDS, SyntheticConfig, render_batch, render_scenes, sample_scene, split_seed, synthetic_config,
 )
 from sora3r.data.synthetic.textures import BANK, BASE, TEXELS, radial_power_slope, texture_bank
+from sora3r.types import ClipBatch
 from test_synthetic import _trimesh_depth
 
 SMALL = dict(num_frames=5, height=24, width=32)
@@ -19,11 +20,12 @@ REALISTIC = synthetic_config("realistic", **SMALL)
 CLEAN = dataclasses.replace(REALISTIC, augment=False)
 
 
-def _digest(out: dict[str, torch.Tensor]) -> str:
+def _digest(out: ClipBatch) -> str:
+    fields = dataclasses.asdict(out)
     digest = hashlib.sha256()
-    for key in sorted(out):
+    for key in sorted(fields):
         digest.update(key.encode())
-        digest.update(out[key].contiguous().numpy().tobytes())
+        digest.update(fields[key].contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -67,16 +69,16 @@ def test_boxes_and_people_match_the_mesh_ray_cast():
     assert {s.environment for s in scenes} == {"room", "open"} and min(s.box_lo.shape[1] for s in scenes) >= 10
     out = render_scenes(scenes, config)
     bare = render_scenes([_without_boxes(s, torch.zeros_like(s.box_dynamic)) for s in scenes], config)
-    assert (out["depth"] < bare["depth"] - 1e-3).float().mean() > 0.1  # the boxes are in view
+    assert (out.depth < bare.depth - 1e-3).float().mean() > 0.1  # the boxes are in view
     still = render_scenes([_without_boxes(s, ~s.box_dynamic) for s in scenes], config)
-    people = out["depth"] < still["depth"] - 1e-3
-    assert people.float().mean() > 0.005 and out["dynamic"][people].all()  # people are seen, and marked moving
+    people = out.depth < still.depth - 1e-3
+    assert people.float().mean() > 0.005 and out.dynamic[people].all()  # people are seen, and marked moving
     flat_errors = []
     for b, seed in enumerate(seeds):
         for frame in (0, config.num_frames - 1):
-            ref, curved, hit = _trimesh_depth(seed, config, frame, out["K"][b], out["c2w"][b, frame])
+            ref, curved, hit = _trimesh_depth(seed, config, frame, out.K[b], out.c2w[b, frame])
             assert hit.float().mean() > 0.999
-            flat_errors.append(((out["depth"][b, frame].double() - ref).abs() / ref)[hit & ~curved])
+            flat_errors.append(((out.depth[b, frame].double() - ref).abs() / ref)[hit & ~curved])
     flat = torch.cat(flat_errors)
     assert flat.median() < 1e-6  # measured 4e-8
     assert (flat < 1e-5).float().mean() > 0.98
@@ -88,7 +90,7 @@ def test_screen_rectangles_lose_no_box_pixel():
     scenes = [sample_scene(seed, config) for seed in (1, 3, 5, 6)]
     full = torch.tensor([0, config.width - 1, 0, config.height - 1])
     everywhere = [dataclasses.replace(s, box_rect=full.expand_as(s.box_rect).clone()) for s in scenes]
-    culled, brute = render_scenes(scenes, config), render_scenes(everywhere, config)
+    culled, brute = (dataclasses.asdict(render_scenes(s, config)) for s in (scenes, everywhere))
     for key in culled:
         assert torch.equal(culled[key], brute[key]), key
     area = sum(float(((s.box_rect[..., 1] - s.box_rect[..., 0] + 1).clamp(min=0)
@@ -148,10 +150,10 @@ def test_augmentation_changes_only_rgb():
     seeds = [split_seed("train", i) for i in range(4)]
     augmented, clean = render_batch(seeds, REALISTIC), render_batch(seeds, CLEAN)
     for key in ("depth", "points", "c2w", "K", "valid", "dynamic"):
-        assert torch.equal(augmented[key], clean[key]), key
-    change = (augmented["rgb"].float() - clean["rgb"].float()).abs().mean(dim=(1, 2, 3, 4))
+        assert torch.equal(getattr(augmented, key), getattr(clean, key)), key
+    change = (augmented.rgb.float() - clean.rgb.float()).abs().mean(dim=(1, 2, 3, 4))
     assert (change > 2.0).all()
-    assert augmented["rgb"].dtype == torch.uint8 and augmented["rgb"].shape == clean["rgb"].shape
+    assert augmented.rgb.dtype == torch.uint8 and augmented.rgb.shape == clean.rgb.shape
 
 
 def test_block_compression_round_trip_and_artefacts():
@@ -173,6 +175,7 @@ def test_realistic_clips_do_not_depend_on_the_batch():
     together = render_batch(seeds, REALISTIC)
     alone = render_batch([seeds[2]], REALISTIC)
     pair = render_batch([seeds[3], seeds[0]], dataclasses.replace(REALISTIC, chunk_rays=1))
+    together, alone, pair = (dataclasses.asdict(out) for out in (together, alone, pair))
     for key in together:
         assert torch.equal(alone[key][0], together[key][2]), key
         assert torch.equal(pair[key][0], together[key][3]), key
@@ -199,12 +202,12 @@ def test_training_stream_and_command_take_the_realistic_preset(tmp_path, monkeyp
 
     realistic, default = synthetic_source(9, 16, 24, "cpu", preset="realistic"), synthetic_source(9, 16, 24, "cpu")
     first = realistic(3, 2)
-    assert torch.equal(first["rgb"], realistic(3, 2)["rgb"]) and not torch.equal(first["rgb"], realistic(4, 2)["rgb"])
+    assert torch.equal(first.rgb, realistic(3, 2).rgb) and not torch.equal(first.rgb, realistic(4, 2).rgb)
     plain = default(3, 2)  # the same seeds, another preset: other scenes
-    assert first["rgb"].shape == plain["rgb"].shape and not torch.equal(first["points"], plain["points"])
+    assert first.rgb.shape == plain.rgb.shape and not torch.equal(first.points, plain.points)
     expected = render_batch([split_seed("train", 6), split_seed("train", 7)],
                             synthetic_config("realistic", num_frames=9, height=16, width=24))
-    assert all(torch.equal(first[key], expected[key]) for key in expected)
+    assert all(torch.equal(getattr(first, f.name), getattr(expected, f.name)) for f in dataclasses.fields(expected))
 
     run = tmp_path / "run"
     assert main(["train", "video-vae", "--output", str(run), "--synthetic", "realistic", "--num-frames", "9",

@@ -6,20 +6,21 @@ import math
 import pytest
 import torch
 
-from sora3r.models.transformer import JointLatentTransformer
 from sora3r.cli import main
-from sora3r.models.vae import build_video_vae, encode_latents
-from sora3r.train.data import rgb_to_model
+from sora3r.models.inputs import rgb_to_model
+from sora3r.models.transformer import JointLatentTransformer
+from sora3r.models.vae import build_vae, encode_latents
+from sora3r.pipeline import Sora3RPipeline
 from sora3r.train.dit import DiTConfig, train_dit
-from sora3r.train.export import export_from_runs, load_model_folder, sample_pointmap_latent
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
+from sora3r.types import ClipBatch
 
 FRAMES, SIZE = 9, 16
 TINY = dict(num_frames=FRAMES, height=SIZE, width=SIZE, batch_size=2, warmup_steps=1, log_every=2, ema_decay=0.9)
 
 
-def plane_scenes(step: int, batch_size: int) -> dict:
+def plane_scenes(step: int, batch_size: int) -> ClipBatch:
     """Procedural clips (a textured wall seen by a sliding camera) that depend only on ``step``.
 
     Steps cycle over four batches, so that a few CPU steps show the optimisation working.
@@ -42,7 +43,7 @@ def plane_scenes(step: int, batch_size: int) -> dict:
         clips["points"].append(points)
         clips["c2w"].append(c2w)
         clips["valid"].append(torch.ones(FRAMES, SIZE, SIZE, dtype=torch.bool))
-    return {k: torch.stack(v) for k, v in clips.items()}
+    return ClipBatch(**{k: torch.stack(v) for k, v in clips.items()})
 
 
 def losses(run_dir) -> list[float]:
@@ -69,10 +70,10 @@ def test_video_vae_stage_learns_and_saves(video_vae_run):
     assert summary["step"] == 16 and summary["finished"]
     curve = losses(run)
     assert len(curve) == 8 and sum(curve[-2:]) < sum(curve[:2])
-    vae = build_video_vae(run / "model")
+    vae = build_vae(run / "model")
     assert vae.config.scaling_factor != 1.0
     with torch.no_grad():
-        latent = encode_latents(vae.eval(), rgb_to_model(plane_scenes(0, 2)["rgb"]))
+        latent = encode_latents(vae.eval(), rgb_to_model(plane_scenes(0, 2).rgb))
     assert 0.7 < float(latent.std()) < 1.4  # the stored scaling factor makes latents ~unit variance
     assert json.loads((run / "model" / "training.json").read_text())["steps"] == 16
     assert all(f.stat().st_size < 16e6 for f in run.rglob("*.safetensors"))
@@ -161,20 +162,22 @@ def test_export_round_trip_and_sampling(tmp_path, video_vae_run, pointmap_vae_ru
     folder = tmp_path / "bundle"
     assert main(["train", "export", "--output", str(folder), "--video-vae", str(video_vae_run[0] / "model"),
                  "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(dit_run / "model")]) == 0
-    video_vae, pointmap_vae, transformer, config = load_model_folder(folder, "cpu", torch.float32)
+    pipeline = Sora3RPipeline.from_pretrained(folder, "cpu", torch.float32)
+    config = pipeline.config
     assert config["num_frames"] == FRAMES and config["squash"] is True and config["sampler_steps"] == 4
-    assert config["video_scaling_factor"] == video_vae.config.scaling_factor
+    assert pipeline.video_vae.config.scaling_factor == build_vae(video_vae_run[0] / "model").config.scaling_factor
     assert all(f.stat().st_size < 15.5e6 for f in folder.rglob("*.safetensors"))
     expected = JointLatentTransformer.from_pretrained(dit_run / "model").state_dict()
-    for a, b in zip(expected.values(), transformer.state_dict().values()):  # bf16 in the bundle
+    for a, b in zip(expected.values(), pipeline.transformer.state_dict().values()):  # bf16 in the bundle
         torch.testing.assert_close(a.to(torch.bfloat16).float(), b)
     with torch.no_grad():
-        video_latent = encode_latents(video_vae, rgb_to_model(plane_scenes(0, 1)["rgb"]))
-        latent = sample_pointmap_latent(transformer, video_latent, 2, torch.Generator().manual_seed(0))
+        video_latent = encode_latents(pipeline.video_vae, rgb_to_model(plane_scenes(0, 1).rgb))
+        latent = pipeline.sample_pointmap_latent(video_latent, 2, torch.Generator().manual_seed(0))
         assert latent.shape == video_latent.shape and torch.isfinite(latent).all()
+        pointmap_vae = pipeline.pointmap_vae
         assert pointmap_vae.decode(latent / pointmap_vae.config.scaling_factor).sample.shape == (1, 3, FRAMES, SIZE, SIZE)
     with pytest.raises(ValueError, match="not a sora3r model folder"):
-        load_model_folder(video_vae_run[0], "cpu")
+        Sora3RPipeline.from_pretrained(video_vae_run[0])
 
 
 def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, pointmap_vae_run):

@@ -31,6 +31,38 @@ def test_plot_trajectories_draws_both_paths(tmp_path):
         plot_trajectories(tmp_path / "bad.png", torch.eye(4))
 
 
+def test_pose_plot_shows_what_ate_measures(tmp_path, monkeypatch):
+    """The estimate is drawn after the Sim(3) alignment ATE uses (a scaled, turned copy of the ground truth lands on
+    it), labelled so; a pure rotation, where no Sim(3) exists, is drawn from the ground truth's first camera."""
+    from scipy.spatial.transform import Rotation
+
+    from sora3r.viz import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "plot_trajectories", lambda path, est, gt, title, est_label: drawn.update(
+        est=np.asarray(est), gt=np.asarray(gt), label=est_label))
+    rng = np.random.default_rng(0)
+    gt = np.tile(np.eye(4), (12, 1, 1))
+    gt[:, :3, :3] = Rotation.from_rotvec(rng.normal(scale=0.1, size=(12, 3))).as_matrix()
+    gt[:, :3, 3] = np.cumsum(rng.normal(size=(12, 3)), axis=0)
+    similarity = np.eye(4)
+    similarity[:3, :3] = Rotation.from_rotvec([0.3, -1.0, 0.2]).as_matrix()
+    similarity[:3, 3] = [4.0, 0.0, -2.0]
+    estimate = similarity @ gt
+    estimate[:, :3, 3] *= 0.2  # the 6x-short, turned estimate of an unaligned plot
+    plots.plot_pose_alignment(tmp_path / "p.png", torch.from_numpy(estimate), torch.from_numpy(gt), "sim3", "t")
+    np.testing.assert_allclose(drawn["est"], gt, atol=1e-9)
+    assert "Sim(3)-aligned" in drawn["label"]
+    pan = gt.copy()
+    pan[:, :3, 3] = [1.0, 2.0, 3.0]
+    plots.plot_pose_alignment(tmp_path / "p.png", torch.from_numpy(estimate), torch.from_numpy(pan), "sim3", "t")
+    np.testing.assert_allclose(drawn["est"][0], pan[0], atol=1e-9)
+    assert "centres coincide" in drawn["label"]
+    plots.plot_pose_alignment(tmp_path / "p.png", torch.from_numpy(estimate), torch.from_numpy(gt), "none", "t")
+    np.testing.assert_allclose(drawn["est"], estimate)
+    assert "unaligned" in drawn["label"]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

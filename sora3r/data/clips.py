@@ -1,8 +1,8 @@
 """Training clips from real sequences: frame sampling, resize + crop with consistent intrinsics, world points.
 
-`sample_training_clip` turns one `Sequence` (any reader's) into a fixed-size clip; `ClipDataset` mixes several readers
-into an endless stream of such clips as dicts of tensors, the layout the trainer also gets from the synthetic
-generator (no batch dimension; the DataLoader adds it).
+`sample_training_clip` turns one `VideoSequence` (any reader's) into a fixed-size clip; `ClipDataset` mixes several
+readers into an endless stream of such clips as dicts of tensors named like the fields of `sora3r.types.ClipBatch`
+(no batch dimension: the DataLoader adds it, and the training data source makes the batch a `ClipBatch`).
 
 Pixel convention (OpenCV): integer pixel coordinates are pixel centres, so resizing by a factor ``s`` maps a pixel
 coordinate ``x`` to ``(x + 0.5) * s - 0.5`` and cropping at ``x0`` subtracts ``x0``.
@@ -16,36 +16,15 @@ from dataclasses import replace
 
 import torch
 
-from sora3r.data.types import Sequence
 from sora3r.data.video import adjust_intrinsics, resize_and_crop, sample_clip_indices
-from sora3r.geometry.target import invert_rigid
+from sora3r.geometry.projection import pixel_affine, unproject_depth
+from sora3r.geometry.transforms import invert_rigid
+from sora3r.text import plural
+from sora3r.types import VideoSequence
 
 # Sources are callables that yield sequences; ClipDataset passes shard=(index, count) so that DataLoader workers read
-# disjoint sequences (every reader's iter_sequences accepts it).
-SequenceSource = Callable[..., Iterator[Sequence]]
-
-
-def unproject_depth(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor) -> torch.Tensor:
-    """World points of every pixel: ``c2w @ (depth * K^-1 [u, v, 1])``.
-
-    Args:
-        depth: ``(T, H, W)`` z-depth, 0 where unknown.
-        K: ``(3, 3)`` shared or ``(T, 3, 3)`` per-frame intrinsics in pixels of ``depth`` (OpenCV).
-        c2w: ``(T, 4, 4)`` camera-to-world poses (OpenCV camera axes).
-
-    Returns:
-        ``float32 (T, H, W, 3)`` world points; 0 where depth is 0.
-    """
-    num_frames, height, width = depth.shape
-    K = K.to(torch.float64).expand(num_frames, 3, 3)
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                          indexing="ij")
-    pixels = torch.stack([u, v, torch.ones_like(u)], dim=-1)  # (H, W, 3)
-    rays = torch.einsum("tij,hwj->thwi", torch.linalg.inv(K), pixels)
-    camera_points = rays * depth.to(torch.float64)[..., None]
-    c2w = c2w.to(torch.float64)
-    world = torch.einsum("tij,thwj->thwi", c2w[:, :3, :3], camera_points) + c2w[:, None, None, :3, 3]
-    return torch.where(depth[..., None] > 0, world, 0.0).to(torch.float32)
+# disjoint sequences (every training-set reader, `iter_pointodyssey` etc., accepts it).
+SequenceSource = Callable[..., Iterator[VideoSequence]]
 
 
 def _random_int(low: int, high: int, generator: torch.Generator) -> int:
@@ -67,8 +46,8 @@ def _sample_nearest(maps: torch.Tensor, affine: torch.Tensor, height: int, width
     return maps[:, rows[:, None], cols[None, :]]
 
 
-def sample_training_clip(seq: Sequence, num_frames: int, height: int, width: int, generator: torch.Generator,
-                         max_stride: int = 4, random_crop: bool = True) -> Sequence:
+def sample_training_clip(seq: VideoSequence, num_frames: int, height: int, width: int, generator: torch.Generator,
+                         max_stride: int = 4, random_crop: bool = True) -> VideoSequence:
     """A random ``num_frames``-frame clip of ``seq`` at ``(height, width)``, re-based to its first camera.
 
     Frames are taken at a random stride in ``1..max_stride`` (lowered so the clip fits) from a random start. Frames are
@@ -87,7 +66,7 @@ def sample_training_clip(seq: Sequence, num_frames: int, height: int, width: int
         raise ValueError(f"num_frames and max_stride must be >= 1, got {num_frames} and {max_stride}")
     length = seq.num_frames
     if length < num_frames:
-        raise ValueError(f"sequence {seq.name!r} has {length} frames, a clip needs {num_frames}")
+        raise ValueError(f"sequence {seq.name!r} has {plural(length, 'frame')}, a clip needs {num_frames}")
 
     largest_stride = max_stride if num_frames == 1 else min(max_stride, (length - 1) // (num_frames - 1))
     stride = _random_int(1, largest_stride, generator)
@@ -103,8 +82,7 @@ def sample_training_clip(seq: Sequence, num_frames: int, height: int, width: int
     top = _random_int(0, cover_h - height, generator) if random_crop else (cover_h - height) // 2
     left = _random_int(0, cover_w - width, generator) if random_crop else (cover_w - width) // 2
     rgb = rgb[:, top : top + height, left : left + width].contiguous()
-    crop = torch.tensor([[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    affine = crop @ affine
+    affine = pixel_affine(1.0, 1.0, left, top) @ affine
 
     valid = clip.valid if clip.valid is not None else clip.depth > 0
     depth = _sample_nearest(clip.depth.float(), affine, height, width)
@@ -137,8 +115,8 @@ class ClipDataset(torch.utils.data.IterableDataset):
     ``valid bool (T, H, W)``.
 
     Args:
-        sources: name -> callable returning an iterator of `Sequence` and accepting ``shard=(index, count)``, e.g.
-            ``functools.partial(pointodyssey.iter_sequences, root, split="train", max_frames=200)``.
+        sources: name -> callable returning an iterator of `VideoSequence` and accepting ``shard=(index, count)``, e.g.
+            ``functools.partial(pointodyssey.iter_pointodyssey, root, split="train", max_frames=200)``.
         weights: name -> sampling weight (default: equal).
         process_shard: ``(rank, world size)`` of the training process: each (process, worker) pair reads its own
             shard of every source.
@@ -161,7 +139,7 @@ class ClipDataset(torch.utils.data.IterableDataset):
             max_stride, clips_per_sequence, random_crop, seed)
         self.process_shard = process_shard
 
-    def _endless_sequences(self, name: str, worker: int, num_workers: int) -> Iterator[Sequence]:
+    def _endless_sequences(self, name: str, worker: int, num_workers: int) -> Iterator[VideoSequence]:
         """Sequences of one source long enough for a clip, cycling forever over this worker's shard."""
         shard = (worker, num_workers)
         while True:

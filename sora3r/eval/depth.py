@@ -13,13 +13,13 @@ Facts taken from MonST3R's ``depth_evaluation`` (``dust3r/depth_eval.py``) and i
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-DEPTH_ALIGNMENTS = ("scale", "scale&shift", "none")
+from sora3r.geometry.align import DEPTH_ALIGN_MODES, align_depth
+from sora3r.geometry.projection import pixel_affine
+
 DEPTH_METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta_1.25")
 _MIN_DEPTH_FOR_LOG = 1e-5
 
@@ -48,8 +48,7 @@ def depth_on_gt_grid(
     if affine is None:
         if (pred_h, pred_w) == (height, width):
             return pred
-        sx, sy = pred_w / width, pred_h / height
-        affine = [[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]]
+        affine = pixel_affine(pred_w / width, pred_h / height)
     affine = torch.as_tensor(affine, dtype=torch.float64)
     if affine.shape != (3, 3):
         raise ValueError(f"affine must be (3, 3), got {tuple(affine.shape)}")
@@ -62,6 +61,25 @@ def depth_on_gt_grid(
     sampled = F.grid_sample(pred[:, None], grid.expand(num_frames, height, width, 2), mode="bicubic",
                             padding_mode="border", align_corners=False)[:, 0]
     return torch.where(inside, sampled, torch.nan)
+
+
+def _aligned(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, align: str) -> torch.Tensor:
+    """``pred`` after the protocol's alignment (``align_depth``) on the ``mask`` pixels.
+
+    A prediction that is 0 at every valid pixel carries no depth and no scale to fit (the protocol's fits start
+    from a ratio of means / medians and give NaN): it is scored as it is, i.e. Abs Rel 1 and delta 0, the worst
+    depth a positive prediction can score, instead of a NaN that would poison the dataset mean. Any other fit that
+    does not give a finite depth raises ValueError, which the runner reports as the sequence's failure.
+    """
+    if align == "none" or not bool(pred[mask].any()):
+        return pred
+    # The fit runs in float32 as MonST3R's does (and 2-3x faster than float64 on CPU); the metrics are
+    # reduced in float64.
+    aligned, fit = align_depth(pred.float(), gt.float(), mask, align)
+    if not bool(torch.isfinite(aligned[mask]).all()):
+        raise ValueError(f"depth alignment {align!r} failed (scale {fit['scale']:.3g}, shift {fit['shift']:.3g}): "
+                         f"the prediction has no usable scale")
+    return aligned.double()
 
 
 def depth_metrics(
@@ -82,11 +100,13 @@ def depth_metrics(
             aligned prediction is clipped at it. ``None`` = no cap.
 
     Returns:
-        ``dict(abs_rel, sq_rel, rmse, log_rmse, delta_1.25, num_valid)``; metrics are NaN when no pixel
-        is valid.
+        ``dict(abs_rel, sq_rel, rmse, log_rmse, delta_1.25, num_valid)``; metrics are ``None`` (undefined) when no
+        pixel is valid, and never NaN otherwise.
+    Raises:
+        ValueError: bad shapes or ``align``; an alignment that gives no finite depth (see ``_aligned``).
     """
-    if align not in DEPTH_ALIGNMENTS:
-        raise ValueError(f"align must be one of {DEPTH_ALIGNMENTS}, got {align!r}")
+    if align not in DEPTH_ALIGN_MODES:
+        raise ValueError(f"align must be one of {DEPTH_ALIGN_MODES}, got {align!r}")
     pred_d = _as_depth(pred, "predicted depth")
     gt_d = _as_depth(gt, "ground-truth depth")
     if pred_d.shape != gt_d.shape:
@@ -101,15 +121,8 @@ def depth_metrics(
         mask &= valid_t
     num_valid = int(mask.sum())
     if num_valid == 0:
-        return {**{key: math.nan for key in DEPTH_METRIC_KEYS}, "num_valid": 0}
-
-    if align != "none":
-        from sora3r.geometry.align import align_depth
-
-        # The fit runs in float32 as MonST3R's does (and 2-3x faster than float64 on CPU); the metrics
-        # below are reduced in float64.
-        aligned, _ = align_depth(pred_d.float(), gt_d.float(), mask, align)
-        pred_d = aligned.double()
+        return {**{key: None for key in DEPTH_METRIC_KEYS}, "num_valid": 0}
+    pred_d = _aligned(pred_d, gt_d, mask, align)
     p, g = pred_d[mask], gt_d[mask]
     if max_depth is not None:
         p = p.clamp(max=max_depth)
@@ -129,12 +142,13 @@ def depth_metrics(
 def aggregate_depth(per_sequence: list[dict]) -> dict:
     """Dataset depth score: per-sequence metrics averaged with weights = their ``num_valid`` pixel counts.
 
-    Returns the metric keys plus ``num_valid`` (total) and ``num_sequences`` (sequences with valid pixels).
+    Returns the metric keys (``None`` when no sequence has valid pixels, never NaN) plus ``num_valid`` (total) and
+    ``num_sequences`` (sequences with valid pixels).
     """
     counted = [m for m in per_sequence if m["num_valid"] > 0]
     weights = np.array([m["num_valid"] for m in counted], dtype=np.float64)
     summary = {
-        key: float(np.average([m[key] for m in counted], weights=weights)) if counted else math.nan
+        key: float(np.average([m[key] for m in counted], weights=weights)) if counted else None
         for key in DEPTH_METRIC_KEYS
     }
     summary["num_valid"] = int(weights.sum())

@@ -7,15 +7,18 @@ Facts taken from MonST3R's evaluation (``dust3r/utils/vo_eval.py::eval_metrics``
   (``align=True, correct_scale=True``, i.e. Sim(3));
 - RPE-trans / RPE-rot = RMSE of evo's RPE (translation part / rotation angle in degrees), delta 1
   frame, ``all_pairs=True``, on the same Sim(3)-aligned estimate.
-evo's own published figures (``/work/shared/data/README.md``) use ``all_pairs=False`` instead;
+evo's own published figures (the reference table of the shared test data) use ``all_pairs=False`` instead;
 both are exposed through ``all_pairs`` (with delta = 1 frame they select the same pairs, so the
 values agree; they differ for larger deltas).
+Degenerate trajectories, where evo's Umeyama (and so MonST3R's evaluation) raises "degenerate covariance rank":
+RPE-rot needs no alignment and is always scored; ground-truth camera centres at one point (a pure rotation) leave
+the Sim(3) ATE and RPE-trans undefined (``None``); centres on a line, or an estimate at one point, are aligned by
+their (non-unique) least-squares optimum (see ``_align``).
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +29,22 @@ from evo.core.metrics import PoseRelation, StatisticsType, Unit
 from evo.core.trajectory import PoseTrajectory3D
 from evo.tools import file_interface
 
+from sora3r.geometry.transforms import pose_array, umeyama
+
 POSE_ALIGNMENTS = ("sim3", "se3", "none")
 POSE_METRIC_KEYS = ("ate", "rpe_trans", "rpe_rot")
+COINCIDENT_CENTRES = 1e-5  # relative spread under which camera centres count as one point (see centres_coincide)
+UNDEFINED_PURE_ROTATION = "ground-truth camera centres coincide (pure rotation): no Sim(3) alignment for ATE, RPE-trans"
 
 
 def _as_c2w_array(c2w: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
-    """``(T, 4, 4)`` float64 numpy copy of a pose stack with each rotation projected onto SO(3); ValueError on a
-    wrong shape or non-finite values.
+    """``(T, 4, 4)`` float64 numpy copy of a pose stack (checked by `pose_array`) with each rotation projected onto
+    SO(3).
 
     The projection (nearest rotation, by SVD) matters: evo refuses rotations that are orthonormal only to float32
     precision ("not a valid SO(3) group element"), which every float32 pose stack of a reader or a method is.
     """
-    array = c2w.detach().cpu().double().numpy() if isinstance(c2w, torch.Tensor) else np.array(c2w, np.float64)
-    if array.ndim != 3 or array.shape[1:] != (4, 4):
-        raise ValueError(f"{what} must have shape (T, 4, 4), got {tuple(array.shape)}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{what} contains non-finite values")
+    array = pose_array(c2w, what)
     u, _, vt = np.linalg.svd(array[:, :3, :3])
     flip = np.sign(np.linalg.det(u @ vt))[:, None]
     array[:, :3, :3] = (u * np.concatenate([np.ones_like(flip), np.ones_like(flip), flip], 1)[:, None, :]) @ vt
@@ -52,14 +55,21 @@ def _to_trajectory(c2w: np.ndarray, timestamps: np.ndarray) -> PoseTrajectory3D:
     return PoseTrajectory3D(poses_se3=list(c2w), timestamps=timestamps)
 
 
+def centres_coincide(positions: np.ndarray) -> bool:
+    """Whether camera centres ``(T, 3)`` (float64) sit at one point: spread at most ``COINCIDENT_CENTRES``
+    (relative to the larger of 1 and their largest coordinate; 10 micrometres for positions in metres)."""
+    return bool(np.ptp(positions, axis=0).max() <= COINCIDENT_CENTRES * max(1.0, float(np.abs(positions).max())))
+
+
 def _align(est: PoseTrajectory3D, ref: PoseTrajectory3D, align: str) -> PoseTrajectory3D:
     """A copy of ``est`` aligned to ``ref`` by evo's Umeyama (``sim3``/``se3``) or left as is (``none``).
 
-    An estimate whose cameras all sit at one point (e.g. the ``static`` baseline) makes evo's
-    Umeyama raise (degenerate covariance). Its least-squares optimum is still defined: any
-    rotation/scale maps one point to one point, and the best single point is the centroid of the
-    ground-truth positions. So that case is handled here by translating the estimate there; the
-    rotation left undetermined changes none of ATE (positions only) or RPE (relative poses).
+    evo refuses a rank-deficient position covariance ("degenerate covariance rank"): estimate or ground truth on
+    one line, or an estimate whose cameras all sit at one point (the ``static`` baseline). The least-squares
+    optimum is still defined there, only not unique: for centres on a line, the closed-form Umeyama through SVD
+    (``sora3r.geometry.umeyama``) reaches it; for an estimate at one point, any rotation/scale maps it to one
+    point and the best point is the centroid of the ground-truth positions. The rotation left undetermined changes
+    none of ATE (positions only) or RPE (relative poses).
     """
     if align not in POSE_ALIGNMENTS:
         raise ValueError(f"align must be one of {POSE_ALIGNMENTS}, got {align!r}")
@@ -68,14 +78,26 @@ def _align(est: PoseTrajectory3D, ref: PoseTrajectory3D, align: str) -> PoseTraj
         return aligned
     try:
         aligned.align(ref, correct_scale=(align == "sim3"))
-    except GeometryException as error:
-        positions = est.positions_xyz
-        if np.ptp(positions, axis=0).max() > 1e-12 * max(1.0, np.abs(positions).max()):
-            raise ValueError(f"{align} alignment of the trajectories is impossible: {error}") from error
+        return aligned
+    except GeometryException:
+        aligned = copy.deepcopy(est)
+    if centres_coincide(est.positions_xyz):
         shift = np.eye(4)
-        shift[:3, 3] = ref.positions_xyz.mean(axis=0) - positions[0]
+        shift[:3, 3] = ref.positions_xyz.mean(axis=0) - est.positions_xyz.mean(axis=0)
         aligned.transform(shift)
+        return aligned
+    scale, rotation, translation = (value.numpy() for value in umeyama(
+        torch.from_numpy(est.positions_xyz), torch.from_numpy(ref.positions_xyz), with_scale=(align == "sim3")))
+    aligned.scale(float(scale))
+    transform = np.eye(4)
+    transform[:3, :3], transform[:3, 3] = rotation, translation
+    aligned.transform(transform)
     return aligned
+
+
+def _rmse(metric, ref: PoseTrajectory3D, est: PoseTrajectory3D) -> float:
+    metric.process_data((ref, est))
+    return float(metric.get_statistic(StatisticsType.rmse))
 
 
 def trajectory_metrics(
@@ -84,21 +106,24 @@ def trajectory_metrics(
     """ATE and RPE (delta 1 frame) RMSE of two already associated evo trajectories.
 
     Returns ``dict(ate, rpe_trans, rpe_rot, num_poses)``; ``rpe_rot`` is in degrees, the others in the
-    reference's units.
+    reference's units. ``rpe_rot`` needs no alignment (relative rotations do not change under any Sim(3)) and is
+    always reported. With ``align="sim3"`` and ground-truth camera centres at one point (a pure rotation), the
+    Sim(3) fit is undefined (its scale collapses to 0): ``ate`` and ``rpe_trans`` are then ``None`` and
+    ``undefined`` says why; this is a property of the ground truth, not a failure of the method.
     """
     if est.num_poses != ref.num_poses:
         raise ValueError(f"trajectories are not associated: {est.num_poses} vs {ref.num_poses} poses")
     if ref.num_poses < 2:
         raise ValueError(f"need at least 2 poses for pose metrics, got {ref.num_poses}")
+    rpe = {relation: metrics.RPE(relation, delta=1, delta_unit=Unit.frames, all_pairs=all_pairs)
+           for relation in (PoseRelation.translation_part, PoseRelation.rotation_angle_deg)}
+    result = {"rpe_rot": _rmse(rpe[PoseRelation.rotation_angle_deg], ref, est), "num_poses": int(ref.num_poses)}
+    if align == "sim3" and centres_coincide(ref.positions_xyz):
+        result.update(ate=None, rpe_trans=None, undefined=UNDEFINED_PURE_ROTATION)
+        return result
     aligned = _align(est, ref, align)
-    ape = metrics.APE(PoseRelation.translation_part)
-    ape.process_data((ref, aligned))
-    result = {"ate": float(ape.get_statistic(StatisticsType.rmse))}
-    for key, relation in (("rpe_trans", PoseRelation.translation_part), ("rpe_rot", PoseRelation.rotation_angle_deg)):
-        rpe = metrics.RPE(relation, delta=1, delta_unit=Unit.frames, all_pairs=all_pairs)
-        rpe.process_data((ref, aligned))
-        result[key] = float(rpe.get_statistic(StatisticsType.rmse))
-    result["num_poses"] = int(ref.num_poses)
+    result["ate"] = _rmse(metrics.APE(PoseRelation.translation_part), ref, aligned)
+    result["rpe_trans"] = _rmse(rpe[PoseRelation.translation_part], ref, aligned)
     return result
 
 
@@ -119,7 +144,9 @@ def pose_metrics(
         all_pairs: RPE over all pairs ``(i, i+1)`` (the protocol) or evo's default non-overlapping pairs.
 
     Returns:
-        ``dict(ate, rpe_trans, rpe_rot, num_poses)``; defaults give the MonST3R protocol's values.
+        ``dict(ate, rpe_trans, rpe_rot, num_poses)``; defaults give the MonST3R protocol's values. ``ate`` and
+        ``rpe_trans`` are ``None`` (with the reason under ``undefined``) where the ground truth's camera centres
+        coincide (see :func:`trajectory_metrics`).
     """
     est = _as_c2w_array(est_c2w, "estimated c2w")
     gt = _as_c2w_array(gt_c2w, "ground-truth c2w")
@@ -138,11 +165,17 @@ def aligned_c2w(
     est_c2w: torch.Tensor | np.ndarray, gt_c2w: torch.Tensor | np.ndarray, align: str = "sim3"
 ) -> np.ndarray:
     """The estimate ``(T, 4, 4)`` moved onto the ground truth by the alignment :func:`pose_metrics` uses
-    (for plotting both in one frame). Rotations stay rotations; a Sim(3) scale acts on positions only."""
+    (for plotting both in one frame). Rotations stay rotations; a Sim(3) scale acts on positions only.
+
+    Raises:
+        ValueError: shapes differ, or the alignment is undefined (``sim3`` onto ground-truth centres at one point).
+    """
     est = _as_c2w_array(est_c2w, "estimated c2w")
     gt = _as_c2w_array(gt_c2w, "ground-truth c2w")
     if est.shape[0] != gt.shape[0]:
         raise ValueError(f"estimated and ground-truth poses differ in length: {est.shape[0]} vs {gt.shape[0]}")
+    if align == "sim3" and centres_coincide(gt[:, :3, 3]):
+        raise ValueError(UNDEFINED_PURE_ROTATION)
     stamps = np.arange(gt.shape[0], dtype=np.float64)
     return np.stack(_align(_to_trajectory(est, stamps), _to_trajectory(gt, stamps), align).poses_se3)
 
@@ -183,15 +216,18 @@ def evaluate_trajectory_files(
 
 
 def aggregate_pose(per_sequence: list[dict | None]) -> dict:
-    """Dataset pose score: plain mean over the sequences that succeeded; ``None`` marks a failed sequence.
+    """Dataset pose score: plain mean over sequences; ``None`` marks a failed sequence.
 
-    Returns ``ate``, ``rpe_trans``, ``rpe_rot`` (NaN when none succeeded), ``num_sequences`` (succeeded)
-    and ``num_failed``.
+    Returns ``ate``, ``rpe_trans``, ``rpe_rot`` (each the mean over the sequences where it is defined, ``None`` when
+    it is defined for none, never NaN), ``<key>_sequences`` (how many sequences each mean covers),
+    ``num_sequences`` (succeeded) and ``num_failed``.
     """
     succeeded = [m for m in per_sequence if m is not None]
-    summary = {
-        key: float(np.mean([m[key] for m in succeeded])) if succeeded else math.nan for key in POSE_METRIC_KEYS
-    }
+    summary = {}
+    for key in POSE_METRIC_KEYS:
+        values = [m[key] for m in succeeded if m.get(key) is not None]
+        summary[key] = float(np.mean(values)) if values else None
+        summary[f"{key}_sequences"] = len(values)
     summary["num_sequences"] = len(succeeded)
     summary["num_failed"] = len(per_sequence) - len(succeeded)
     return summary

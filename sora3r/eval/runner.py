@@ -18,10 +18,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sora3r.fs import atomic_output_dir
 from sora3r.eval.depth import DEPTH_METRIC_KEYS, aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.methods import METHODS, Method
-from sora3r.eval.pose import POSE_METRIC_KEYS, aggregate_pose, aligned_c2w, pose_metrics
+from sora3r.eval.pose import POSE_METRIC_KEYS, aggregate_pose, pose_metrics
+from sora3r.fs import atomic_output_dir
 
 DEFAULT_DEPTH_ALIGN = "scale&shift"  # the protocol's choice for methods whose depth is relative
 
@@ -96,10 +96,9 @@ def _evaluate_sequence(seq, method: Method, plot_dir: Path, depth_align: str, po
     if pose is not None:
         plot_path = plot_dir / f"{_file_stem(seq.name)}.png"
         try:
-            from sora3r.viz.plots import plot_trajectories
+            from sora3r.viz.plots import plot_pose_alignment
 
-            estimate = aligned_c2w(rec.c2w, seq.c2w, pose_align)
-            plot_trajectories(plot_path, estimate, seq.c2w, title=f"{seq.name}: {pose_align}-aligned estimate")
+            plot_pose_alignment(plot_path, rec.c2w, seq.c2w, pose_align, title=seq.name)
             record["plot"] = str(plot_path.relative_to(plot_dir.parent))
         except Exception as error:  # a plot is a convenience: report its failure, keep the scores
             record["errors"]["plot"] = _error_text(error)
@@ -125,9 +124,11 @@ def _results_markdown(summary: dict, records: list[dict]) -> str:
                       if any(key in record for record in records)]
     summary_columns = ["num_sequences", "num_failed", *metric_columns]
     per_sequence = [
-        {**record, "errors": "; ".join(f"{stage}: {text}" for stage, text in record["errors"].items())}
+        {**record, "notes": "; ".join([*(f"{stage}: {text}" for stage, text in record["errors"].items()),
+                                       *([f"undefined: {record['undefined']}"] if "undefined" in record else [])])}
         for record in records
     ]
+    covered = ", ".join(f"{key} {summary[f'{key}_sequences']}" for key in POSE_METRIC_KEYS if key in metric_columns)
     return "\n".join([
         f"# {summary['method']} on {summary['dataset']}",
         "",
@@ -139,9 +140,12 @@ def _results_markdown(summary: dict, records: list[dict]) -> str:
         "",
         _markdown_table([summary], summary_columns),
         "",
+        *([f"Sequences in each pose mean: {covered} (of {summary['pose_sequences']} scored; ATE and RPE-trans are "
+           "undefined where the ground-truth camera centres coincide)."] if covered else []),
+        "",
         "## Per sequence",
         "",
-        _markdown_table(per_sequence, ["name", "status", "num_frames", "time_s", *metric_columns, "errors"]),
+        _markdown_table(per_sequence, ["name", "status", "num_frames", "time_s", *metric_columns, "notes"]),
         "",
     ])
 
@@ -175,7 +179,8 @@ def run_eval(
         (unknown dataset, missing root, interrupt) leaves no ``out_dir`` behind.
 
     Returns:
-        The summary dict (also ``summary.json``): ``ate``, ``rpe_trans``, ``rpe_rot``, ``abs_rel``,
+        The summary dict (also ``summary.json``): ``ate``, ``rpe_trans``, ``rpe_rot`` (each with
+        ``<key>_sequences``, the number of sequences its mean covers; ``None`` when it covers none), ``abs_rel``,
         ``delta_1.25``, ... plus ``num_sequences``, ``num_failed``, ``failed`` (names), counts, settings, timing.
     """
     from sora3r.data.datasets import iter_sequences
@@ -194,8 +199,8 @@ def run_eval(
 def _run_into(out_dir: Path, method: str, dataset: str, sequences, method_fn: Method, ignored_options: dict,
               max_sequences: int | None, method_options: dict | None, dataset_options: dict | None,
               depth_align: str, pose_align: str, all_pairs: bool) -> dict:
-    """The body of `run_eval`: score ``sequences`` (an iterator of `Sequence`) and write into ``out_dir`` (a fresh
-    staging folder)."""
+    """The body of `run_eval`: score ``sequences`` (an iterator of `VideoSequence`) and write into ``out_dir`` (a
+    fresh staging folder)."""
     plot_dir = out_dir / "plots"
     plot_dir.mkdir()
 
@@ -227,6 +232,7 @@ def _run_into(out_dir: Path, method: str, dataset: str, sequences, method_fn: Me
         "num_failed": sum(record["status"] == "FAILED" for record in records),
         "failed": [record["name"] for record in records if record["status"] == "FAILED"],
         **{key: pose_summary[key] for key in POSE_METRIC_KEYS},
+        **{f"{key}_sequences": pose_summary[f"{key}_sequences"] for key in POSE_METRIC_KEYS},
         "pose_sequences": pose_summary["num_sequences"],
         "pose_failed": pose_summary["num_failed"],
         **{key: depth_summary[key] for key in DEPTH_METRIC_KEYS},

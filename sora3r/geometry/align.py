@@ -1,55 +1,12 @@
-"""Alignment of predictions to ground truth: Umeyama Sim(3) for point sets, per-sequence depth scale / shift."""
+"""Alignment of predicted depth to ground truth: one scale (and shift) per sequence, as the MonST3R protocol fits it.
+
+Point-set alignment (Umeyama Sim(3)) lives in `sora3r.geometry.transforms`."""
 
 from __future__ import annotations
 
 import torch
 
 DEPTH_ALIGN_MODES = ("scale", "scale&shift", "none")
-
-
-def umeyama(
-    src: torch.Tensor, dst: torch.Tensor, with_scale: bool = True, weights: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Least-squares similarity (Umeyama 1991) with ``dst ~ s R src + t``.
-
-    Written here in torch (closed form: weighted centroids, cross-covariance SVD, reflection fix) because
-    evo's ``umeyama_alignment`` is numpy-only and unweighted, and we need weights and tensors on any device.
-
-    Args:
-        src, dst: ``(N, 3)`` corresponding points.
-        with_scale: estimate ``s``; otherwise ``s = 1`` (rigid fit).
-        weights: ``(N,)`` non-negative, or ``None`` for uniform.
-    Returns:
-        ``(s, R, t)``: scalar tensor, ``(3, 3)`` rotation (det +1), ``(3,)``.
-    """
-    if src.ndim != 2 or src.shape[-1] != 3 or src.shape != dst.shape:
-        raise ValueError(f"umeyama: need src and dst of shape (N, 3), got {tuple(src.shape)} and {tuple(dst.shape)}")
-    if weights is None:
-        weights = torch.ones(src.shape[0], dtype=src.dtype, device=src.device)
-    if weights.shape != src.shape[:1]:
-        raise ValueError(f"umeyama: weights {tuple(weights.shape)} do not match {src.shape[0]} points")
-    w = weights / weights.sum()
-    src_mean = w @ src
-    dst_mean = w @ dst
-    src_c = src - src_mean
-    dst_c = dst - dst_mean
-    covariance = (dst_c * w[:, None]).T @ src_c  # (3, 3) = sum_i w_i d_i s_i^T
-    u, singular, vh = torch.linalg.svd(covariance)
-    sign = torch.ones(3, dtype=src.dtype, device=src.device)
-    sign[2] = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))
-    rotation = u @ torch.diag(sign) @ vh
-    if with_scale:
-        src_var = (w * src_c.square().sum(-1)).sum()
-        scale = (singular * sign).sum() / src_var
-    else:
-        scale = torch.ones((), dtype=src.dtype, device=src.device)
-    translation = dst_mean - scale * rotation @ src_mean
-    return scale, rotation, translation
-
-
-def apply_sim3(scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """``s R p + t`` for points ``(..., 3)``."""
-    return scale * points @ rotation.T + translation
 
 
 def _l1_scale_irls(pred: torch.Tensor, gt: torch.Tensor, iterations: int = 10) -> torch.Tensor:
@@ -90,7 +47,7 @@ def align_depth(
 ) -> tuple[torch.Tensor, dict]:
     """Align a predicted depth video to ground truth with one scale (and shift) per sequence.
 
-    Matches the MonST3R video-depth protocol (its ``depth_evaluation``, read via the code search): the fit
+    Matches the MonST3R video-depth protocol (``depth_evaluation`` in its ``dust3r/depth_eval.py``): the fit
     pools the valid pixels of all frames;
     - ``"scale"``: start ``s = mean(gt) / mean(pred)``, 10 IRLS iterations of the L1 scale fit with weights
       ``1 / (|s pred - gt| + 1e-8)``, then ``s`` clamped to ``>= 1e-3``;

@@ -19,12 +19,13 @@ Method (per clip, all frames and clips batched, no host syncs inside the loops):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence as SequenceABC
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import torch
 
-from sora3r.geometry.target import invert_rigid
+from sora3r.geometry.projection import image_centre, intrinsics_matrix
+from sora3r.geometry.transforms import invert_rigid, transform_points
 
 SAMPLE_SIZE = 6  # correspondences per DLT hypothesis (11 unknowns; 6 points = 12 equations)
 SCORE_PIXELS = 512  # pixels per frame used to score hypotheses
@@ -40,6 +41,13 @@ CAUCHY_FRACTION = 0.5
 FOCAL_FRAME_FRACTION = 0.5  # frames with fewer inliers than this x the clip's best leave the focal alone
 MIN_RESIDUAL_SCALE = 1e-3  # pixels; floor of sigma so exact data stays well conditioned
 DAMPING = 1e-6  # Levenberg-Marquardt style diagonal damping of the pose blocks
+RANSAC_CHUNK_VALUES = 1 << 22  # hypotheses x score pixels of the frames scored at once (bounds the memory)
+GAUSS_NEWTON_CHUNK_PIXELS = 1 << 19  # fit pixels of the frames refined at once (bounds the memory)
+# Normalised units (points centred and scaled to unit median spread, focal of order one): a point counts as in front
+# of a camera beyond MIN_DEPTH; the focal stays above MIN_FOCAL; TINY guards divisions by spreads and curvatures.
+MIN_DEPTH = 1e-6
+MIN_FOCAL = 1e-6
+TINY = 1e-12
 
 
 @dataclass
@@ -69,6 +77,10 @@ class _Frames:
     centre: torch.Tensor  # (F, 3) world centre of each frame's points
     spread: torch.Tensor  # (F,) world scale of each frame's points
 
+    def __getitem__(self, frames: slice) -> "_Frames":
+        return _Frames(self.points[frames], self.pixels[frames], self.weights[frames], self.centre[frames],
+                       self.spread[frames])
+
 
 def _fit_grid(height: int, width: int, max_fit_pixels: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat indices ``(n,)`` and pixel coordinates ``(n, 2)`` (u, v) of a strided grid of at most that many pixels."""
@@ -90,7 +102,7 @@ def _prepare(points: torch.Tensor, weights: torch.Tensor, pixels: torch.Tensor) 
     used = (weights > 0)[..., None]
     centre = torch.where(used, points, torch.nan).nanmedian(dim=1).values
     distance = torch.linalg.vector_norm(points - centre[:, None], dim=-1)
-    spread = torch.where(used[..., 0], distance, torch.nan).nanmedian(dim=1).values.clamp(min=1e-12)
+    spread = torch.where(used[..., 0], distance, torch.nan).nanmedian(dim=1).values.clamp(min=TINY)
     return _Frames(
         points=(points - centre[:, None]) / spread[:, None, None],
         pixels=pixels,
@@ -145,12 +157,22 @@ def _project(points, rotation, translation):
     """Camera points ``(F, n, 3)`` and normalised projections ``x/z, y/z`` for world points ``(F, n, 3)``."""
     camera = points @ rotation.transpose(-1, -2) + translation[:, None]
     depth = camera[..., 2]
-    safe = torch.where(depth > 1e-6, depth, 1.0)
+    safe = torch.where(depth > MIN_DEPTH, depth, 1.0)
     return camera, camera[..., 0] / safe, camera[..., 1] / safe
 
 
 def _ransac_init(frames: _Frames, hypotheses: int, threshold: float, generator: torch.Generator):
-    """Best-scoring DLT hypothesis per frame -> focal ``(F,)``, rotation ``(F, 3, 3)``, translation ``(F, 3)``."""
+    """Best-scoring DLT hypothesis per frame -> focal ``(F,)``, rotation ``(F, 3, 3)``, translation ``(F, 3)``.
+
+    Frames are scored a chunk at a time, so memory does not grow with the number of frames."""
+    chunk = max(1, RANSAC_CHUNK_VALUES // (hypotheses * SCORE_PIXELS))
+    parts = [_ransac_chunk(frames[first:first + chunk], hypotheses, threshold, generator)
+             for first in range(0, frames.points.shape[0], chunk)]
+    return tuple(torch.cat(values) for values in zip(*parts))
+
+
+def _ransac_chunk(frames: _Frames, hypotheses: int, threshold: float, generator: torch.Generator):
+    """`_ransac_init` on one chunk of frames."""
     num_frames = frames.points.shape[0]
     sample = torch.multinomial(frames.weights, hypotheses * SAMPLE_SIZE, replacement=True, generator=generator)
     sample = sample.reshape(num_frames, hypotheses, SAMPLE_SIZE)
@@ -165,11 +187,11 @@ def _ransac_init(frames: _Frames, hypotheses: int, threshold: float, generator: 
     score_points = torch.gather(frames.points, 1, score_index[..., None].expand(-1, -1, 3))  # (F, m, 3)
     camera = score_points[:, None] @ rotation.transpose(-1, -2) + translation[..., None, :]  # (F, S, m, 3)
     depth = camera[..., 2]
-    safe = torch.where(depth > 1e-6, depth, 1.0)
+    safe = torch.where(depth > MIN_DEPTH, depth, 1.0)
     predicted = focal[..., None, None] * camera[..., :2] / safe[..., None]
     score_pixels = torch.gather(frames.pixels, 1, score_index[..., None].expand(-1, -1, 2))
     error = (predicted - score_pixels[:, None]).square().sum(-1)
-    error = torch.where(depth > 1e-6, error, torch.inf).clamp(max=threshold**2)
+    error = torch.where(depth > MIN_DEPTH, error, torch.inf).clamp(max=threshold**2)
     cost = torch.nan_to_num(error.sum(-1), nan=torch.inf)  # degenerate samples give NaN
     best = cost.argmin(1)
     pick = torch.arange(num_frames, device=best.device)
@@ -186,6 +208,86 @@ def _skew_exp(omega: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_exp(skew)
 
 
+def _robust_weights(error: torch.Tensor, considered: torch.Tensor, scale: torch.Tensor, cauchy: bool,
+                    min_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """IRLS weights ``(F, n)`` of the reprojection errors ``(F, n)`` and the updated residual scale ``(F,)``.
+
+    The scale follows a low quantile of the ``considered`` pixels' residuals of each frame (sampled on a strided
+    subset), never grows, and stays at least ``min_scale``; the weights are Cauchy weights (``cauchy``) or Tukey
+    biweights of ``error / scale``.
+    """
+    quantile_stride = max(1, error.shape[1] // QUANTILE_PIXELS)  # the residual scale needs only a sample
+    sampled = torch.where(considered, error, torch.nan)[:, ::quantile_stride]
+    quartile = sampled.nanquantile(RESIDUAL_QUANTILE, dim=1)
+    sigma = torch.nan_to_num(quartile / RAYLEIGH_QUANTILE, nan=torch.inf)
+    scale = torch.minimum(scale, sigma).clamp(min=min_scale)
+    ratio = error / scale[:, None]
+    if cauchy:
+        robust = 1 / (1 + (ratio / CAUCHY_C).square())
+    else:
+        robust = (1 - (ratio / TUKEY_C).square()).clamp(min=0).square()
+    return robust, scale
+
+
+def _normal_equations(f: torch.Tensor, camera: torch.Tensor, pu: torch.Tensor, pv: torch.Tensor,
+                      in_front: torch.Tensor, residual: torch.Tensor,
+                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted Gauss-Newton system ``(J^T W J (F, 7, 7), J^T W r (F, 7))`` of the reprojection residuals
+    ``(F, 2n)`` over each frame's rotation (left-multiplied axis-angle), translation and the focal."""
+    inv_z = f / torch.where(in_front, camera[..., 2], 1.0)
+    zero = torch.zeros_like(pu)
+    jac_u = torch.stack([-f * pu * pv, f * (1 + pu.square()), -f * pv, inv_z, zero, -inv_z * pu, pu], -1)
+    jac_v = torch.stack([-f * (1 + pv.square()), f * pu * pv, f * pu, zero, inv_z, -inv_z * pv, pv], -1)
+    jac = torch.cat([jac_u, jac_v], 1)  # (F, 2n, 7): rotation, translation, focal
+    weighted = jac * torch.cat([weight, weight], 1)[..., None]
+    hessian = weighted.transpose(1, 2) @ jac  # (F, 7, 7)
+    gradient = (weighted.transpose(1, 2) @ residual[..., None])[..., 0]  # (F, 7)
+    return hessian, gradient
+
+
+def _frame_equations(frames: _Frames, f: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
+                     scale: torch.Tensor, cauchy: bool, min_scale: float, max_scale: float):
+    """Robustly weighted Gauss-Newton normal equations of frames' reprojection errors.
+
+    Args: fit data of ``F`` frames, their focal ``(F, 1)``, poses, and robust residual scale ``(F,)``.
+    Returns: ``hessian (F, 7, 7)`` and ``gradient (F, 7)`` over (rotation, translation, focal), the updated
+    scale ``(F,)`` and each frame's inlier fraction ``(F,)``.
+    """
+    camera, pu, pv = _project(frames.points, rotation, translation)
+    in_front = camera[..., 2] > MIN_DEPTH
+    res_u, res_v = f * pu - frames.pixels[..., 0], f * pv - frames.pixels[..., 1]
+    error = torch.sqrt(res_u.square() + res_v.square())
+    considered = in_front & (frames.weights > 0)
+    robust, scale = _robust_weights(error, considered, scale, cauchy, min_scale)
+    weight = frames.weights * in_front * robust
+    hessian, gradient = _normal_equations(f, camera, pu, pv, in_front, torch.cat([res_u, res_v], 1), weight)
+    inlier_fraction = ((error < max_scale) & considered).sum(1) / considered.sum(1).clamp(min=1)
+    return hessian, gradient, scale, inlier_fraction
+
+
+def _solve_steps(hessian: torch.Tensor, gradient: torch.Tensor, steers_focal: torch.Tensor | None,
+                 num_clips: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Damped Gauss-Newton steps: ``(focal step (B,) or None, pose steps (F, 6))``.
+
+    With ``steers_focal`` (per-frame 0/1) the clip's shared focal is solved by a Schur complement that eliminates
+    every frame's pose; otherwise (known K) only the poses move.
+    """
+    frames_per_clip = hessian.shape[0] // num_clips
+    eye = torch.eye(6, dtype=hessian.dtype, device=hessian.device)
+    h_pp = hessian[:, :6, :6]
+    h_pp = h_pp + DAMPING * (torch.diagonal(h_pp, dim1=-2, dim2=-1).diag_embed() + eye)
+    if steers_focal is None:
+        return None, -torch.linalg.solve_ex(h_pp, gradient[:, :6]).result
+    # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute.
+    solved = torch.linalg.solve_ex(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1)).result
+    reduced_h = steers_focal * (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1))
+    reduced_g = steers_focal * (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1))
+    reduced_h, reduced_g = reduced_h.reshape(num_clips, -1).sum(1), reduced_g.reshape(num_clips, -1).sum(1)
+    step_focal = -reduced_g / reduced_h.clamp(min=TINY)
+    step_pose = -(solved[..., 1] + solved[..., 0] * step_focal.repeat_interleave(frames_per_clip)[:, None])
+    return step_focal, step_pose
+
+
 def _gauss_newton(
     frames: _Frames,
     focal: torch.Tensor,
@@ -197,58 +299,31 @@ def _gauss_newton(
     min_scale: float,
     max_scale: float,
 ):
-    """Robust joint refinement; ``focal`` is ``(B,)`` (shared per clip), poses ``(F, ...)`` with ``F = B * T``."""
+    """Robust joint refinement; ``focal`` is ``(B,)`` (shared per clip), poses ``(F, ...)`` with ``F = B * T``.
+
+    The per-pixel work runs a chunk of frames at a time (memory does not grow with the number of frames); only the
+    small per-frame normal equations are kept for the joint focal step."""
     num_frames, num_pixels = frames.weights.shape
     frames_per_clip = num_frames // num_clips
-    target_u, target_v = frames.pixels[..., 0], frames.pixels[..., 1]
-    eye = torch.eye(6, dtype=focal.dtype, device=focal.device)
+    chunk = max(1, GAUSS_NEWTON_CHUNK_PIXELS // num_pixels)
     scale = torch.full((num_frames,), max_scale, dtype=focal.dtype, device=focal.device)
-    quantile_stride = max(1, num_pixels // QUANTILE_PIXELS)  # the residual scale needs only a sample
     for step in range(iterations):
         f = focal.repeat_interleave(frames_per_clip)[:, None]  # (F, 1)
-        camera, pu, pv = _project(frames.points, rotation, translation)
-        in_front = camera[..., 2] > 1e-6
-        res_u, res_v = f * pu - target_u, f * pv - target_v
-        error = torch.sqrt(res_u.square() + res_v.square())
-        considered = in_front & (frames.weights > 0)
-        sampled = torch.where(considered, error, torch.nan)[:, ::quantile_stride]
-        quartile = sampled.nanquantile(RESIDUAL_QUANTILE, dim=1)
-        sigma = torch.nan_to_num(quartile / RAYLEIGH_QUANTILE, nan=torch.inf)
-        scale = torch.minimum(scale, sigma).clamp(min=min_scale)
-        ratio = error / scale[:, None]
-        if step < iterations * CAUCHY_FRACTION:
-            robust = 1 / (1 + (ratio / CAUCHY_C).square())
-        else:
-            robust = (1 - (ratio / TUKEY_C).square()).clamp(min=0).square()
-        weight = frames.weights * in_front * robust
-        # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
-        inlier_fraction = ((error < max_scale) & considered).sum(1) / considered.sum(1).clamp(min=1)
-        best_fraction = inlier_fraction.reshape(num_clips, -1).amax(1).repeat_interleave(frames_per_clip)
-        steers_focal = (inlier_fraction >= FOCAL_FRAME_FRACTION * best_fraction).to(weight.dtype)
-
-        inv_z = f / torch.where(in_front, camera[..., 2], 1.0)
-        zero = torch.zeros_like(pu)
-        jac_u = torch.stack([-f * pu * pv, f * (1 + pu.square()), -f * pv, inv_z, zero, -inv_z * pu, pu], -1)
-        jac_v = torch.stack([-f * (1 + pv.square()), f * pu * pv, f * pu, zero, inv_z, -inv_z * pv, pv], -1)
-        jac = torch.cat([jac_u, jac_v], 1)  # (F, 2n, 7): rotation, translation, focal
-        residual = torch.cat([res_u, res_v], 1)[..., None]
-        weighted = jac * torch.cat([weight, weight], 1)[..., None]
-        hessian = weighted.transpose(1, 2) @ jac  # (F, 7, 7)
-        gradient = (weighted.transpose(1, 2) @ residual)[..., 0]  # (F, 7)
-
-        h_pp = hessian[:, :6, :6]
-        h_pp = h_pp + DAMPING * (torch.diagonal(h_pp, dim1=-2, dim2=-1).diag_embed() + eye)
+        parts = [
+            _frame_equations(frames[first:first + chunk], f[first:first + chunk], rotation[first:first + chunk],
+                             translation[first:first + chunk], scale[first:first + chunk],
+                             step < iterations * CAUCHY_FRACTION, min_scale, max_scale)
+            for first in range(0, num_frames, chunk)
+        ]
+        hessian, gradient, scale, inlier_fraction = (torch.cat(values) for values in zip(*parts))
+        steers_focal = None
         if estimate_focal:
-            # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute.
-            solved = torch.linalg.solve_ex(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1)).result
-            reduced_h = steers_focal * (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1))
-            reduced_g = steers_focal * (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1))
-            reduced_h, reduced_g = reduced_h.reshape(num_clips, -1).sum(1), reduced_g.reshape(num_clips, -1).sum(1)
-            step_focal = -reduced_g / reduced_h.clamp(min=1e-12)
-            step_pose = -(solved[..., 1] + solved[..., 0] * step_focal.repeat_interleave(frames_per_clip)[:, None])
-            focal = (focal + step_focal).clamp(min=1e-6)
-        else:
-            step_pose = -torch.linalg.solve_ex(h_pp, gradient[:, :6]).result
+            # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
+            best_fraction = inlier_fraction.reshape(num_clips, -1).amax(1).repeat_interleave(frames_per_clip)
+            steers_focal = (inlier_fraction >= FOCAL_FRAME_FRACTION * best_fraction).to(hessian.dtype)
+        step_focal, step_pose = _solve_steps(hessian, gradient, steers_focal, num_clips)
+        if step_focal is not None:
+            focal = (focal + step_focal).clamp(min=MIN_FOCAL)
         update = _skew_exp(step_pose[:, :3])
         rotation = update @ rotation
         translation = (update @ translation[..., None])[..., 0] + step_pose[:, 3:]
@@ -303,7 +378,7 @@ def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> 
     else:
         # Normalise pixels by a fixed size so the focal (in these units) is of order one.
         if principal_point is None:
-            principal_point = ((width - 1) / 2, (height - 1) / 2)
+            principal_point = image_centre(height, width)
         centre = torch.as_tensor(principal_point, dtype=dtype, device=device)
         if centre.shape != (2,):
             raise ValueError(f"{caller}: principal_point must be (cx, cy), got shape {tuple(centre.shape)}")
@@ -335,10 +410,8 @@ def _finish(problem: _Problem, focal: torch.Tensor, rotation: torch.Tensor, tran
     depth = (points.reshape(num_clips * num_frames, -1, 3) @ rotation[:, 2, :, None])[..., 0] + translation[:, 2:3]
     K = problem.known_K
     if K is None:
-        K = torch.zeros(num_clips, 3, 3, dtype=points.dtype, device=points.device)
-        K[:, 0, 0] = K[:, 1, 1] = focal * problem.pixel_scale[:, 0]
-        K[:, :2, 2] = problem.principal_point
-        K[:, 2, 2] = 1.0
+        focal_px = focal * problem.pixel_scale[:, 0]
+        K = intrinsics_matrix(focal_px, focal_px, problem.principal_point[:, 0], problem.principal_point[:, 1])
     estimate = CameraEstimate(
         K=K,
         c2w=invert_rigid(w2c).reshape(num_clips, num_frames, 4, 4),
@@ -362,7 +435,7 @@ def recover_cameras(
     points: torch.Tensor,
     weights: torch.Tensor | None = None,
     K: torch.Tensor | None = None,
-    principal_point: torch.Tensor | SequenceABC[float] | None = None,
+    principal_point: torch.Tensor | Sequence[float] | None = None,
     iterations: int = 20,
     hypotheses: int = 256,
     max_fit_pixels: int = 16384,
@@ -402,11 +475,32 @@ def recover_cameras(
     return _finish(problem, focal, rotation, translation)
 
 
+def first_camera_world(points: torch.Tensor, cameras: CameraEstimate) -> tuple[torch.Tensor, CameraEstimate]:
+    """Re-express pointmaps and the cameras recovered from them in the frame of the first recovered camera.
+
+    A model predicts points in its own idea of the first camera's frame; the camera fit of those same points puts
+    the first camera slightly elsewhere (1-2 degrees, a few percent of the scene size for the bundled model).
+    Moving points and cameras by one rigid transform makes the package's "world = camera of the first frame" hold
+    exactly and changes no depth, intrinsics, relative pose or reprojection.
+
+    Args:
+        points: ``(T, H, W, 3)`` or ``(B, T, H, W, 3)`` pointmaps in the world the cameras were recovered in.
+        cameras: :class:`CameraEstimate` of those points (`recover_cameras`).
+    Returns:
+        ``(points, cameras)`` with ``cameras.c2w[..., 0, :, :]`` exactly the identity.
+    """
+    world_to_first = invert_rigid(cameras.c2w[..., 0, :, :])  # (..., 4, 4)
+    c2w = world_to_first.unsqueeze(-3) @ cameras.c2w
+    c2w[..., 0, :, :] = torch.eye(4, dtype=c2w.dtype, device=c2w.device)
+    moved = transform_points(world_to_first.to(points.dtype), points.flatten(-4, -2)).reshape(points.shape)
+    return moved, replace(cameras, c2w=c2w)
+
+
 def linear_cameras(
     points: torch.Tensor,
     weights: torch.Tensor | None = None,
     K: torch.Tensor | None = None,
-    principal_point: torch.Tensor | SequenceABC[float] | None = None,
+    principal_point: torch.Tensor | Sequence[float] | None = None,
     max_fit_pixels: int = 16384,
 ) -> CameraEstimate:
     """Plain least-squares baseline: one weighted DLT per frame over the fit pixels, no robust steps.

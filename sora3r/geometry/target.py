@@ -10,41 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-
-def invert_rigid(transform: torch.Tensor) -> torch.Tensor:
-    """Inverse of rigid 4x4 transforms ``(..., 4, 4)`` via ``[R^T | -R^T t]`` (exact, no general inverse)."""
-    rotation_t = transform[..., :3, :3].transpose(-1, -2)
-    inverse = torch.zeros_like(transform)
-    inverse[..., :3, :3] = rotation_t
-    inverse[..., :3, 3] = -(rotation_t @ transform[..., :3, 3:4]).squeeze(-1)
-    inverse[..., 3, 3] = 1.0
-    return inverse
-
-
-def transform_points(transform: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Apply 4x4 transforms ``(..., 4, 4)`` to point sets ``(..., N, 3)`` (same leading dims)."""
-    return points @ transform[..., :3, :3].transpose(-1, -2) + transform[..., None, :3, 3]
-
-
-def to_first_frame(points: torch.Tensor, c2w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Re-express world-frame pointmaps and poses so that frame 0's camera is the world.
-
-    Args:
-        points: ``(..., T, H, W, 3)`` world-frame pointmaps.
-        c2w: ``(..., T, 4, 4)`` camera-to-world poses in the same world.
-    Returns:
-        ``(points, c2w)`` in the frame-0 camera frame; ``c2w[..., 0, :, :]`` is the identity.
-    """
-    if points.shape[-1] != 3 or c2w.shape[-2:] != (4, 4) or points.shape[:-3] != c2w.shape[:-2]:
-        raise ValueError(
-            f"to_first_frame: need points (...,T,H,W,3) and c2w (...,T,4,4), got {tuple(points.shape)} and "
-            f"{tuple(c2w.shape)}"
-        )
-    # A general inverse, so that frame 0 becomes the identity even when its rotation is only nearly orthonormal.
-    world_to_first = torch.linalg.inv_ex(c2w[..., 0, :, :]).inverse  # (..., 4, 4); _ex: no host sync
-    new_c2w = world_to_first.unsqueeze(-3) @ c2w
-    new_points = transform_points(world_to_first, points.flatten(-4, -2)).reshape(points.shape)
-    return new_points, new_c2w
+from sora3r.geometry.transforms import to_first_frame
 
 
 def normalize_scale(points: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

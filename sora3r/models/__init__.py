@@ -1,26 +1,29 @@
-"""Models: the video / pointmap VAEs and the joint-latent diffusion transformer."""
+"""Models: the video / pointmap VAEs, the joint-latent diffusion transformer, tensor conversions for their inputs."""
 
+from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import TRANSFORMER_PRESETS, JointLatentTransformer
 from sora3r.models.vae import (
     VAE_PRESETS,
-    build_video_vae,
+    build_vae,
     check_num_frames,
     decode_latents,
     encode_latents,
     estimate_scaling_factor,
     pointmap_vae_from_video_vae,
-    video_vae_config,
+    vae_config,
 )
 
 __all__ = [
     "JointLatentTransformer",
     "TRANSFORMER_PRESETS",
     "VAE_PRESETS",
-    "build_video_vae",
+    "build_vae",
     "check_num_frames",
     "decode_latents",
     "encode_latents",
     "estimate_scaling_factor",
+    "pointmap_to_model",
     "pointmap_vae_from_video_vae",
-    "video_vae_config",
+    "rgb_to_model",
+    "vae_config",
 ]

@@ -25,21 +25,28 @@ VAE_PRESETS: dict[str, dict] = {
 }
 
 
-def video_vae_config(preset: str) -> dict:
-    """Constructor kwargs of ``AutoencoderKLCogVideoX`` for ``preset`` ("tiny" | "small" | "paper")."""
+def vae_config(preset: str) -> dict:
+    """Constructor kwargs of ``AutoencoderKLCogVideoX`` (either VAE) for ``preset`` ("tiny" | "small" | "paper")."""
     if preset not in VAE_PRESETS:
         raise ValueError(f"unknown VAE preset {preset!r}; choose one of {sorted(VAE_PRESETS)}")
     config = dict(VAE_PRESETS[preset])
     if preset != "paper":
+        # sample_height / width set only the tile size of tiled decoding (half of each); scaling_factor stays 1
+        # until `estimate_scaling_factor` measures it at the end of training.
         config.update(sample_height=64, sample_width=64, scaling_factor=1.0)
     return config
 
 
-def build_video_vae(preset_or_path: str | os.PathLike) -> AutoencoderKLCogVideoX:
-    """A fresh VAE for a preset name, or the one saved in a local diffusers folder."""
+def build_vae(preset_or_path: str | os.PathLike) -> AutoencoderKLCogVideoX:
+    """A VAE (video or pointmap: both have this architecture): a fresh one for a preset name, or the one saved in a
+    local diffusers folder.
+
+    Raises:
+        FileNotFoundError: neither a preset nor a folder with ``config.json``.
+    """
     name = str(preset_or_path)
     if name in VAE_PRESETS:
-        return AutoencoderKLCogVideoX(**video_vae_config(name))
+        return AutoencoderKLCogVideoX(**vae_config(name))
     if not os.path.isfile(os.path.join(name, "config.json")):
         raise FileNotFoundError(f"{name}: neither a VAE preset {sorted(VAE_PRESETS)} nor a diffusers folder with config.json")
     return AutoencoderKLCogVideoX.from_pretrained(name)
@@ -78,6 +85,6 @@ def decode_latents(vae: AutoencoderKLCogVideoX, latent: torch.Tensor) -> torch.T
 def estimate_scaling_factor(vae: AutoencoderKLCogVideoX, inputs: list[torch.Tensor]) -> float:
     """``1 / std`` of the unscaled posterior means of ``inputs`` (each ``(B, 3, T, H, W)``); stores it in the config."""
     means = [vae.encode(x.to(device=vae.device, dtype=vae.dtype)).latent_dist.mean.float() for x in inputs]
-    factor = float(1.0 / torch.cat([m.flatten() for m in means]).std().clamp_min(1e-6))
+    factor = float(1.0 / torch.cat([m.flatten() for m in means]).std().clamp_min(1e-6))  # (a constant input)
     vae.register_to_config(scaling_factor=factor)
     return factor

@@ -15,8 +15,8 @@ import tyro
 
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS
 from sora3r.options import Count, check_fields, check_model_folder
+from sora3r.train.assemble import export_from_runs
 from sora3r.train.dit import DiTConfig, train_dit
-from sora3r.train.export import export_from_runs, load_model_folder, sample_pointmap_latent
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
 
@@ -71,5 +71,4 @@ class TrainCommand:
 
 
 __all__ = ["DiTConfig", "ExportConfig", "PointmapVAEConfig", "STAGES", "TrainCommand", "VideoVAEConfig",
-           "export_from_runs", "load_model_folder", "sample_pointmap_latent", "train_dit", "train_pointmap_vae",
-           "train_video_vae"]
+           "export_from_runs", "train_dit", "train_pointmap_vae", "train_video_vae"]

@@ -1,6 +1,6 @@
-"""Pluggable training data: a data source maps ``(step, batch_size)`` to a batch dict on the training device.
+"""Pluggable training data: a data source maps ``(step, batch_size)`` to a `ClipBatch` on the training device.
 
-Batch dicts carry ``rgb uint8 (B, T, H, W, 3)``, ``points float (B, T, H, W, 3)`` world, ``c2w (B, T, 4, 4)``
+A batch carries ``rgb uint8 (B, T, H, W, 3)``, ``points float (B, T, H, W, 3)`` world, ``c2w (B, T, 4, 4)``
 and ``valid bool (B, T, H, W)`` (plus whatever else the source has). A source that depends only on the
 step (the synthetic one) makes a resumed run see exactly the data of an uninterrupted one.
 """
@@ -15,10 +15,13 @@ from typing import Callable, Iterable, Literal
 import torch
 
 from sora3r.data.synthetic import SYNTHETIC_PRESETS
-from sora3r.geometry.target import PointmapTarget
+from sora3r.types import ClipBatch
 
-DataSource = Callable[[int, int], dict[str, torch.Tensor]]
+DataSource = Callable[[int, int], ClipBatch]
 SyntheticPreset = Literal[tuple(SYNTHETIC_PRESETS)]  # the names of `sora3r.data.synthetic.SYNTHETIC_PRESETS`
+# A prime above any count of training processes (x DataLoader workers): ``seed * RANK_STRIDE + rank`` gives every
+# process of every seed its own random stream.
+RANK_STRIDE = 1009
 
 
 def _sample_scenes(seeds: list[int], config) -> list:
@@ -58,7 +61,7 @@ def synthetic_source(num_frames: int, height: int, width: int, device: torch.dev
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_threaded)
     pending: dict[tuple[int, int], Future] = {}
 
-    def source(step: int, batch_size: int) -> dict[str, torch.Tensor]:
+    def source(step: int, batch_size: int) -> ClipBatch:
         for ahead in range(step, step + 2 * workers):
             if (ahead, batch_size) not in pending:
                 pending[ahead, batch_size] = pool.submit(_sample_scenes, seeds_of(ahead, batch_size), config)
@@ -78,13 +81,12 @@ def clip_stream_source(clips: Iterable[dict[str, torch.Tensor]], device: torch.d
     """
     iterators: dict[int, object] = {}
 
-    def source(step: int, batch_size: int) -> dict[str, torch.Tensor]:
+    def source(step: int, batch_size: int) -> ClipBatch:
         if batch_size not in iterators:
             loader = torch.utils.data.DataLoader(clips, batch_size=batch_size, num_workers=num_workers,
                                                  pin_memory=torch.cuda.is_available())
             iterators[batch_size] = iter(loader)
-        batch = next(iterators[batch_size])
-        return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return ClipBatch(**next(iterators[batch_size])).to(device, non_blocking=True)
 
     return source
 
@@ -123,21 +125,5 @@ def dataset_source(spec: str, num_frames: int, height: int, width: int, device: 
     datasets = parse_dataset_spec(spec)
     clips = ClipDataset({name: partial(iter_sequences, name, root) for name, (root, _) in datasets.items()},
                         num_frames, height, width, weights={name: w for name, (_, w) in datasets.items()},
-                        seed=seed * 1009 + process_index, process_shard=(process_index, num_processes))
+                        seed=seed * RANK_STRIDE + process_index, process_shard=(process_index, num_processes))
     return clip_stream_source(clips, device, num_workers=workers)
-
-
-def rgb_to_model(rgb: torch.Tensor) -> torch.Tensor:
-    """``uint8 (B, T, H, W, 3)`` -> ``float (B, 3, T, H, W)`` in [-1, 1]."""
-    return rgb.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
-
-
-def pointmap_to_model(batch: dict[str, torch.Tensor], target: PointmapTarget) -> tuple[torch.Tensor, torch.Tensor]:
-    """The normalised pointmap target as VAE input ``(B, 3, T, H, W)`` (0 where invalid) and ``valid (B, 1, T, H, W)``.
-
-    No fixed scaling beyond ``target``: mean point distance 1 (about 0.7 squashed) is the range of RGB input.
-    """
-    valid = batch["valid"].bool()
-    points, _ = target.encode(batch["points"].float(), batch["c2w"].float(), valid)
-    points = torch.where(valid[..., None], points, 0.0)
-    return points.permute(0, 4, 1, 2, 3), valid[:, None]

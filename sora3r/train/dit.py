@@ -12,12 +12,14 @@ from annotated_types import Ge, Gt
 
 from sora3r.diffusion.flow import TIMESTEP_SAMPLINGS, clean_from_velocity, flow_loss, noisy_sample, sample_timesteps
 from sora3r.geometry.target import PointmapTarget
+from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import PREDICTION_TYPES, TRANSFORMER_PRESETS, JointLatentTransformer
-from sora3r.models.vae import build_video_vae, decode_latents, encode_latents
+from sora3r.models.vae import build_vae, decode_latents, encode_latents
 from sora3r.options import Count, NonNegative
-from sora3r.train.data import DataSource, pointmap_to_model, rgb_to_model
+from sora3r.train.data import DataSource
 from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
 from sora3r.train.pointmap_vae import masked_huber
+from sora3r.types import ClipBatch
 
 TransformerPreset = Literal[tuple(TRANSFORMER_PRESETS)]  # the transformer sizes of sora3r.models.transformer
 
@@ -80,6 +82,7 @@ def initial_transformer(path: str | Path) -> JointLatentTransformer:
 # Floor of t where an x-prediction's velocity loss divides by t (larger weights would come from the last few percent of
 # flow time, where the latent is nearly clean and the division only amplifies noise).
 VELOCITY_LOSS_MIN_T = 0.05
+POINTMAP_HUBER_DELTA = 0.05  # Huber threshold of the decoded-pointmap loss (normalised target units, as stage 1's)
 
 
 class LatentReplay:
@@ -116,8 +119,8 @@ class DiTStage:
         self.config = config
         self.target = PointmapTarget(squash=pointmap_vae_squash(config.pointmap_vae, config.squash))
         vae_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        self.video_vae = build_video_vae(config.video_vae).to(device, vae_dtype).eval().requires_grad_(False)
-        self.pointmap_vae = build_video_vae(config.pointmap_vae).to(device, vae_dtype).eval().requires_grad_(False)
+        self.video_vae = build_vae(config.video_vae).to(device, vae_dtype).eval().requires_grad_(False)
+        self.pointmap_vae = build_vae(config.pointmap_vae).to(device, vae_dtype).eval().requires_grad_(False)
         channels = self.video_vae.config.latent_channels
         if self.pointmap_vae.config.latent_channels != channels:
             raise ValueError(f"{config.pointmap_vae}: latent channels differ from the video VAE's ({channels})")
@@ -143,17 +146,17 @@ class DiTStage:
             self.replay.add(*self.training_tensors(data_source(previous, batch_size)))
 
     @torch.no_grad()
-    def training_tensors(self, batch: dict) -> tuple[torch.Tensor, ...]:
+    def training_tensors(self, batch: ClipBatch) -> tuple[torch.Tensor, ...]:
         """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32, then, when the decoded
         pointmap loss is on, the target pointmaps ``bf16 (B, 3, T, H, W)`` and ``valid bool (B, 1, T, H, W)``."""
-        video = encode_latents(self.video_vae, rgb_to_model(batch["rgb"]))
-        target, valid = pointmap_to_model(batch, self.target)
+        video = encode_latents(self.video_vae, rgb_to_model(batch.rgb))
+        target, valid = pointmap_to_model(batch.points, batch.c2w, batch.valid, self.target)
         pointmap = encode_latents(self.pointmap_vae, target)
         if self.config.pointmap_loss_weight > 0:
             return video.float(), pointmap.float(), target.to(torch.bfloat16), valid
         return video.float(), pointmap.float()
 
-    def loss(self, trainable, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    def loss(self, trainable, batch: ClipBatch, generator: torch.Generator) -> torch.Tensor:
         tensors = self.training_tensors(batch)
         if self.replay is not None:
             self.replay.add(*tensors)
@@ -175,7 +178,8 @@ class DiTStage:
         if self.config.pointmap_loss_weight > 0:
             target, valid = tensors[2:]
             decoded = decode_latents(self.pointmap_vae, clean)
-            loss = loss + self.config.pointmap_loss_weight * masked_huber(decoded, target.float(), valid, 0.05)
+            huber = masked_huber(decoded, target.float(), valid, POINTMAP_HUBER_DELTA)
+            loss = loss + self.config.pointmap_loss_weight * huber
         return loss
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:

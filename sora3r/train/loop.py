@@ -26,8 +26,8 @@ from typing import Annotated, ClassVar, Literal, Protocol
 
 import torch
 from accelerate import Accelerator
-from annotated_types import Ge, Gt, Interval, MinLen, MultipleOf
 from accelerate.utils import DistributedType, set_seed
+from annotated_types import Ge, Gt, Interval, MinLen, MultipleOf
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -35,11 +35,15 @@ from tqdm.auto import tqdm
 from sora3r.fs import atomic_output_path, check_output_dir, mark_output_dir
 from sora3r.models.vae import VAE_PRESETS, check_num_frames
 from sora3r.options import Count, NonNegative, Seed, check_fields, check_model_folder, invalid
-from sora3r.train.data import DataSource, SyntheticPreset, dataset_source, parse_dataset_spec, synthetic_source
+from sora3r.train.data import (
+    RANK_STRIDE, DataSource, SyntheticPreset, dataset_source, parse_dataset_spec, synthetic_source,
+)
+from sora3r.types import ClipBatch
 
 CHECKPOINT_MODES = ("full", "light", "both")
 MAX_SHARD = "15MB"
 TRAINING_RECORD = "training.json"  # the stage config, saved beside the final weights
+STEP_STRIDE = 1_000_003  # a prime above the steps of any run: (seed, step) pairs map to distinct integers
 
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
@@ -109,7 +113,7 @@ class Stage(Protocol):
     model: ModelMixin  # the weights that are trained and saved
     trainable: torch.nn.Module  # what the optimizer sees and accelerate wraps (``model`` or a module around it)
 
-    def loss(self, trainable: torch.nn.Module, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    def loss(self, trainable: torch.nn.Module, batch: ClipBatch, generator: torch.Generator) -> torch.Tensor:
         """Scalar loss of one batch; all randomness from ``generator``."""
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
@@ -236,51 +240,75 @@ def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None =
 
 def step_generator(seed: int, step: int, process_index: int, device: torch.device) -> torch.Generator:
     """The generator for all randomness of one step on one process (independent of resumes)."""
-    return torch.Generator(device=device).manual_seed(((seed * 1_000_003 + step) * 1009 + process_index) % (2**63))
+    mixed = (seed * STEP_STRIDE + step) * RANK_STRIDE + process_index
+    return torch.Generator(device=device).manual_seed(mixed % 2**63)  # a generator takes seeds below 2**63
 
 
-def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerator: Accelerator) -> dict:
-    """Run (or resume) a stage until ``config.steps`` or ``config.max_minutes``; returns a summary dict.
+@dataclass
+class _RunFolder:
+    """The paths of a run folder (see the module docstring)."""
 
-    Checkpoints are written every ``checkpoint_every`` steps and at the end; ``stage.model`` then takes
-    the EMA weights, ``stage.finalize`` runs and the result is saved to ``output/model/``.
-    """
-    started = time.monotonic()
-    output = Path(config.output)
-    state_dir, light_dir, final_dir = output / "state", output / "light", output / "model"
-    main = accelerator.is_main_process
-    if main:
-        output.mkdir(parents=True, exist_ok=True)
-        mark_output_dir(output, f"sora3r training run ({type(stage).__name__})")
-        for folder in (state_dir, light_dir):
-            _recover_dir(folder)
-        _write_json(output / "config.json", asdict(config))
-    accelerator.wait_for_everyone()
+    output: Path
 
+    @property
+    def state(self) -> Path:
+        return self.output / "state"
+
+    @property
+    def light(self) -> Path:
+        return self.output / "light"
+
+    @property
+    def final(self) -> Path:
+        return self.output / "model"
+
+    def resume_mode(self, resume: bool) -> str | None:
+        """``"full"`` / ``"light"``: the checkpoint a resumed run continues from; ``None``: a fresh start."""
+        if resume and (self.state / "progress.json").exists():
+            return "full"
+        if resume and (self.light / "progress.json").exists():
+            return "light"
+        return None
+
+
+@dataclass
+class _Training:
+    """What the steps of a run change: the prepared model, optimizer, LR schedule and EMA."""
+
+    model: ModelMixin
+    trainable: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    ema: EMAModel
+    start_step: int
+
+
+def _light_start(model: ModelMixin, folder: _RunFolder, config: TrainConfig) -> tuple[EMAModel, int]:
+    """Load a light checkpoint into ``model``: its EMA (restored at its step) and the step to continue from."""
+    progress = json.loads((folder.light / "progress.json").read_text())
+    ema_source = type(model).from_pretrained(folder.light / "ema")
+    # An EMA-only light checkpoint restarts the raw weights from the EMA weights.
+    raw = folder.light / "model"
+    model.load_state_dict((type(model).from_pretrained(raw) if raw.exists() else ema_source).state_dict())
+    ema = EMAModel(ema_source.parameters(), decay=config.ema_decay)
+    ema.optimization_step = progress["ema_optimization_step"]
+    return ema, progress["step"]
+
+
+def _prepare(stage: Stage, config: TrainConfig, folder: _RunFolder, resume_from: str | None,
+             accelerator: Accelerator) -> _Training:
+    """Model in train mode, EMA, AdamW + warm-up prepared by accelerate, and the state a resumed run continues from."""
     model = stage.model
     if config.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     model.train()
-
     start_step, warmup = 0, config.warmup_steps
-    resume_from = None
-    if config.resume:
-        if (state_dir / "progress.json").exists():
-            resume_from = "full"
-        elif (light_dir / "progress.json").exists():
-            resume_from = "light"
     if resume_from == "light":
-        progress = json.loads((light_dir / "progress.json").read_text())
-        ema_source = type(model).from_pretrained(light_dir / "ema")
-        # An EMA-only light checkpoint restarts the raw weights from the EMA weights.
-        raw = light_dir / "model"
-        model.load_state_dict((type(model).from_pretrained(raw) if raw.exists() else ema_source).state_dict())
-        start_step, warmup = progress["step"], config.light_warmup_steps
+        ema, start_step = _light_start(model, folder, config)
+        warmup = config.light_warmup_steps
     model.to(accelerator.device)
-    ema = EMAModel((ema_source if resume_from == "light" else model).parameters(), decay=config.ema_decay)
-    if resume_from == "light":
-        ema.optimization_step = progress["ema_optimization_step"]
-        del ema_source
+    if resume_from != "light":
+        ema = EMAModel(model.parameters(), decay=config.ema_decay)
     ema.to(accelerator.device)
 
     optimizer = torch.optim.AdamW(
@@ -290,80 +318,128 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
     trainable, optimizer, scheduler = accelerator.prepare(stage.trainable, optimizer, scheduler)
     accelerator.register_for_checkpointing(ema)
     if resume_from == "full":
-        accelerator.load_state(str(state_dir))
-        start_step = json.loads((state_dir / "progress.json").read_text())["step"]
+        accelerator.load_state(str(folder.state))
+        start_step = json.loads((folder.state / "progress.json").read_text())["step"]
+    return _Training(model, trainable, optimizer, scheduler, ema, start_step)
 
-    def save_checkpoints(step: int) -> None:
-        progress = {"step": step, "ema_optimization_step": ema.optimization_step}
-        if config.checkpoint_mode in ("full", "both"):
-            tmp = output / "state.tmp"
-            if main and tmp.exists():
-                shutil.rmtree(tmp)
-            accelerator.wait_for_everyone()
-            accelerator.save_state(str(tmp))
-            accelerator.wait_for_everyone()  # every process has written its RNG state before the rename
-            if main:
-                _write_json(tmp / "progress.json", progress)
-                _replace_dir(tmp, state_dir)
-        if main and config.checkpoint_mode in ("light", "both"):
-            tmp = output / "light.tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            if not config.light_ema_only:
-                _save_weights(model, tmp / "model")
-            with _EMAWeights(ema, model):
-                _save_weights(model, tmp / "ema")
-            _write_json(tmp / "progress.json", progress)
-            _replace_dir(tmp, light_dir)
+
+def _save_checkpoints(run: _Training, step: int, config: TrainConfig, folder: _RunFolder,
+                      accelerator: Accelerator) -> None:
+    """Write the checkpoints of ``config.checkpoint_mode`` at ``step`` (each to a temp folder, then renamed)."""
+    main = accelerator.is_main_process
+    progress = {"step": step, "ema_optimization_step": run.ema.optimization_step}
+    if config.checkpoint_mode in ("full", "both"):
+        tmp = folder.output / "state.tmp"
+        if main and tmp.exists():
+            shutil.rmtree(tmp)
         accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()  # every process has written its RNG state before the rename
+        if main:
+            _write_json(tmp / "progress.json", progress)
+            _replace_dir(tmp, folder.state)
+    if main and config.checkpoint_mode in ("light", "both"):
+        tmp = folder.output / "light.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        if not config.light_ema_only:
+            _save_weights(run.model, tmp / "model")
+        with _EMAWeights(run.ema, run.model):
+            _save_weights(run.model, tmp / "ema")
+        _write_json(tmp / "progress.json", progress)
+        _replace_dir(tmp, folder.light)
+    accelerator.wait_for_everyone()
 
-    if start_step > 0 and hasattr(stage, "resume"):
-        stage.resume(data_source, start_step, config.batch_size)
-    log = LossLog(output / "loss.jsonl", start_step, main)
-    bar = tqdm(total=config.steps, initial=start_step, disable=not main, desc=type(stage).__name__)
-    step, stopped_early, last_loss = start_step, False, math.nan
+
+def _optimisation_step(stage: Stage, run: _Training, batch, generator: torch.Generator, config: TrainConfig,
+                       accelerator: Accelerator) -> torch.Tensor:
+    """One step: loss, backward, clipped AdamW update, LR schedule, EMA; returns the (detached) loss."""
+    loss = stage.loss(run.trainable, batch, generator)
+    accelerator.backward(loss)
+    if config.grad_clip > 0:
+        accelerator.clip_grad_norm_(run.trainable.parameters(), config.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.ema.step(run.model.parameters())
+    return loss.detach()
+
+
+def _out_of_time(config: TrainConfig, started: float, accelerator: Accelerator) -> bool:
+    """Whether any process has run past ``config.max_minutes`` (all processes agree, so all stop together)."""
+    if config.max_minutes is None:
+        return False
+    over = torch.tensor(float(time.monotonic() - started > 60 * config.max_minutes), device=accelerator.device)
+    return float(accelerator.reduce(over, "max")) > 0
+
+
+def _run_steps(stage: Stage, run: _Training, config: TrainConfig, data_source: DataSource, folder: _RunFolder,
+               accelerator: Accelerator, started: float) -> tuple[int, bool, float]:
+    """Train from ``run.start_step`` to ``config.steps`` (or the time limit), logging and checkpointing on the way.
+
+    Returns ``(last step, stopped early, last logged loss)``.
+    """
+    main = accelerator.is_main_process
+    log = LossLog(folder.output / "loss.jsonl", run.start_step, main)
+    bar = tqdm(total=config.steps, initial=run.start_step, disable=not main, desc=type(stage).__name__)
+    step, stopped_early, last_loss = run.start_step, False, math.nan
     running = torch.zeros((), device=accelerator.device)
     while step < config.steps:
         batch = data_source(step, config.batch_size)
         generator = step_generator(config.seed, step, accelerator.process_index, accelerator.device)
-        loss = stage.loss(trainable, batch, generator)
-        accelerator.backward(loss)
-        if config.grad_clip > 0:
-            accelerator.clip_grad_norm_(trainable.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(model.parameters())
-        running += loss.detach()
+        running += _optimisation_step(stage, run, batch, generator, config, accelerator)
         step += 1
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
             count = config.log_every if step % config.log_every == 0 else step % config.log_every
             last_loss = float(accelerator.reduce(running, "mean")) / count
             running.zero_()
-            log.write({"step": step, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
+            log.write({"step": step, "loss": last_loss, "lr": run.scheduler.get_last_lr()[0],
                        "seconds": round(time.monotonic() - started, 2)})
             bar.set_postfix(loss=f"{last_loss:.4f}")
-            if config.max_minutes is not None:
-                over = torch.tensor(float(time.monotonic() - started > 60 * config.max_minutes), device=accelerator.device)
-                if float(accelerator.reduce(over, "max")) > 0 and step < config.steps:
-                    stopped_early = True
-                    break
+            if _out_of_time(config, started, accelerator) and step < config.steps:
+                stopped_early = True
+                break
         if step % config.checkpoint_every == 0 and step < config.steps:
-            save_checkpoints(step)
+            _save_checkpoints(run, step, config, folder, accelerator)
     bar.close()
     log.close()
-    save_checkpoints(step)
-    ema.copy_to(model.parameters())
-    model.eval()
+    return step, stopped_early, last_loss
+
+
+def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerator: Accelerator) -> dict:
+    """Run (or resume) a stage until ``config.steps`` or ``config.max_minutes``; returns a summary dict.
+
+    Checkpoints are written every ``checkpoint_every`` steps and at the end; ``stage.model`` then takes
+    the EMA weights, ``stage.finalize`` runs and the result is saved to ``output/model/``.
+    """
+    started = time.monotonic()
+    folder = _RunFolder(Path(config.output))
+    main = accelerator.is_main_process
+    if main:
+        folder.output.mkdir(parents=True, exist_ok=True)
+        mark_output_dir(folder.output, f"sora3r training run ({type(stage).__name__})")
+        for checkpoint in (folder.state, folder.light):
+            _recover_dir(checkpoint)
+        _write_json(folder.output / "config.json", asdict(config))
+    accelerator.wait_for_everyone()
+
+    resume_from = folder.resume_mode(config.resume)
+    run = _prepare(stage, config, folder, resume_from, accelerator)
+    if run.start_step > 0 and hasattr(stage, "resume"):
+        stage.resume(data_source, run.start_step, config.batch_size)
+    step, stopped_early, last_loss = _run_steps(stage, run, config, data_source, folder, accelerator, started)
+    _save_checkpoints(run, step, config, folder, accelerator)
+    run.ema.copy_to(run.model.parameters())
+    run.model.eval()
     stage.finalize(data_source, config.batch_size)
     if main:
-        tmp = output / "model.tmp"
+        tmp = folder.output / "model.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
-        _save_weights(model, tmp)
+        _save_weights(run.model, tmp)
         _write_json(tmp / TRAINING_RECORD, {**asdict(config), "step": step})
-        _replace_dir(tmp, final_dir)
+        _replace_dir(tmp, folder.final)
     accelerator.wait_for_everyone()
     return {"step": step, "loss": last_loss, "finished": not stopped_early, "resumed_from": resume_from,
             "seconds": time.monotonic() - started}

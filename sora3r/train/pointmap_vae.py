@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from annotated_types import Ge, Gt
 
 from sora3r.geometry.target import PointmapTarget
+from sora3r.models.inputs import pointmap_to_model
 from sora3r.models.vae import (
-    build_video_vae, decode_latents, encode_latents, estimate_scaling_factor, pointmap_vae_from_video_vae,
+    build_vae, decode_latents, encode_latents, estimate_scaling_factor, pointmap_vae_from_video_vae,
 )
-from sora3r.train.data import DataSource, pointmap_to_model
+from sora3r.train.data import DataSource
 from sora3r.train.loop import TrainConfig, VAEPreset, run_stage
-from sora3r.train.vae_objective import VAEReconstruction
-
-SCALING_BATCHES = 4
+from sora3r.train.vae_objective import SCALING_BATCHES, VAEReconstruction
+from sora3r.types import ClipBatch
 
 
 @dataclass
@@ -47,32 +47,33 @@ class PointmapVAEStage:
     def __init__(self, config: PointmapVAEConfig, device: torch.device):
         self.config = config
         self.target = PointmapTarget(squash=config.squash)
-        video_vae = build_video_vae(config.init_video_vae or config.preset)
+        video_vae = build_vae(config.init_video_vae or config.preset)
         self.model = pointmap_vae_from_video_vae(video_vae)
         self.trainable = VAEReconstruction(self.model)
 
-    def loss(self, trainable, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        x, valid = pointmap_to_model(batch, self.target)
+    def loss(self, trainable, batch: ClipBatch, generator: torch.Generator) -> torch.Tensor:
+        x, valid = pointmap_to_model(batch.points, batch.c2w, batch.valid, self.target)
         reconstruction, kl = trainable(x, generator)
         return masked_huber(reconstruction, x, valid, self.config.huber_delta) + self.config.kl_weight * kl
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
-        inputs = [pointmap_to_model(data_source(i, batch_size), self.target)[0] for i in range(SCALING_BATCHES)]
+        batches = [data_source(i, batch_size) for i in range(SCALING_BATCHES)]
+        inputs = [pointmap_to_model(b.points, b.c2w, b.valid, self.target)[0] for b in batches]
         estimate_scaling_factor(self.model, inputs)
 
 
 @torch.no_grad()
-def round_trip_error(vae, squash: bool, batches: list[dict]) -> float:
+def round_trip_error(vae, squash: bool, batches: list[ClipBatch]) -> float:
     """Mean distance between a pointmap VAE's round trip (encode, decode, undo the squash) and the plain normalised
-    target, over the valid pixels of ``batches`` (synthetic-style batch dicts): a score on the same scale for the
-    plain and the squashed target (the normalised points have mean distance 1 to the origin)."""
+    target, over the valid pixels of ``batches``: a score on the same scale for the plain and the squashed target
+    (the normalised points have mean distance 1 to the origin)."""
     target, plain = PointmapTarget(squash=squash), PointmapTarget(squash=False)
     errors = []
     for batch in batches:
-        x, valid = pointmap_to_model(batch, target)
+        x, valid = pointmap_to_model(batch.points, batch.c2w, batch.valid, target)
         x = x.to(device=vae.device, dtype=vae.dtype)
         decoded = decode_latents(vae, encode_latents(vae, x)).float().permute(0, 2, 3, 4, 1)
-        truth, _ = plain.encode(batch["points"].float(), batch["c2w"].float(), batch["valid"].bool())
+        truth, _ = plain.encode(batch.points.float(), batch.c2w.float(), batch.valid.bool())
         errors.append((target.decode(decoded) - truth.to(decoded.device)).norm(dim=-1)[valid[:, 0]].mean())
     return float(torch.stack(errors).mean())
 

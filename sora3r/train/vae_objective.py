@@ -6,6 +6,8 @@ import torch
 from diffusers import AutoencoderKLCogVideoX
 from torch import nn
 
+SCALING_BATCHES = 4  # batches whose latents set a trained VAE's scaling factor (`estimate_scaling_factor`)
+
 
 class VAEReconstruction(nn.Module):
     """Encode, sample the posterior, decode: ``x (B, 3, T, H, W) -> (reconstruction, KL)``.

@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from annotated_types import Ge
 
-from sora3r.models.vae import build_video_vae, estimate_scaling_factor
-from sora3r.train.data import DataSource, rgb_to_model
+from sora3r.models.inputs import rgb_to_model
+from sora3r.models.vae import build_vae, estimate_scaling_factor
+from sora3r.train.data import DataSource
 from sora3r.train.loop import TrainConfig, VAEPreset, run_stage
-from sora3r.train.vae_objective import VAEReconstruction, spatial_gradient_l1
-
-SCALING_BATCHES = 4
+from sora3r.train.vae_objective import SCALING_BATCHES, VAEReconstruction, spatial_gradient_l1
+from sora3r.types import ClipBatch
 
 
 @dataclass
@@ -35,11 +35,11 @@ class VideoVAEStage:
 
     def __init__(self, config: VideoVAEConfig, device: torch.device):
         self.config = config
-        self.model = build_video_vae(config.init or config.preset)
+        self.model = build_vae(config.init or config.preset)
         self.trainable = VAEReconstruction(self.model)
 
-    def loss(self, trainable, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        x = rgb_to_model(batch["rgb"])
+    def loss(self, trainable, batch: ClipBatch, generator: torch.Generator) -> torch.Tensor:
+        x = rgb_to_model(batch.rgb)
         reconstruction, kl = trainable(x, generator)
         reconstruction = reconstruction.float()
         loss = F.l1_loss(reconstruction, x) + self.config.kl_weight * kl
@@ -48,7 +48,8 @@ class VideoVAEStage:
         return loss
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
-        estimate_scaling_factor(self.model, [rgb_to_model(data_source(i, batch_size)["rgb"]) for i in range(SCALING_BATCHES)])
+        inputs = [rgb_to_model(data_source(i, batch_size).rgb) for i in range(SCALING_BATCHES)]
+        estimate_scaling_factor(self.model, inputs)
 
 
 def train_video_vae(config: VideoVAEConfig, data_source: DataSource | None = None) -> dict:

@@ -1,7 +1,7 @@
-"""Registry of dataset readers: a name -> a function ``(root, **kwargs) -> Iterator[Sequence]``.
+"""Registry of dataset readers: a name -> a function ``(root, **kwargs) -> Iterator[VideoSequence]``.
 
 Readers are imported only when used, so listing datasets costs nothing and a reader's dependencies are
-needed only by its users. Each reader yields one `Sequence` at a time (lazy loading) in the package
+needed only by its users. Each reader yields one `VideoSequence` at a time (lazy loading) in the package
 conventions and applies its evaluation protocol's frame selection (see docs/datasets.md).
 """
 
@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sora3r.data.types import Sequence
+from sora3r.types import VideoSequence
 
 DATASETS: dict[str, str] = {
     "tum": "sora3r.data.datasets.tum:iter_tum",
@@ -21,9 +21,9 @@ DATASETS: dict[str, str] = {
     "kitti": "sora3r.data.datasets.kitti:iter_kitti",
     "icl-micro": "sora3r.data.datasets.icl:iter_icl",
     "synthetic": "sora3r.data.datasets.synthetic_test:iter_synthetic",
-    "pointodyssey": "sora3r.data.datasets.pointodyssey:iter_sequences",
-    "tartanair": "sora3r.data.datasets.tartanair:iter_sequences",
-    "dynamic_replica": "sora3r.data.datasets.dynamic_replica:iter_sequences",
+    "pointodyssey": "sora3r.data.datasets.pointodyssey:iter_pointodyssey",
+    "tartanair": "sora3r.data.datasets.tartanair:iter_tartanair",
+    "dynamic_replica": "sora3r.data.datasets.dynamic_replica:iter_dynamic_replica",
 }
 
 
@@ -32,7 +32,7 @@ def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
-def dataset_reader(name: str) -> Callable[..., Iterator[Sequence]]:
+def dataset_reader(name: str) -> Callable[..., Iterator[VideoSequence]]:
     """The reader function of dataset ``name`` (its module is imported now); its keywords are the dataset's options.
 
     Raises:
@@ -44,7 +44,7 @@ def dataset_reader(name: str) -> Callable[..., Iterator[Sequence]]:
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def iter_sequences(name: str, root: Path | str | None, **kwargs) -> Iterator[Sequence]:
+def iter_sequences(name: str, root: Path | str | None, **kwargs) -> Iterator[VideoSequence]:
     """The sequences of dataset ``name`` stored under ``root`` (reader-specific ``kwargs``).
 
     Raises:

@@ -1,9 +1,9 @@
-"""File reading and `Sequence` assembly shared by the evaluation-set readers.
+"""File reading and `VideoSequence` assembly shared by the evaluation-set readers.
 
 Every reader goes through these helpers so that errors, units and conventions are the same for all
 of them: a missing file is a one-line ``FileNotFoundError`` naming it, a malformed text line a
 ``ValueError`` naming file and line, depth is float32 metres with 0 = unknown, poses are rebased so
-that the first frame's camera is the world frame (DESIGN.md, "Geometry target").
+that the first frame's camera is the world frame (the package convention).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sora3r.data.types import Sequence
+from sora3r.data.images import decode_image
+from sora3r.types import VideoSequence
 
 
 def require_file(path: Path) -> Path:
@@ -70,12 +71,12 @@ def read_matrix_rows(path: Path, num_values: int) -> np.ndarray:
 
 
 def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """An image file as ``uint8 (H, W, 3)``; ``size=(W, H)`` resizes it (bilinear, antialiased)."""
-    with Image.open(require_file(path)) as image:
-        image = image.convert("RGB")
-        if size is not None and image.size != size:
-            image = image.resize(size, Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+    """An image file as ``uint8 (H, W, 3)`` (`sora3r.data.images.decode_image`: 16-bit scaled to 8 bits, the stored
+    pixel grid that the dataset's calibration refers to); ``size=(W, H)`` resizes it (bilinear, antialiased)."""
+    rgb = decode_image(require_file(path), upright=False)
+    if size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(size):
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    return rgb
 
 
 def read_depth_png(path: Path, units_per_metre: float) -> np.ndarray:
@@ -109,8 +110,8 @@ def make_sequence(
     c2w: np.ndarray | None,
     timestamps: np.ndarray,
     depth_max: float | None,
-) -> Sequence:
-    """Assemble a `Sequence` from per-frame numpy arrays.
+) -> VideoSequence:
+    """Assemble a `VideoSequence` from per-frame numpy arrays.
 
     Args:
         rgb: ``T`` frames ``uint8 (H, W, 3)``.
@@ -127,7 +128,7 @@ def make_sequence(
     known = torch.isfinite(depth_t) & (depth_t > 0)
     depth_t = torch.where(known, depth_t, torch.zeros_like(depth_t))
     valid = known if depth_max is None else known & (depth_t < depth_max)
-    return Sequence(
+    return VideoSequence(
         name=name,
         rgb=torch.from_numpy(np.stack(rgb)),
         K=None if K is None else torch.from_numpy(np.asarray(K, dtype=np.float32)),

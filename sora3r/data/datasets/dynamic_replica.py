@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sora3r.data.clips import unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_rgb, require_file
-from sora3r.data.types import Sequence
+from sora3r.geometry.projection import intrinsics_matrix, unproject_depth
+from sora3r.types import VideoSequence
 
 PYTORCH3D_TO_OPENCV_AXES = np.diag([-1.0, -1.0, 1.0])
 
@@ -51,7 +51,7 @@ def pytorch3d_camera_to_opencv(viewpoint: dict, image_hw: tuple[int, int]) -> tu
         raise ValueError(f"unknown intrinsics_format {intrinsics_format!r}")
     focal_px = np.asarray(viewpoint["focal_length"], dtype=np.float64) * ndc_scale
     principal_px = half_size - np.asarray(viewpoint["principal_point"], dtype=np.float64) * ndc_scale
-    K = np.array([[focal_px[0], 0.0, principal_px[0]], [0.0, focal_px[1], principal_px[1]], [0.0, 0.0, 1.0]])
+    K = intrinsics_matrix(*focal_px, *principal_px).numpy()
     w2c = np.eye(4)
     w2c[:3, :3] = PYTORCH3D_TO_OPENCV_AXES @ np.asarray(viewpoint["R"], dtype=np.float64).T
     w2c[:3, 3] = PYTORCH3D_TO_OPENCV_AXES @ np.asarray(viewpoint["T"], dtype=np.float64)
@@ -84,7 +84,7 @@ def _read_depth(path: Path, scale_adjustment: float) -> np.ndarray:
 
 
 def read_sequence(split_dir: Path, frames: list[dict], max_frames: int | None = None, with_points: bool = False,
-                  name: str | None = None) -> Sequence:
+                  name: str | None = None) -> VideoSequence:
     """One Dynamic Replica sequence from its frame annotations (paths relative to ``split_dir``).
 
     K is per frame ``(T, 3, 3)``; poses are re-based so that the first frame's camera is the world.
@@ -120,8 +120,8 @@ def read_sequence(split_dir: Path, frames: list[dict], max_frames: int | None = 
     return replace(seq, points=unproject_depth(seq.depth, seq.K, seq.c2w)) if with_points else seq
 
 
-def iter_sequences(root: Path, split: str = "train", camera: str = "left", max_frames: int | None = None,
-                   with_points: bool = False, shard: tuple[int, int] = (0, 1)) -> Iterator[Sequence]:
+def iter_dynamic_replica(root: Path, split: str = "train", camera: str = "left", max_frames: int | None = None,
+                   with_points: bool = False, shard: tuple[int, int] = (0, 1)) -> Iterator[VideoSequence]:
     """Yield the sequences of ``<root>/<split>`` seen by ``camera`` one at a time (named ``<split>/<sequence>``).
 
     Args:

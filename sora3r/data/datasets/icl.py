@@ -1,6 +1,6 @@
-"""Reader for the Open3D ICL-NUIM living-room sample (``/work/shared/data/icl_livingroom_micro``).
+"""Reader for an ICL-NUIM living-room sample in Open3D's layout (e.g. the ``icl_livingroom_micro`` test data).
 
-Layout (data README; Open3D file formats): ``image/%05d.jpg``, ``depth/%05d.png`` (uint16 millimetres);
+Layout (Open3D file formats): ``image/%05d.jpg``, ``depth/%05d.png`` (uint16 millimetres);
 ``trajectory.log`` in Open3D's log format, one block per frame: a header line ``i i+1 N`` (metadata), then
 the 4 rows of the camera-to-world pose; ``intrinsics.json`` is an Open3D ``PinholeCameraIntrinsic`` whose
 ``intrinsic_matrix`` lists the 3x3 matrix column-major. One clip is selected: frames
@@ -15,16 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sora3r.data.datasets._io import (
-    make_sequence,
-    parse_floats,
-    read_depth_png,
-    read_rgb,
-    read_rows,
-    require_dir,
-    require_file,
-)
-from sora3r.data.types import Sequence
+from sora3r.data.datasets._io import (make_sequence, parse_floats, read_depth_png, read_rgb,
+                                       read_rows, require_dir, require_file)
+from sora3r.types import VideoSequence
 
 ICL_DEPTH_UNITS_PER_METRE = 1000.0
 
@@ -58,7 +51,7 @@ def read_open3d_intrinsics(path: Path) -> tuple[np.ndarray, tuple[int, int]]:
     return K, size
 
 
-def iter_icl(root: Path, num_frames: int = 17, stride: int = 3, start: int = 0) -> Iterator[Sequence]:
+def iter_icl(root: Path, num_frames: int = 17, stride: int = 3, start: int = 0) -> Iterator[VideoSequence]:
     """One clip of ``num_frames`` frames, every ``stride``-th frame from ``start``."""
     root = require_dir(root, "icl-micro")
     c2w = read_open3d_trajectory(root / "trajectory.log")
@@ -74,7 +67,7 @@ def iter_icl(root: Path, num_frames: int = 17, stride: int = 3, start: int = 0) 
 
 def _load_icl_clip(
     root: Path, name: str, K: np.ndarray, size: tuple[int, int], c2w: np.ndarray, index: np.ndarray
-) -> Sequence:
+) -> VideoSequence:
     rgb = [read_rgb(root / "image" / f"{i:05d}.jpg") for i in index]
     if rgb[0].shape[:2] != size:
         raise ValueError(f"{root / 'intrinsics.json'}: says {size[1]}x{size[0]}, images are {rgb[0].shape[1::-1]}")

@@ -19,15 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sora3r.data.datasets._io import (
-    make_sequence,
-    parse_floats,
-    read_depth_png,
-    read_rgb,
-    read_rows,
-    require_dir,
-)
-from sora3r.data.types import Sequence
+from sora3r.data.datasets._io import make_sequence, parse_floats, read_depth_png, read_rgb, read_rows, require_dir
+from sora3r.data.images import frame_files
+from sora3r.types import VideoSequence
 
 KITTI_DEPTH_UNITS_PER_METRE = 256.0
 KITTI_NUM_FRAMES = 110
@@ -44,7 +38,7 @@ def read_rectified_intrinsics(calib_file: Path, camera: str = "02") -> np.ndarra
     raise ValueError(f"{calib_file}: no {key} line")
 
 
-def iter_kitti(root: Path, num_frames: int = KITTI_NUM_FRAMES) -> Iterator[Sequence]:
+def iter_kitti(root: Path, num_frames: int = KITTI_NUM_FRAMES) -> Iterator[VideoSequence]:
     """Every val drive under ``root/val``, its first ``num_frames`` ground-truth depth frames.
 
     Args:
@@ -59,8 +53,8 @@ def iter_kitti(root: Path, num_frames: int = KITTI_NUM_FRAMES) -> Iterator[Seque
     return (_load_kitti_drive(val.parent, drive, num_frames) for drive in drives)
 
 
-def _load_kitti_drive(root: Path, drive: Path, num_frames: int) -> Sequence:
-    depth_files = sorted((drive / "proj_depth" / "groundtruth" / "image_02").glob("*.png"))[:num_frames]
+def _load_kitti_drive(root: Path, drive: Path, num_frames: int) -> VideoSequence:
+    depth_files = frame_files(drive / "proj_depth" / "groundtruth" / "image_02", "*.png")[:num_frames]
     raw_drive = root / drive.name[:10] / drive.name
     return make_sequence(
         drive.name,

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sora3r.data.clips import unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_depth_png, read_rgb, require_dir, require_file
-from sora3r.data.types import Sequence
+from sora3r.data.images import frame_files
+from sora3r.geometry.projection import unproject_depth
+from sora3r.types import VideoSequence
 
 DEPTH_PNG_UNITS_PER_METRE = 65535.0 / 1000.0
 SATURATED_DEPTH_METRES = 1000.0  # the PNG's largest value, 65535
@@ -44,7 +45,7 @@ def _read_depth(path: Path) -> np.ndarray:
 
 
 def read_sequence(seq_dir: Path, max_frames: int | None = None, with_points: bool = False,
-                  name: str | None = None) -> Sequence:
+                  name: str | None = None) -> VideoSequence:
     """One PointOdyssey sequence (its first ``max_frames`` frames) in package conventions.
 
     K is per frame ``(T, 3, 3)``; c2w ``(T, 4, 4)`` = inverse of the stored world-to-camera extrinsics, re-based so
@@ -57,7 +58,7 @@ def read_sequence(seq_dir: Path, max_frames: int | None = None, with_points: boo
             raise ValueError(f"{anno_path}: needs 'intrinsics' and 'extrinsics', has {sorted(anno.files)}")
         intrinsics = anno["intrinsics"].astype(np.float64)
         extrinsics = anno["extrinsics"].astype(np.float64)
-    rgb_paths = sorted((seq_dir / "rgbs").glob("rgb_*.jpg"))
+    rgb_paths = frame_files(seq_dir / "rgbs", "rgb_*.jpg")
     num_frames = len(rgb_paths)
     if num_frames == 0:
         raise FileNotFoundError(f"{seq_dir / 'rgbs'}: no rgb_XXXXX.jpg frames")
@@ -79,8 +80,8 @@ def read_sequence(seq_dir: Path, max_frames: int | None = None, with_points: boo
     return replace(seq, points=unproject_depth(seq.depth, seq.K, seq.c2w)) if with_points else seq
 
 
-def iter_sequences(root: Path, split: str = "train", max_frames: int | None = None, with_points: bool = False,
-                   shard: tuple[int, int] = (0, 1)) -> Iterator[Sequence]:
+def iter_pointodyssey(root: Path, split: str = "train", max_frames: int | None = None, with_points: bool = False,
+                   shard: tuple[int, int] = (0, 1)) -> Iterator[VideoSequence]:
     """Yield the sequences of ``<root>/<split>`` one at a time (named ``<split>/<seq>``).
 
     Args:

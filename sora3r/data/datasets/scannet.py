@@ -23,15 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sora3r.data.datasets._io import (
-    make_sequence,
-    read_depth_png,
-    read_matrix_rows,
-    read_rgb,
-    require_dir,
-    require_file,
-)
-from sora3r.data.types import Sequence
+from sora3r.data.datasets._io import (make_sequence, read_depth_png, read_matrix_rows, read_rgb,
+                                       require_dir, require_file)
+from sora3r.data.images import frame_files
+from sora3r.types import VideoSequence
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +35,7 @@ SCANNET_STRIDE = 3  # the frames in color_90 are original frames 0, 3, ..., 267
 SCANNET_DEPTH_UNITS_PER_METRE = 1000.0
 
 
-def iter_scannet(root: Path, scenes: list[str] | None = None) -> Iterator[Sequence]:
+def iter_scannet(root: Path, scenes: list[str] | None = None) -> Iterator[VideoSequence]:
     """ScanNet scenes prepared as MonST3R does (90 frames each).
 
     Args:
@@ -60,11 +55,11 @@ def iter_scannet(root: Path, scenes: list[str] | None = None) -> Iterator[Sequen
     return (_load_scannet_scene(root / scene) for scene in scenes)
 
 
-def _load_scannet_scene(scene_dir: Path) -> Sequence:
+def _load_scannet_scene(scene_dir: Path) -> VideoSequence:
     pose_file = scene_dir / "pose_90.txt"
     c2w = read_matrix_rows(pose_file, 16).reshape(-1, 4, 4)
-    images = sorted((scene_dir / "color_90").glob("frame_*.jpg"))
-    depths = sorted((scene_dir / "depth_90").glob("frame_*.png"))
+    images = frame_files(scene_dir / "color_90", "frame_*.jpg")
+    depths = frame_files(scene_dir / "depth_90", "frame_*.png")
     if not (len(images) == len(depths) == len(c2w)):
         raise ValueError(
             f"{scene_dir}: {len(images)} colour, {len(depths)} depth frames and {len(c2w)} poses in {pose_file.name}"

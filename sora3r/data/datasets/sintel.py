@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from sora3r.data.datasets._io import make_sequence, read_rgb, require_dir, require_file
-from sora3r.data.types import Sequence
+from sora3r.data.images import frame_files
+from sora3r.types import VideoSequence
 
 SINTEL_TAG = 202021.25
 SINTEL_DEPTH_MAX = 70.0
@@ -59,7 +60,7 @@ def read_cam(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return values[:9].reshape(3, 3).copy(), w2c
 
 
-def iter_sintel(root: Path, sequences: str | list[str] = "pose") -> Iterator[Sequence]:
+def iter_sintel(root: Path, sequences: str | list[str] = "pose") -> Iterator[VideoSequence]:
     """Sintel final-pass sequences with depth, per-frame intrinsics and camera-to-world poses.
 
     Args:
@@ -81,8 +82,8 @@ def iter_sintel(root: Path, sequences: str | list[str] = "pose") -> Iterator[Seq
     return (_load_sintel_sequence(final.parent, name) for name in names)
 
 
-def _load_sintel_sequence(training: Path, name: str) -> Sequence:
-    images = sorted((training / "final" / name).glob("frame_*.png"))
+def _load_sintel_sequence(training: Path, name: str) -> VideoSequence:
+    images = frame_files(training / "final" / name, "frame_*.png")
     if not images:
         raise FileNotFoundError(f"sintel: no frame_*.png in {training / 'final' / name}")
     cams = [read_cam(training / "camdata_left" / name / f"{p.stem}.cam") for p in images]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from sora3r.data.types import Sequence
+from sora3r.types import VideoSequence
 
 
 def iter_synthetic(
@@ -14,7 +14,7 @@ def iter_synthetic(
     num_frames: int | None = None,
     height: int | None = None,
     width: int | None = None,
-) -> Iterator[Sequence]:
+) -> Iterator[VideoSequence]:
     """Render test clip ``i`` for ``i`` in ``range(num)``; ``root`` is ignored, unset sizes keep the config defaults."""
     from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
 

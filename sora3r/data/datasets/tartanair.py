@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from sora3r.data.clips import unproject_depth
 from sora3r.data.datasets._io import make_sequence, read_matrix_rows, read_rgb, require_dir, require_file
-from sora3r.data.types import Sequence
+from sora3r.data.images import frame_files
+from sora3r.geometry.projection import unproject_depth
+from sora3r.types import VideoSequence
 
 NATIVE_K = ((320.0, 0.0, 320.0), (0.0, 320.0, 240.0), (0.0, 0.0, 1.0))
 NATIVE_HW = (480, 640)
@@ -60,8 +61,8 @@ def _read_depth(path: Path) -> np.ndarray:
     return depth.astype(np.float32)
 
 
-def read_trajectory(traj_dir: Path, max_frames: int | None = None, max_depth: float | None = None,
-                    with_points: bool = False, name: str | None = None) -> Sequence:
+def read_sequence(traj_dir: Path, max_frames: int | None = None, max_depth: float | None = None,
+                    with_points: bool = False, name: str | None = None) -> VideoSequence:
     """One TartanAir trajectory (its first ``max_frames`` frames) in package conventions.
 
     Poses are re-based so that the first frame's camera is the world (as every reader does). ``max_depth``: depth
@@ -69,7 +70,7 @@ def read_trajectory(traj_dir: Path, max_frames: int | None = None, max_depth: fl
     """
     traj_dir = Path(traj_dir)
     poses = read_matrix_rows(traj_dir / "pose_left.txt", 7)
-    frames = sorted(p.name.removesuffix("_left.png") for p in (traj_dir / "image_left").glob("*_left.png"))
+    frames = [p.name.removesuffix("_left.png") for p in frame_files(traj_dir / "image_left", "*_left.png")]
     if not frames:
         raise FileNotFoundError(f"{traj_dir / 'image_left'}: no XXXXXX_left.png frames")
     if len(frames) != len(poses):
@@ -90,9 +91,9 @@ def read_trajectory(traj_dir: Path, max_frames: int | None = None, max_depth: fl
     return replace(seq, points=unproject_depth(seq.depth, seq.K, seq.c2w)) if with_points else seq
 
 
-def iter_sequences(root: Path, difficulty: str | None = None, max_frames: int | None = None,
+def iter_tartanair(root: Path, difficulty: str | None = None, max_frames: int | None = None,
                    max_depth: float | None = None, with_points: bool = False,
-                   shard: tuple[int, int] = (0, 1)) -> Iterator[Sequence]:
+                   shard: tuple[int, int] = (0, 1)) -> Iterator[VideoSequence]:
     """Yield every trajectory under ``root`` one at a time (named ``<env>/<Easy|Hard>/<Pxxx>``).
 
     Args:
@@ -106,5 +107,5 @@ def iter_sequences(root: Path, difficulty: str | None = None, max_frames: int | 
     index, count = shard
     for traj_dir in list_trajectories(root, difficulty)[index::count]:
         name = "/".join(traj_dir.relative_to(root).parts[-3:]) or traj_dir.name
-        yield read_trajectory(traj_dir, max_frames=max_frames, max_depth=max_depth, with_points=with_points,
+        yield read_sequence(traj_dir, max_frames=max_frames, max_depth=max_depth, with_points=with_points,
                               name=name)

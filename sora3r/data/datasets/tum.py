@@ -32,16 +32,10 @@ from typing import Callable
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from sora3r.data.datasets._io import (
-    make_sequence,
-    parse_floats,
-    read_depth_png,
-    read_rgb,
-    read_rows,
-    require_dir,
-    require_file,
-)
-from sora3r.data.types import Sequence
+from sora3r.data.datasets._io import (make_sequence, parse_floats, read_depth_png, read_rgb,
+                                       read_rows, require_dir, require_file)
+from sora3r.geometry.projection import intrinsics_matrix
+from sora3r.types import VideoSequence
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +74,6 @@ class TumFrame:
     rgb: Path
     depth: Path | None
     c2w: np.ndarray | None  # (4, 4) float64, in the file's world frame
-
-
-def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
-    """``float64 (3, 3)`` pinhole matrix."""
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def read_timed_list(path: Path, num_values: int) -> tuple[np.ndarray, list[list[str]]]:
@@ -158,8 +147,8 @@ def load_tum_frames(
     K: np.ndarray,
     depth_max: float | None,
     camera_pose: Callable[[np.ndarray], np.ndarray] = lambda c2w: c2w,
-) -> Sequence:
-    """Read the images of ``frames`` into a `Sequence`; ``camera_pose`` maps a file pose to the camera's."""
+) -> VideoSequence:
+    """Read the images of ``frames`` into a `VideoSequence`; ``camera_pose`` maps a file pose to the camera's."""
     if not frames:
         raise ValueError(f"{name}: no frames left after the protocol's selection")
     rgb = [read_rgb(frame.rgb) for frame in frames]
@@ -176,7 +165,7 @@ def load_tum_frames(
     return make_sequence(name, rgb, depth, K, c2w, np.array([f.time for f in frames]), depth_max)
 
 
-def iter_tum(root: Path, sequences: list[str] | None = None) -> Iterator[Sequence]:
+def iter_tum(root: Path, sequences: list[str] | None = None) -> Iterator[VideoSequence]:
     """TUM-dynamics sequences, ``frames[::3][:90]`` of the rgb frames associated to groundtruth.
 
     Args:
@@ -199,13 +188,13 @@ def iter_tum(root: Path, sequences: list[str] | None = None) -> Iterator[Sequenc
     return (_load_tum_sequence(d) for d in dirs)
 
 
-def _load_tum_sequence(seq_dir: Path) -> Sequence:
+def _load_tum_sequence(seq_dir: Path) -> VideoSequence:
     rig = next((r for r in TUM_INTRINSICS if r in seq_dir.name), "freiburg3")
     posed = [frame for frame in read_tum_frames(seq_dir) if frame.c2w is not None]
-    return load_tum_frames(seq_dir.name, posed[TUM_FRAMES], intrinsics_matrix(*TUM_INTRINSICS[rig]), None)
+    return load_tum_frames(seq_dir.name, posed[TUM_FRAMES], intrinsics_matrix(*TUM_INTRINSICS[rig]).numpy(), None)
 
 
-def iter_bonn(root: Path, sequences: list[str] | tuple[str, ...] = BONN_SEQUENCES) -> Iterator[Sequence]:
+def iter_bonn(root: Path, sequences: list[str] | tuple[str, ...] = BONN_SEQUENCES) -> Iterator[VideoSequence]:
     """Bonn RGB-D Dynamic sequences ``rgbd_bonn_<name>``, rgb frames ``[30:140]``, depth capped at 70 m.
 
     Args:
@@ -224,7 +213,7 @@ def bonn_camera_pose(marker_pose: np.ndarray) -> np.ndarray:
     return np.linalg.inv(_BONN_T_ROS) @ marker_pose @ _BONN_T_ROS @ _BONN_T_M
 
 
-def _load_bonn_sequence(seq_dir: Path) -> Sequence:
+def _load_bonn_sequence(seq_dir: Path) -> VideoSequence:
     frames = read_tum_frames(seq_dir)[BONN_FRAMES]
     name = seq_dir.name.removeprefix("rgbd_bonn_")
-    return load_tum_frames(name, frames, intrinsics_matrix(*BONN_INTRINSICS), BONN_DEPTH_MAX, bonn_camera_pose)
+    return load_tum_frames(name, frames, intrinsics_matrix(*BONN_INTRINSICS).numpy(), BONN_DEPTH_MAX, bonn_camera_pose)

@@ -12,20 +12,18 @@ Cameras: OpenCV axes, camera-to-world poses, pixel centres at integer pixel coor
 
 from __future__ import annotations
 
-from collections.abc import Sequence as SequenceOf
+from collections.abc import Sequence
 
 import torch
-import trimesh
 
 from sora3r.data.synthetic.augment import augment_rgb
-from sora3r.data.synthetic.meshes import scene_mesh_at
-from sora3r.data.synthetic.raycast import PRIMITIVES, cast, stack_scenes
 from sora3r.data.synthetic.paths import PATH_KINDS
+from sora3r.data.synthetic.raycast import PRIMITIVES, cast, stack_scenes
 from sora3r.data.synthetic.sampler import axis_angle_matrix, look_at
 from sora3r.data.synthetic.scene import (
     ENVIRONMENTS, SYNTHETIC_PRESETS, SyntheticConfig, SyntheticScene, sample_scene, synthetic_config,
 )
-from sora3r.data.types import Sequence
+from sora3r.types import ClipBatch, VideoSequence
 
 SPLIT_SEEDS: dict[str, range] = {
     "test": range(0, 10_000),
@@ -48,26 +46,27 @@ _BOX_SLOTS = 4  # memory of the static-box pairs, in units of one object's per-r
 
 
 def _default_chunk_rays(device: torch.device) -> int:
+    """Rays cast at once when the config leaves it open: memory, not speed, sets it (see `SyntheticConfig`)."""
     return 2**24 if device.type == "cuda" else 2**20
 
 
-def render_batch(seeds: SequenceOf[int], config: SyntheticConfig = SyntheticConfig(),
-                 device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def render_batch(seeds: Sequence[int], config: SyntheticConfig = SyntheticConfig(),
+                 device: torch.device | str = "cpu") -> ClipBatch:
     """Render the clips of ``seeds`` (B of them) on ``device``.
 
-    Returns rgb uint8 ``(B, T, H, W, 3)``; depth float32 ``(B, T, H, W)`` (z-depth in each frame's camera);
-    points float32 ``(B, T, H, W, 3)`` in the scene's world frame; c2w float32 ``(B, T, 4, 4)``;
-    K float32 ``(B, 3, 3)``; valid bool ``(B, T, H, W)`` (all True: every ray hits a surface);
-    dynamic bool ``(B, T, H, W)`` (pixels on moving objects). A clip's output is bit-identical
-    whatever batch it is rendered in.
+    Returns a `ClipBatch` with every field: rgb uint8 ``(B, T, H, W, 3)``; depth float32 ``(B, T, H, W)`` (z-depth
+    in each frame's camera); points float32 ``(B, T, H, W, 3)`` in the scene's world frame; c2w float32
+    ``(B, T, 4, 4)``; K float32 ``(B, 3, 3)``; valid bool ``(B, T, H, W)`` (all True: every ray hits a surface);
+    dynamic bool ``(B, T, H, W)`` (pixels on moving objects). A clip's output is bit-identical whatever batch it is
+    rendered in.
     """
     if len(seeds) == 0:
         raise ValueError("render_batch needs at least one seed")
     return render_scenes([sample_scene(int(seed), config) for seed in seeds], config, device)
 
 
-def render_scenes(scenes: SequenceOf[SyntheticScene], config: SyntheticConfig,
-                  device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def render_scenes(scenes: Sequence[SyntheticScene], config: SyntheticConfig,
+                  device: torch.device | str = "cpu") -> ClipBatch:
     """:func:`render_batch` for scenes already drawn with `sample_scene` (the CPU part, which a training loop
     can run ahead in worker processes while the device ray casts)."""
     device = torch.device(device)
@@ -78,34 +77,29 @@ def render_scenes(scenes: SequenceOf[SyntheticScene], config: SyntheticConfig,
     per_chunk = max(1, (config.chunk_rays or _default_chunk_rays(device)) // (rays_per_clip * slots))
     parts = [cast(stack_scenes(scenes[i:i + per_chunk], device), config.height, config.width)
              for i in range(0, len(scenes), per_chunk)]
-    out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-    out["c2w"] = torch.stack([s.c2w for s in scenes]).to(device=device, dtype=torch.float32)
-    out["K"] = torch.stack([s.K for s in scenes]).to(device=device, dtype=torch.float32)
-    out["valid"] = torch.ones_like(out["dynamic"])
+    cast_out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+    c2w = torch.stack([s.c2w for s in scenes]).to(device=device, dtype=torch.float32)
+    K = torch.stack([s.K for s in scenes]).to(device=device, dtype=torch.float32)
+    rgb = cast_out["rgb"]
     if config.augment:
-        params = torch.stack([s.photometric for s in scenes])
-        out["rgb"] = augment_rgb(out["rgb"], params, out["points"], out["c2w"], out["K"])
-    return out
+        rgb = augment_rgb(rgb, torch.stack([s.photometric for s in scenes]), cast_out["points"], c2w, K)
+    return ClipBatch(rgb=rgb, points=cast_out["points"], c2w=c2w, valid=torch.ones_like(cast_out["dynamic"]), K=K,
+                     depth=cast_out["depth"], dynamic=cast_out["dynamic"])
 
 
 def render_clip(seed: int, config: SyntheticConfig = SyntheticConfig(),
-                device: torch.device | str = "cpu") -> Sequence:
-    """One synthetic clip as a `Sequence` named ``synthetic_{seed:06d}`` (timestamps = frame / fps)."""
+                device: torch.device | str = "cpu") -> VideoSequence:
+    """One synthetic clip as a `VideoSequence` named ``synthetic_{seed:06d}`` (timestamps = frame / fps)."""
     out = render_batch([seed], config, device)
-    return Sequence(
-        name=f"synthetic_{seed:06d}", rgb=out["rgb"][0], K=out["K"][0], c2w=out["c2w"][0], depth=out["depth"][0],
-        valid=out["valid"][0], dynamic=out["dynamic"][0], points=out["points"][0],
-        timestamps=torch.arange(config.num_frames, dtype=torch.float64, device=out["rgb"].device) / config.fps,
+    return VideoSequence(
+        name=f"synthetic_{seed:06d}", rgb=out.rgb[0], K=out.K[0], c2w=out.c2w[0], depth=out.depth[0],
+        valid=out.valid[0], dynamic=out.dynamic[0], points=out.points[0],
+        timestamps=torch.arange(config.num_frames, dtype=torch.float64, device=out.rgb.device) / config.fps,
         depth_max=None)
-
-
-def scene_meshes(seed: int, config: SyntheticConfig, frame: int) -> trimesh.Trimesh:
-    """The scene of ``seed`` at ``frame`` as one world-frame triangle mesh (see `meshes.scene_mesh_at`)."""
-    return scene_mesh_at(sample_scene(seed, config), frame)
 
 
 __all__ = [
     "ENVIRONMENTS", "PATH_KINDS", "PRIMITIVES", "SPLIT_SEEDS", "SYNTHETIC_PRESETS", "SyntheticConfig", "SyntheticScene",
-    "axis_angle_matrix", "look_at", "render_batch", "render_clip", "render_scenes", "sample_scene", "scene_meshes",
-    "split_seed", "synthetic_config",
+    "axis_angle_matrix", "look_at", "render_batch", "render_clip", "render_scenes", "sample_scene", "split_seed",
+    "synthetic_config",
 ]

@@ -375,30 +375,42 @@ def _hit_static_boxes(boxes: BoxGroup, origin: Vec, direction: Vec, height: int,
     return best.view(B, T, -1), best_key.view(B, T, -1)
 
 
-def _camera_rays(K: torch.Tensor, c2w: torch.Tensor, height: int, width: int):
-    """Per-frame rotation entries, ray origins ``(B, T, 1)``, directions ``(B, T, N)`` (z = 1 in the camera) and
-    ``along(rows, extra)``, which turns matrix entries ``(B, T, *extra dims)`` into rays ``rows @ (x, y, 1)``."""
-    B = K.shape[0]
-    device = K.device
-    # camera rays (z = 1) are separable: x depends on the column, y on the row, so a ray direction in
-    # any frame is (M e0) x(u) + (M e2) + (M e1) y(v): one full-size add per component
-    x = ((torch.arange(width, dtype=torch.float32, device=device) - K[:, 0, 2, None]) / K[:, 0, 0, None])
-    y = ((torch.arange(height, dtype=torch.float32, device=device) - K[:, 1, 2, None]) / K[:, 1, 1, None])
-    rot = _entries(c2w[:, :, :3, :3])  # (B, T) entries
+class _RayGrid:
+    """Camera rays through every pixel centre: direction ``M @ (x(u), y(v), 1)`` for any per-frame matrix ``M``.
 
-    def along(rows, extra: int) -> Vec:
-        xx = x.view(B, 1, *([1] * extra), 1, width)
-        yy = y.view(B, 1, *([1] * extra), height, 1)
+    Camera rays (z = 1) are separable: x depends on the column, y on the row, so a ray direction in any frame is
+    ``(M e0) x(u) + (M e2) + (M e1) y(v)``: one full-size add per component, no full-size matmul.
+    """
+
+    def __init__(self, K: torch.Tensor, height: int, width: int):
+        device = K.device
+        self.batch, self.height, self.width = K.shape[0], height, width
+        self.x = ((torch.arange(width, dtype=torch.float32, device=device) - K[:, 0, 2, None]) / K[:, 0, 0, None])
+        self.y = ((torch.arange(height, dtype=torch.float32, device=device) - K[:, 1, 2, None]) / K[:, 1, 1, None])
+
+    def along(self, rows, extra: int) -> Vec:
+        """Rays ``rows @ (x, y, 1)`` for matrix entries ``(B, T, *extra dims)`` -> ``(B, T, *, H * W)``."""
+        xx = self.x.view(self.batch, 1, *([1] * extra), 1, self.width)
+        yy = self.y.view(self.batch, 1, *([1] * extra), self.height, 1)
         return tuple(((r[0][..., None, None] * xx + r[2][..., None, None]) + r[1][..., None, None] * yy).flatten(-2)
                      for r in rows)
 
-    return rot, _components(c2w[:, :, None, :3, 3]), along(rot, 0), along
+
+def _environment_hits(batch: SceneBatch, origin: Vec, direction: Vec):
+    """Depth ``(B, T, N)`` and surface index of the environment along every ray, plus the room wall and the
+    open-ground flags the normals need."""
+    is_room = batch.is_room[:, None, None]
+    room_t, wall = room_exit(origin, direction, _components(batch.room[:, None, None]))
+    open_t, ground = open_hit(origin, direction, batch.dome_radius[:, None, None])
+    depth = torch.where(is_room, room_t, open_t)
+    surface = torch.where(is_room, wall, torch.where(ground, 0, 1))
+    return depth, surface, wall, ground
 
 
-def _hit_objects(batch: SceneBatch, rot, origin: Vec, along, depth: torch.Tensor, surface: torch.Tensor):
-    """Nearest hits of the moving primitives in front of ``depth``: (depth, surface, winner group or -1, slot of
-    each group's nearest object)."""
-    B, T = depth.shape[:2]
+def _object_hits(batch: SceneBatch, grid: _RayGrid, rot, origin: Vec, depth: torch.Tensor, surface: torch.Tensor):
+    """Nearer object hits replace ``depth`` / ``surface``; also returns which primitive kind won each ray
+    (``winner``: index into ``batch.groups``, -1 = environment) and the slot of the nearest object of each kind."""
+    B, T = batch.c2w.shape[:2]
     winner = torch.full_like(surface, -1)
     slots = {}
     for index, (kind, group) in enumerate(batch.groups.items()):
@@ -408,7 +420,7 @@ def _hit_objects(batch: SceneBatch, rot, origin: Vec, along, depth: torch.Tensor
         o_local = tuple(c[..., None] for c in _matvec(to_local, o_rel))  # (B, T, M, 1)
         cam_to_local = [[sum(to_local[i][j] * rot[j][k][:, :, None] for j in range(3)) for k in range(3)]
                         for i in range(3)]  # (B, T, M)
-        d_local = along(cam_to_local, 1)  # (B, T, M, N)
+        d_local = grid.along(cam_to_local, 1)  # (B, T, M, N)
         t = torch.where(group.mask[:, None, :, None], _UNIT_HIT[kind](o_local, d_local), _INF)
         t_kind, slot = t.min(dim=2)
         closer = t_kind < depth
@@ -417,6 +429,18 @@ def _hit_objects(batch: SceneBatch, rot, origin: Vec, along, depth: torch.Tensor
         surface = torch.where(closer, torch.gather(group.surface[:, None].expand(B, T, -1), 2, slot), surface)
         slots[kind] = slot
     return depth, surface, winner, slots
+
+
+def _static_box_hits(batch: SceneBatch, origin: Vec, direction: Vec, depth: torch.Tensor, surface: torch.Tensor,
+                     winner: torch.Tensor, height: int, width: int):
+    """Nearer static-box hits replace ``depth`` / ``surface``, and ``winner`` becomes ``len(batch.groups)`` on them;
+    also returns the entry-face key of every ray (see `_hit_static_boxes`)."""
+    box_t, box_key = _hit_static_boxes(batch.boxes, origin, direction, height, width)
+    closer = box_t < depth
+    box_slot = torch.div(box_key, 3, rounding_mode="floor").clamp(max=batch.boxes.surface.shape[1] - 1)
+    box_surface = torch.gather(batch.boxes.surface, 1, box_slot.reshape(depth.shape[0], -1)).view_as(surface)
+    return (torch.where(closer, box_t, depth), torch.where(closer, box_surface, surface),
+            torch.where(closer, len(batch.groups), winner), box_key)
 
 
 def _object_frames(batch: SceneBatch, winner, slots, points: Vec, normal: list, coords: list, tex_normal: list):
@@ -457,6 +481,28 @@ def _box_frames(box_key: torch.Tensor, winner: torch.Tensor, index: int, normal:
             tex_normal[i][rays] = face
 
 
+def _normals_and_coords(batch: SceneBatch, points: Vec, depth: torch.Tensor, wall: torch.Tensor,
+                        ground: torch.Tensor, winner: torch.Tensor, slots: dict,
+                        box_key: torch.Tensor | None) -> tuple[Vec, Vec, Vec]:
+    """Unit normals and texture coordinates of the hit points: world frame for the environment and the static
+    boxes, the object's own frame for objects; plus, for image textures (``batch.natural``), the normals in the
+    texture frame (unnormalised; empty otherwise)."""
+    axis = torch.div(wall, 2, rounding_mode="floor")
+    room_normal = tuple((axis == i).to(depth.dtype) for i in range(3))
+    open_normal = (torch.where(ground, 0.0, points[0]), torch.where(ground, 0.0, points[1]),
+                   torch.where(ground, 1.0, points[2]))
+    is_room = batch.is_room[:, None, None]
+    normal = [torch.where(is_room, r, o).flatten() for r, o in zip(room_normal, open_normal)]
+    coords = [c.flatten().clone() for c in points]
+    tex_normal = [n.clone() for n in normal] if batch.natural else []
+    _object_frames(batch, winner, slots, points, normal, coords, tex_normal)
+    if box_key is not None:
+        _box_frames(box_key, winner, len(batch.groups), normal, tex_normal)
+    normal = tuple(n.view_as(depth) for n in normal)
+    coords = tuple(c.view_as(depth) for c in coords)
+    return _normalize(normal), coords, tuple(n.view_as(depth) for n in tex_normal)
+
+
 def _image_colour(batch: SceneBatch, surface: torch.Tensor, coords: Vec, tex_normal: Vec, footprint: torch.Tensor):
     """Albedo and emissive mask of rays on image-textured surfaces: the texture is projected along the axis of the
     surface frame closest to the normal (box mapping), v pointing down on vertical faces."""
@@ -469,55 +515,19 @@ def _image_colour(batch: SceneBatch, surface: torch.Tensor, coords: Vec, tex_nor
     return image_albedo(texture_bank(surface.device), row, u, v, footprint), row[IMG_EMISSIVE] > 0
 
 
-def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
-    """Ray cast every frame of every clip of ``batch``.
-
-    Returns depth ``(B, T, H, W)``, points ``(B, T, H, W, 3)`` (world), rgb uint8 ``(B, T, H, W, 3)``,
-    dynamic bool ``(B, T, H, W)``.
-    """
-    K, c2w = batch.K, batch.c2w
-    B, T = c2w.shape[:2]
-    rot, origin, direction, along = _camera_rays(K, c2w, height, width)
-
-    env = (batch.is_room[:, None, None], _components(batch.room[:, None, None]), batch.dome_radius[:, None, None])
-    room_t, wall = room_exit(origin, direction, env[1])
-    open_t, ground = open_hit(origin, direction, env[2])
-    depth = torch.where(env[0], room_t, open_t)
-    surface = torch.where(env[0], wall, torch.where(ground, 0, 1))
-    depth, surface, winner, slots = _hit_objects(batch, rot, origin, along, depth, surface)
-    if batch.boxes is not None:
-        box_t, box_key = _hit_static_boxes(batch.boxes, origin, direction, height, width)
-        closer = box_t < depth
-        depth = torch.where(closer, box_t, depth)
-        box_slot = torch.div(box_key, 3, rounding_mode="floor").clamp(max=batch.boxes.surface.shape[1] - 1)
-        box_surface = torch.gather(batch.boxes.surface, 1, box_slot.reshape(B, -1)).view_as(surface)
-        surface = torch.where(closer, box_surface, surface)
-        winner = torch.where(closer, len(batch.groups), winner)
-    points = tuple(o + depth * d for o, d in zip(origin, direction))
-
-    # normals and texture coordinates: world frame for the environment, object frame for objects
-    axis = torch.div(wall, 2, rounding_mode="floor")
-    room_normal = tuple((axis == i).to(depth.dtype) for i in range(3))
-    open_normal = (torch.where(ground, 0.0, points[0]), torch.where(ground, 0.0, points[1]),
-                   torch.where(ground, 1.0, points[2]))
-    normal = [torch.where(env[0], r, o).flatten() for r, o in zip(room_normal, open_normal)]
-    coords = [c.flatten().clone() for c in points]
-    tex_normal = [n.clone() for n in normal] if batch.natural else []
-    _object_frames(batch, winner, slots, points, normal, coords, tex_normal)
-    if batch.boxes is not None:
-        _box_frames(box_key, winner, len(batch.groups), normal, tex_normal)
-    normal = tuple(n.view_as(depth) for n in normal)
-    coords = tuple(c.view_as(depth) for c in coords)
-    normal = _normalize(normal)
+def _shade(batch: SceneBatch, normal: Vec, coords: Vec, tex_normal: Vec, direction: Vec, depth: torch.Tensor,
+           surface: torch.Tensor) -> torch.Tensor:
+    """``uint8 (B, T, N, 3)`` colours: band-limited albedo (procedural, or image textures when ``batch.natural``)
+    times Lambert shading (emissive surfaces unshaded)."""
+    B, T = batch.c2w.shape[:2]
     along_ray = _dot(normal, direction)
     facing = torch.where(along_ray > 0, -1.0, 1.0)  # flip normals to face the camera
-    # surface width one pixel covers: depth / focal, stretched at grazing angles (at most 10x)
+    # surface width one pixel covers: depth / focal, stretched at grazing angles (cosine floored at 0.1: at most 10x)
     cosine = (along_ray.abs() / torch.sqrt(_dot(direction, direction))).clamp(min=0.1)
-    footprint = depth / (K[:, 0, 0, None, None] * cosine)
+    footprint = depth / (batch.K[:, 0, 0, None, None] * cosine)
 
     if batch.natural:
-        albedo, emissive = _image_colour(batch, surface, coords, tuple(n.view_as(depth) for n in tex_normal),
-                                         footprint)
+        albedo, emissive = _image_colour(batch, surface, coords, tex_normal, footprint)
     else:
         tex = _gather_rays(batch.surfaces[:, None].expand(B, T, -1, -1), surface)
         albedo, emissive = _albedo(tex, coords, footprint), tex[TEX_EMISSIVE] > 0
@@ -526,7 +536,29 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
     shade = torch.where(emissive, 1.0, ambient + (1.0 - ambient) * lambert)
     light = _components(batch.light_colour[:, None, None])
     colour = [(c * shade * l).clamp(0.0, 1.0) for c, l in zip(albedo, light)]
-    rgb = torch.floor(torch.stack(colour, dim=-1) * 255.0 + 0.5).to(torch.uint8)
+    return torch.floor(torch.stack(colour, dim=-1) * 255.0 + 0.5).to(torch.uint8)  # round to nearest
+
+
+def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
+    """Ray cast every frame of every clip of ``batch``.
+
+    Returns depth ``(B, T, H, W)``, points ``(B, T, H, W, 3)`` (world), rgb uint8 ``(B, T, H, W, 3)``,
+    dynamic bool ``(B, T, H, W)``.
+    """
+    B, T = batch.c2w.shape[:2]
+    grid = _RayGrid(batch.K, height, width)
+    rot = _entries(batch.c2w[:, :, :3, :3])  # (B, T) entries
+    direction = grid.along(rot, 0)  # (B, T, N)
+    origin = _components(batch.c2w[:, :, None, :3, 3])  # (B, T, 1)
+    depth, surface, wall, ground = _environment_hits(batch, origin, direction)
+    depth, surface, winner, slots = _object_hits(batch, grid, rot, origin, depth, surface)
+    box_key = None
+    if batch.boxes is not None:
+        depth, surface, winner, box_key = _static_box_hits(batch, origin, direction, depth, surface, winner,
+                                                           height, width)
+    points = tuple(o + depth * d for o, d in zip(origin, direction))
+    normal, coords, tex_normal = _normals_and_coords(batch, points, depth, wall, ground, winner, slots, box_key)
+    rgb = _shade(batch, normal, coords, tex_normal, direction, depth, surface)
     dynamic = torch.gather(batch.surface_dynamic, 1, surface.reshape(B, -1))
     shape = (B, T, height, width)
     return {"rgb": rgb.reshape(*shape, 3), "depth": depth.reshape(shape),

@@ -26,6 +26,7 @@ from sora3r.data.synthetic.raycast import (
     NUM_ENV_SURFACES, NUM_WAVES, PRIMITIVES, TEX_CHECKER_OFFSET, TEX_CHECKER_SIZE, TEX_CHECKER_WEIGHT,
     TEX_CONTRAST, TEX_EMISSIVE, TEX_FREQ, TEX_FREQ_NORM, TEX_PALETTE, TEX_PHASE, TEX_SIZE, TEX_WEIGHT, environment_hit,
 )
+from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_matrix
 
 ENVIRONMENTS = ("room", "open")
 TEXTURE_KINDS = ("procedural", "natural")
@@ -194,11 +195,9 @@ def _arena(rng: Sampler, environment: str, config: SyntheticConfig) -> tuple[Are
 
 
 def _intrinsics(rng: Sampler, config: SyntheticConfig) -> torch.Tensor:
-    fov = math.radians(rng.uniform(*config.fov_deg))
-    focal = (config.width / 2) / math.tan(fov / 2)
-    return torch.tensor([[focal, 0.0, (config.width - 1) / 2],
-                         [0.0, focal, (config.height - 1) / 2],
-                         [0.0, 0.0, 1.0]], dtype=F64)
+    """``float64 (3, 3)``: a horizontal field of view drawn from ``config.fov_deg``, square pixels, centred."""
+    focal = focal_from_fov(config.width, rng.uniform(*config.fov_deg))
+    return intrinsics_matrix(focal, focal, *image_centre(config.height, config.width), dtype=F64)
 
 
 def _inside(position: torch.Tensor, radius: float, environment: str, room: torch.Tensor,
@@ -221,25 +220,19 @@ def _place_in_view(rng: Sampler, K: torch.Tensor, c2w: torch.Tensor, environment
     return origin + ray * rng.uniform(0.35, 0.85) * float(reach[0])
 
 
-def _motion(rng: Sampler, centre: torch.Tensor, base: torch.Tensor, scale: torch.Tensor, resting: bool,
-            speed: tuple[float, float], times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions ``(T, 3)`` and rotations ``(T, 3, 3)`` of a moving object: drift through the middle frame's
-    ``centre`` plus a swing, and a spin about z (resting) or a random axis with probability 0.7."""
-    mid = len(times) // 2
-    velocity = direction(rng.uniform(0, 2 * math.pi), 0.0) * rng.uniform(*speed)
-    swing = rng.vector([0.0] * 3, [0.3] * 3) * scale.max()
-    if resting:
-        swing[2] = 0.0
-    phase = rng.vector([0.0] * 3, [2 * math.pi] * 3)
-    frequency = rng.vector([0.2] * 3, [1.0] * 3)
-    position = centre.expand(len(times), 3).clone() + velocity * (times - times[mid])[:, None] \
-        + swing * torch.sin(2 * math.pi * frequency * times[:, None] + phase)
-    rotation = base.expand(len(times), 3, 3)
-    if rng.chance(0.7):
-        axis = torch.tensor([0.0, 0.0, 1.0], dtype=F64) if resting else rng.unit_vector()
-        spin = rng.sign() * rng.uniform(0.3, 2.5)
-        rotation = axis_angle_matrix(axis, spin * times) @ base
-    return position, rotation
+@dataclass(frozen=True)
+class _Stage:
+    """What object placement needs to know of a scene: its environment, the camera of the middle frame and, in
+    furnished scenes, the layout (objects keep out of its boxes, some stand on its supports)."""
+
+    environment: str
+    room: torch.Tensor
+    dome_radius: float
+    K: torch.Tensor
+    view_c2w: torch.Tensor  # (4, 4) camera of the middle frame, which most objects are placed in front of
+    size: tuple[float, float]  # range of object sizes (metres)
+    speed: tuple[float, float]  # range of object speeds (metres per second)
+    layout: Layout | None = None
 
 
 def _on_support(rng: Sampler, supports: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -249,6 +242,69 @@ def _on_support(rng: Sampler, supports: torch.Tensor, scale: torch.Tensor) -> tu
     x = rng.uniform(x0 + reach, x1 - reach) if x1 - x0 > 2 * reach else (x0 + x1) / 2
     y = rng.uniform(y0 + reach, y1 - reach) if y1 - y0 > 2 * reach else (y0 + y1) / 2
     return torch.tensor([x, y, 0.0], dtype=F64), z
+
+
+def _object_centre(rng: Sampler, stage: _Stage, scale: torch.Tensor, moving: bool, landmark: bool,
+                   in_view: bool) -> tuple[torch.Tensor, float]:
+    """Where an object stands and the height it rests on: a landmark on the open ground, on a support of the
+    layout (half of the still objects of furnished scenes), in view of the middle frame, or anywhere."""
+    if landmark:
+        angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(0.3, 0.7) * stage.dome_radius
+        return torch.tensor([distance * math.cos(angle), distance * math.sin(angle), 0.0], dtype=F64), 0.0
+    layout = stage.layout
+    if layout is not None and not moving and len(layout.supports) > 0 and rng.chance(0.5):
+        return _on_support(rng, layout.supports, scale)
+    if in_view or rng.chance(0.6):
+        return _place_in_view(rng, stage.K, stage.view_c2w, stage.environment, stage.room, stage.dome_radius), 0.0
+    extent = stage.room[:2] if stage.environment == "room" else torch.full((2,), 0.5 * stage.dome_radius, dtype=F64)
+    return torch.cat([rng.vector(-extent, extent), torch.zeros(1, dtype=F64)]), 0.0
+
+
+def _object_motion(rng: Sampler, stage: _Stage, scale: torch.Tensor, base: torch.Tensor, position: torch.Tensor,
+                   resting: bool, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``(T, 3)`` and rotations ``(T, 3, 3)`` of a moving object: a drift through the middle frame plus a
+    sinusoidal swing (horizontal for resting objects), and often a spin."""
+    mid = len(times) // 2
+    velocity = direction(rng.uniform(0, 2 * math.pi), 0.0) * rng.uniform(*stage.speed)
+    swing = rng.vector([0.0] * 3, [0.3] * 3) * scale.max()
+    if resting:
+        swing[2] = 0.0
+    phase = rng.vector([0.0] * 3, [2 * math.pi] * 3)
+    frequency = rng.vector([0.2] * 3, [1.0] * 3)
+    position = position + velocity * (times - times[mid])[:, None] \
+        + swing * torch.sin(2 * math.pi * frequency * times[:, None] + phase)
+    rotation = base.expand(len(times), 3, 3)
+    if rng.chance(0.7):
+        axis = torch.tensor([0.0, 0.0, 1.0], dtype=F64) if resting else rng.unit_vector()
+        spin = rng.sign() * rng.uniform(0.3, 2.5)
+        rotation = axis_angle_matrix(axis, spin * times) @ base
+    return position, rotation
+
+
+def _draw_object(rng: Sampler, stage: _Stage, kind: str, moving: bool, landmark: bool, in_view: bool,
+                 times: torch.Tensor):
+    """One attempt at an object: ``(scale (3,), bounding radius, resting, positions (T, 3), rotations (T, 3, 3))``."""
+    if landmark:
+        scale = rng.vector([1.5, 1.5, 2.0], [6.0, 6.0, 12.0])
+    else:
+        scale = rng.log_uniform(*stage.size) * rng.vector([0.6] * 3, [1.5] * 3)
+    if kind in ("sphere", "cylinder"):
+        scale[1] = scale[0]  # round cross-section for most; ellipsoids keep distinct z
+    radius = float(scale.norm())
+    centre, floor = _object_centre(rng, stage, scale, moving, landmark, in_view)
+    resting = not moving or rng.chance(0.5)
+    base = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=F64), rng.uniform(0, 2 * math.pi))
+    if resting:
+        centre[2] = floor + scale[2]
+    else:
+        centre[2] = max(float(centre[2]), radius)
+        base = axis_angle_matrix(rng.unit_vector(), rng.uniform(0, math.pi)) @ base
+    position = centre.expand(len(times), 3).clone()
+    if moving:
+        position, rotation = _object_motion(rng, stage, scale, base, position, resting, times)
+    else:
+        rotation = base.expand(len(times), 3, 3)
+    return scale, radius, resting, position, rotation
 
 
 def _clear_of(layout: Layout, position: torch.Tensor, scale: torch.Tensor, resting: bool) -> bool:
@@ -262,17 +318,21 @@ def _clear_of(layout: Layout, position: torch.Tensor, scale: torch.Tensor, resti
     return not bool(overlap.any())
 
 
-def _objects(rng: Sampler, config: SyntheticConfig, environment: str, arena: Arena, room: torch.Tensor,
-             dome_radius: float, K: torch.Tensor, c2w: torch.Tensor, times: torch.Tensor, layout: Layout | None = None):
-    """Objects as (kinds, scales (M,3), rotations (T,M,3,3), positions (T,M,3), dynamic (M,)). With a ``layout``
-    (furnished scenes) objects keep out of its boxes, some stand on its supports, and open scenes get no landmarks
-    (the layout has buildings)."""
+def _objects(rng: Sampler, config: SyntheticConfig, environment: str, room: torch.Tensor, dome_radius: float,
+             K: torch.Tensor, c2w: torch.Tensor, times: torch.Tensor, layout: Layout | None = None):
+    """Objects as (kinds, scales (M,3), rotations (T,M,3,3), positions (T,M,3), dynamic (M,)).
+
+    Each object gets up to 30 draws to find a placement clear of the camera path (by 25 cm), inside the
+    environment and, with a ``layout`` (furnished scenes), out of its boxes; one that finds none is left out.
+    Furnished open scenes get no landmarks (the layout has buildings).
+    """
     count = rng.integer(*config.num_objects)
     num_dynamic = rng.integer(1, count - 1)
     eyes = c2w[:, :3, 3]
-    mid = len(times) // 2
-    size = (0.08, 0.45) if environment == "room" else (0.3, 2.5)
-    speed = (0.1, 0.6) if environment == "room" else (0.5, 3.0)
+    room_scene = environment == "room"
+    stage = _Stage(environment, room, dome_radius, K, c2w[len(times) // 2],
+                   size=(0.08, 0.45) if room_scene else (0.3, 2.5), speed=(0.1, 0.6) if room_scene else (0.5, 3.0),
+                   layout=layout)
     kinds, scales, rotations, positions, dynamic = [], [], [], [], []
     landmarks = rng.integer(0, 3) if environment == "open" and layout is None else 0
     for index in range(count + landmarks):
@@ -280,35 +340,8 @@ def _objects(rng: Sampler, config: SyntheticConfig, environment: str, arena: Are
         landmark = index >= count
         kind = PRIMITIVES[rng.integer(0, 2)] if not landmark else ("box", "cylinder")[rng.integer(0, 1)]
         for _attempt in range(30):
-            if landmark:
-                scale = rng.vector([1.5, 1.5, 2.0], [6.0, 6.0, 12.0])
-            else:
-                scale = rng.log_uniform(*size) * rng.vector([0.6] * 3, [1.5] * 3)
-            if kind in ("sphere", "cylinder"):
-                scale[1] = scale[0]  # round cross-section for most; ellipsoids keep distinct z
-            radius = float(scale.norm())
-            floor = 0.0
-            if landmark:
-                angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(0.3, 0.7) * dome_radius
-                centre = torch.tensor([distance * math.cos(angle), distance * math.sin(angle), 0.0], dtype=F64)
-            elif layout is not None and not moving and len(layout.supports) > 0 and rng.chance(0.5):
-                centre, floor = _on_support(rng, layout.supports, scale)
-            elif moving and index == 0 or rng.chance(0.6):
-                centre = _place_in_view(rng, K, c2w[mid], environment, room, dome_radius)
-            else:
-                extent = room[:2] if environment == "room" else torch.full((2,), 0.5 * dome_radius, dtype=F64)
-                centre = torch.cat([rng.vector(-extent, extent), torch.zeros(1, dtype=F64)])
-            resting = not moving or rng.chance(0.5)
-            base = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=F64), rng.uniform(0, 2 * math.pi))
-            if resting:
-                centre[2] = floor + scale[2]
-            else:
-                centre[2] = max(float(centre[2]), radius)
-                base = axis_angle_matrix(rng.unit_vector(), rng.uniform(0, math.pi)) @ base
-            if moving:
-                position, rotation = _motion(rng, centre, base, scale, resting, speed, times)
-            else:
-                position, rotation = centre.expand(len(times), 3).clone(), base.expand(len(times), 3, 3)
+            scale, radius, resting, position, rotation = _draw_object(rng, stage, kind, moving, landmark,
+                                                                      moving and index == 0, times)
             clear = ((position - eyes).norm(dim=-1) > radius + 0.25).all()
             if bool(clear) and _inside(position, radius if not resting else float(scale[:2].norm()),
                                        environment, room, dome_radius, resting) and \
@@ -553,8 +586,8 @@ def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Synt
     if config.furnish:
         eyes = c2w[:, :3, 3]
         layout = furnish_room(rng, room, eyes) if environment == "room" else furnish_open(rng, dome_radius, eyes)
-    kinds, scales, rotations, positions, dynamic = _objects(rng, config, environment, arena, room, dome_radius,
-                                                            K, c2w, times, layout)
+    kinds, scales, rotations, positions, dynamic = _objects(rng, config, environment, room, dome_radius, K, c2w,
+                                                            times, layout)
     if config.furnish:
         people = _people(rng, environment, room, dome_radius, c2w, times, layout, positions, scales)
     make_surfaces = _natural_surfaces if config.textures == "natural" else _procedural_surfaces

@@ -1,11 +1,12 @@
-"""The sampled scene at one frame as a triangle mesh, for independent checks (e.g. trimesh ray casts)."""
+"""Test helper: a sampled synthetic scene at one frame as a triangle mesh, so that an independent ray caster
+(trimesh / embree) can check the analytic one."""
 
 from __future__ import annotations
 
 import numpy as np
 import trimesh
 
-from sora3r.data.synthetic.scene import SyntheticScene
+from sora3r.data.synthetic.scene import SyntheticConfig, SyntheticScene, sample_scene
 
 _SPHERE_SUBDIVISIONS = 4
 _CYLINDER_SECTIONS = 96
@@ -58,3 +59,8 @@ def scene_mesh_at(scene: SyntheticScene, frame: int) -> trimesh.Trimesh:
     mesh = trimesh.util.concatenate(parts)
     mesh.metadata["face_curved"] = np.concatenate([np.full(len(p.faces), c) for p, c in zip(parts, curved)])
     return mesh
+
+
+def scene_meshes(seed: int, config: SyntheticConfig, frame: int) -> trimesh.Trimesh:
+    """The scene of ``seed`` at ``frame`` as one world-frame triangle mesh (see `scene_mesh_at`)."""
+    return scene_mesh_at(sample_scene(seed, config), frame)

@@ -1,0 +1,58 @@
+"""Quick scores without evo, for training checks, benchmarks and tests (the protocol's tables come from
+`sora3r.eval.pose` and `sora3r.eval.depth` through `sora3r eval`).
+
+- Centre ATE: RMSE of the camera centres after a Sim(3) Umeyama fit (evo's APE on translations with Sim(3) alignment
+  computes the same quantity; this one runs in torch and accepts coincident estimated centres).
+- Point error: Sim(3)-aligned mean point distance over the mean true point distance.
+- Stitching scores: how a long reconstruction's cameras behave at window boundaries and against its windows alone.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sora3r.geometry.transforms import apply_sim3, umeyama
+
+COINCIDENT = 1e-9  # centres closer than this to their mean count as one point
+
+
+def centre_ate(c2w: torch.Tensor, gt_c2w: torch.Tensor) -> float:
+    """RMSE of the Sim(3)-aligned camera centres of ``c2w (T, 4, 4)`` against ``gt_c2w (T, 4, 4)``, in the units of
+    ``gt_c2w``. Estimated centres that coincide (a static camera) are placed at the true centroid, their best fit."""
+    est, gt = c2w[:, :3, 3].double(), gt_c2w[:, :3, 3].double()
+    if (est - est.mean(0)).norm(dim=-1).max() < COINCIDENT:
+        aligned = gt.mean(0).expand_as(gt)
+    else:
+        aligned = apply_sim3(*umeyama(est, gt), est)
+    return float((aligned - gt).square().sum(-1).mean().sqrt())
+
+
+def point_error(points: torch.Tensor, gt_points: torch.Tensor, valid: torch.Tensor) -> float:
+    """Mean distance of the Sim(3)-aligned ``points (..., 3)`` to ``gt_points`` over the ``valid`` ones, divided by the
+    mean distance of those true points to the origin (a scale-free error; 0 is perfect)."""
+    est, gt = points[valid].double(), gt_points[valid].double()
+    aligned = apply_sim3(*umeyama(est, gt), est)
+    return float((aligned - gt).norm(dim=-1).mean() / gt.norm(dim=-1).mean())
+
+
+def stitching_scores(c2w: torch.Tensor, gt_c2w: torch.Tensor, starts: list[int], window: int,
+                     window_ates: dict[int, float]) -> dict[str, float]:
+    """Scores of a long reconstruction made of windows starting at ``starts``, each ``window`` frames long.
+
+    Returns:
+        ``jump_ratio``: the largest camera step into the first frame a window adds, over the median of the other steps
+        (a jump at a boundary shows as a large ratio); ``ate``: centre ATE of the whole sequence; ``ate_window``: the
+        mean of ``window_ates`` (``{start: centre ATE of that window reconstructed alone}``); ``ate_ratio``: their
+        ratio (drift between windows shows as a large ratio).
+    """
+    centres = c2w[:, :3, 3]
+    steps = (centres[1:] - centres[:-1]).norm(dim=-1)  # steps[i]: frame i -> i + 1
+    boundary = torch.zeros_like(steps, dtype=torch.bool)
+    end = window
+    for start in starts[1:]:
+        boundary[end - 1] = True  # the step into frame `end`, the first frame this window adds
+        end = start + window
+    jump = float(steps[boundary].max() / steps[~boundary].median()) if boundary.any() else 1.0
+    whole = centre_ate(c2w, gt_c2w)
+    mean_window = sum(window_ates[start] for start in starts) / len(starts)
+    return {"jump_ratio": jump, "ate": whole, "ate_window": mean_window, "ate_ratio": whole / mean_window}

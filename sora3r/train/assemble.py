@@ -1,0 +1,73 @@
+"""Assemble the pipeline's model folder (`Sora3RPipeline.save_pretrained`) from the ``model/`` folders of three runs.
+
+The folder is written atomically, with safetensors shards under 15 MB (small enough to carry between machines) and
+the weights cast to bf16 by default; `sora3r.pipeline` documents its layout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS
+from sora3r.fs import atomic_output_dir, check_output_dir
+from sora3r.models.transformer import JointLatentTransformer
+from sora3r.models.vae import build_vae
+from sora3r.pipeline import Sora3RPipeline
+from sora3r.train.loop import MAX_SHARD, TRAINING_RECORD
+
+
+def save_model_folder(output: str | Path, pipeline: Sora3RPipeline, dtype: torch.dtype = torch.bfloat16) -> Path:
+    """Write ``pipeline`` (cast to ``dtype``) to ``output`` with `save_pretrained`: atomically (a failed write leaves
+    no folder), replacing an earlier sora3r output there (`sora3r.fs`), in shards under 15 MB."""
+    with atomic_output_dir(output, overwrite=True, what="sora3r model") as staging:
+        pipeline.to(dtype=dtype).save_pretrained(staging, max_shard_size=MAX_SHARD, safe_serialization=True)
+    return Path(output)
+
+
+def pipeline_from_runs(video_vae: str | Path, pointmap_vae: str | Path, transformer: str | Path,
+                       sampler_steps: int = DEFAULT_NUM_STEPS) -> Sora3RPipeline:
+    """The pipeline of a stage-2 run's ``model/`` folder and its two VAE folders.
+
+    The clip shape comes from the transformer's training record, squash from the pointmap VAE's record (or, for VAEs
+    taken from an exported model folder, from the stage-2 record, which then names it). Sampling uses diffusers'
+    ``FlowMatchEulerDiscreteScheduler`` with shift 1 (uniform flow times, as the models were trained).
+
+    Raises:
+        FileNotFoundError: a folder or the transformer's training record is missing.
+        ValueError: no record names the squash setting.
+    """
+    record = Path(transformer) / TRAINING_RECORD
+    if not record.exists():
+        raise FileNotFoundError(f"{record}: missing; is {transformer} the model/ folder of a training run?")
+    run = json.loads(record.read_text())
+    vae_record = Path(pointmap_vae) / TRAINING_RECORD
+    squash = json.loads(vae_record.read_text())["squash"] if vae_record.exists() else run.get("squash")
+    if squash is None:
+        raise ValueError(f"{vae_record}: missing, and {record} does not name squash; train stage 2 with --squash or "
+                         "--no-squash")
+    return Sora3RPipeline(
+        video_vae=build_vae(video_vae), pointmap_vae=build_vae(pointmap_vae),
+        transformer=JointLatentTransformer.from_pretrained(transformer),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0),
+        num_frames=run["num_frames"], height=run["height"], width=run["width"], squash=squash,
+        sampler_steps=sampler_steps,
+    )
+
+
+def export_from_runs(output: str | Path, video_vae: str | Path, pointmap_vae: str | Path, transformer: str | Path,
+                     sampler_steps: int = DEFAULT_NUM_STEPS, dtype: torch.dtype = torch.bfloat16) -> dict:
+    """`sora3r train export`: :func:`pipeline_from_runs` written to ``output`` by :func:`save_model_folder`; returns
+    the pipeline's settings (clip shape, squash, sampler steps).
+
+    Raises:
+        FileExistsError: ``output`` may not be replaced (`sora3r.fs.check_output_dir`: not an earlier sora3r output,
+            or one of the run folders lies in it); checked before anything is loaded.
+    """
+    check_output_dir(output, overwrite=True, inputs=(video_vae, pointmap_vae, transformer))
+    pipeline = pipeline_from_runs(video_vae, pointmap_vae, transformer, sampler_steps)
+    save_model_folder(output, pipeline, dtype)
+    return {key: pipeline.config[key] for key in ("num_frames", "height", "width", "squash", "sampler_steps")}
