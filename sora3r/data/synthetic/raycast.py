@@ -455,7 +455,7 @@ def _object_frames(batch: SceneBatch, winner, slots, points: Vec, normal: list, 
         packed = torch.cat([group.rotation.flatten(-2), group.position,
                             group.scale[:, None].expand(B, T, -1, -1)], dim=-1).reshape(-1, 15)
         row = torch.div(rays, N, rounding_mode="floor") * slots_count + slots[kind].flatten()[rays]
-        picked = packed[row].T.contiguous()  # (15, n)
+        picked = packed[row].T.contiguous()  # (15, n): rotation (9), position (3), scale (3)
         rotation = [list(picked[3 * i:3 * i + 3]) for i in range(3)]
         scale = picked[12:15]
         local = _matvec([list(col) for col in zip(*rotation)],
