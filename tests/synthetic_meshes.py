@@ -21,7 +21,7 @@ def _unit_primitive(kind: str) -> trimesh.Trimesh:
 
 
 def scene_mesh_at(scene: SyntheticScene, frame: int) -> trimesh.Trimesh:
-    """One world-frame mesh of ``scene`` at ``frame``.
+    """One world-frame mesh of ``scene`` at ``frame`` (environment, moving objects, static boxes).
 
     ``mesh.metadata["face_curved"]`` (bool per face) marks tessellated curved surfaces (spheres,
     cylinders, the backdrop dome), whose mesh departs from the analytic surface the renderer hits.
@@ -53,6 +53,9 @@ def scene_mesh_at(scene: SyntheticScene, frame: int) -> trimesh.Trimesh:
         part.apply_transform(transform)
         parts.append(part)
         curved.append(kind != "box")
+    for lo, hi in zip(scene.box_lo[frame].numpy(), scene.box_hi[frame].numpy()):
+        parts.append(trimesh.creation.box(bounds=np.stack([lo, hi])))
+        curved.append(False)
     mesh = trimesh.util.concatenate(parts)
     mesh.metadata["face_curved"] = np.concatenate([np.full(len(p.faces), c) for p, c in zip(parts, curved)])
     return mesh

@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Literal
 
 import torch
 
+from sora3r.data.synthetic import SYNTHETIC_PRESETS
 from sora3r.types import ClipBatch
 
 DataSource = Callable[[int, int], ClipBatch]
+SyntheticPreset = Literal[tuple(SYNTHETIC_PRESETS)]  # the names of `sora3r.data.synthetic.SYNTHETIC_PRESETS`
 # A prime above any count of training processes (x DataLoader workers): ``seed * RANK_STRIDE + rank`` gives every
 # process of every seed its own random stream.
 RANK_STRIDE = 1009
@@ -33,16 +35,19 @@ def _single_threaded() -> None:
 
 
 def synthetic_source(num_frames: int, height: int, width: int, device: torch.device | str,
-                     process_index: int = 0, num_processes: int = 1, workers: int = 0) -> DataSource:
-    """Synthetic scenes rendered on ``device``; step ``s`` of process ``r`` uses the training seeds
-    ``split_seed("train", (s * num_processes + r) * B + j)``, so processes never share a clip.
+                     process_index: int = 0, num_processes: int = 1, workers: int = 0,
+                     preset: str = "default") -> DataSource:
+    """Synthetic scenes of the named ``preset`` (`sora3r.data.synthetic.SYNTHETIC_PRESETS`) rendered on ``device``
+    (with the preset's photometric augmentation, if any, applied there too); step ``s`` of process ``r`` uses the
+    training seeds ``split_seed("train", (s * num_processes + r) * B + j)``, so processes never share a clip, and a
+    clip depends on its seed alone.
 
     Drawing a scene's parameters is CPU work (~10 ms a clip); with ``workers > 0`` it runs ``2 * workers`` steps
     ahead in that many worker processes while the device ray casts, and the batches stay exactly the same.
     """
-    from sora3r.data.synthetic import SyntheticConfig, render_scenes, split_seed
+    from sora3r.data.synthetic import render_scenes, split_seed, synthetic_config
 
-    config = SyntheticConfig(num_frames=num_frames, height=height, width=width)
+    config = synthetic_config(preset, num_frames=num_frames, height=height, width=width)
 
     def seeds_of(step: int, batch_size: int) -> list[int]:
         first = (step * num_processes + process_index) * batch_size

@@ -35,7 +35,9 @@ from tqdm.auto import tqdm
 from sora3r.fs import atomic_output_path, check_output_dir, mark_output_dir
 from sora3r.models.vae import VAE_PRESETS, check_num_frames
 from sora3r.options import Count, NonNegative, Seed, check_fields, check_model_folder, invalid
-from sora3r.train.data import RANK_STRIDE, DataSource, dataset_source, parse_dataset_spec, synthetic_source
+from sora3r.train.data import (
+    RANK_STRIDE, DataSource, SyntheticPreset, dataset_source, parse_dataset_spec, synthetic_source,
+)
 from sora3r.types import ClipBatch
 
 CHECKPOINT_MODES = ("full", "light", "both")
@@ -74,6 +76,7 @@ class TrainConfig:
     mixed_precision: MixedPrecision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
     data_workers: NonNegative = 0  # processes drawing synthetic scenes ahead of the device (0: in the training process)
     datasets: str | None = None  # train on real sets instead of synthetic scenes: NAME=ROOT[:WEIGHT],... (docs/training_data.md)
+    synthetic: SyntheticPreset = "default"  # synthetic scene preset: default | realistic (docs/training.md)
     preset: str = "tiny"  # model size of a fresh run (each stage lists its presets)
     num_frames: Count = 17  # clip length, 8k+1 frames (9, 17, 25, ...)
     height: Annotated[int, Gt(0), MultipleOf(SIZE_MULTIPLE)] = 64  # clip height in pixels (multiple of 16)
@@ -230,7 +233,8 @@ def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None =
                                      accelerator.num_processes, config.data_workers)
     elif data_source is None:
         data_source = synthetic_source(config.num_frames, config.height, config.width, accelerator.device,
-                                       accelerator.process_index, accelerator.num_processes, config.data_workers)
+                                       accelerator.process_index, accelerator.num_processes, config.data_workers,
+                                       config.synthetic)
     return train(stage, config, data_source, accelerator)
 
 

@@ -2,9 +2,12 @@
 
 Each seed draws a room (box seen from inside) or open ground with a far backdrop dome, several
 textured boxes / spheres / cylinders (some moving and spinning, some still), a directional light and a
-camera path (orbit, walk, pan or track, optionally with hand-held shake). World frame of a scene: z up,
-floor at z = 0 (not the frame-0 camera). Cameras: OpenCV axes, camera-to-world poses, pixel centres at
-integer pixel coordinates, principal point at ((W - 1) / 2, (H - 1) / 2).
+camera path (orbit, walk, pan or track, optionally with hand-held shake). The "realistic" preset
+(`synthetic_config("realistic", ...)`) adds image textures with natural-image statistics (`textures`), furniture
+and fittings or buildings made of static boxes (`layout`), hand-held camera paths (`paths`) and photometric
+augmentation of the RGB (`augment`). World frame of a scene: z up, floor at z = 0 (not the frame-0 camera).
+Cameras: OpenCV axes, camera-to-world poses, pixel centres at integer pixel coordinates, principal point at
+((W - 1) / 2, (H - 1) / 2).
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from collections.abc import Sequence
 
 import torch
 
+from sora3r.data.synthetic.augment import augment_rgb
+from sora3r.data.synthetic.paths import PATH_KINDS
 from sora3r.data.synthetic.raycast import PRIMITIVES, cast, stack_scenes
+from sora3r.data.synthetic.sampler import axis_angle_matrix, look_at
 from sora3r.data.synthetic.scene import (
-    ENVIRONMENTS, PATH_KINDS, SyntheticConfig, SyntheticScene, axis_angle_matrix, look_at, sample_scene,
+    ENVIRONMENTS, SYNTHETIC_PRESETS, SyntheticConfig, SyntheticScene, sample_scene, synthetic_config,
 )
 from sora3r.types import ClipBatch, VideoSequence
 
@@ -34,6 +40,9 @@ def split_seed(split: str, index: int) -> int:
     if not 0 <= index < len(seeds):
         raise ValueError(f"index {index} out of range for split {split!r} ({len(seeds)} seeds)")
     return seeds[index]
+
+
+_BOX_SLOTS = 4  # memory of the static-box pairs, in units of one object's per-ray tensors
 
 
 def _default_chunk_rays(device: torch.device) -> int:
@@ -62,18 +71,20 @@ def render_scenes(scenes: Sequence[SyntheticScene], config: SyntheticConfig,
     can run ahead in worker processes while the device ray casts)."""
     device = torch.device(device)
     rays_per_clip = config.num_frames * config.height * config.width
-    # objects multiply the work per ray; budget the largest per-kind object count
+    # objects multiply the work per ray; budget the largest per-kind object count (static boxes: a few tests a ray)
     slots = max(1, max(max(s.object_kind.count(k) for k in PRIMITIVES) for s in scenes))
+    slots += _BOX_SLOTS if any(s.box_lo.shape[1] for s in scenes) else 0
     per_chunk = max(1, (config.chunk_rays or _default_chunk_rays(device)) // (rays_per_clip * slots))
     parts = [cast(stack_scenes(scenes[i:i + per_chunk], device), config.height, config.width)
              for i in range(0, len(scenes), per_chunk)]
     cast_out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-    return ClipBatch(
-        rgb=cast_out["rgb"], points=cast_out["points"],
-        c2w=torch.stack([s.c2w for s in scenes]).to(device=device, dtype=torch.float32),
-        valid=torch.ones_like(cast_out["dynamic"]),
-        K=torch.stack([s.K for s in scenes]).to(device=device, dtype=torch.float32),
-        depth=cast_out["depth"], dynamic=cast_out["dynamic"])
+    c2w = torch.stack([s.c2w for s in scenes]).to(device=device, dtype=torch.float32)
+    K = torch.stack([s.K for s in scenes]).to(device=device, dtype=torch.float32)
+    rgb = cast_out["rgb"]
+    if config.augment:
+        rgb = augment_rgb(rgb, torch.stack([s.photometric for s in scenes]), cast_out["points"], c2w, K)
+    return ClipBatch(rgb=rgb, points=cast_out["points"], c2w=c2w, valid=torch.ones_like(cast_out["dynamic"]), K=K,
+                     depth=cast_out["depth"], dynamic=cast_out["dynamic"])
 
 
 def render_clip(seed: int, config: SyntheticConfig = SyntheticConfig(),
@@ -88,6 +99,7 @@ def render_clip(seed: int, config: SyntheticConfig = SyntheticConfig(),
 
 
 __all__ = [
-    "ENVIRONMENTS", "PATH_KINDS", "PRIMITIVES", "SPLIT_SEEDS", "SyntheticConfig", "SyntheticScene",
+    "ENVIRONMENTS", "PATH_KINDS", "PRIMITIVES", "SPLIT_SEEDS", "SYNTHETIC_PRESETS", "SyntheticConfig", "SyntheticScene",
     "axis_angle_matrix", "look_at", "render_batch", "render_clip", "render_scenes", "sample_scene", "split_seed",
+    "synthetic_config",
 ]

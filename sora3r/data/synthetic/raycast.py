@@ -3,10 +3,12 @@
 Rays go through pixel centres at integer pixel coordinates with direction ``R @ K^-1 [u, v, 1]``, so the
 ray parameter of a hit *is* its z-depth in that camera. Every object is a unit primitive (cube
 [-1, 1]^3, unit sphere, unit cylinder of axis z and |z| <= 1) in its own frame, scaled per axis, rotated
-and moved per frame; rays are moved into that frame instead of moving geometry.
+and moved per frame; rays are moved into that frame instead of moving geometry. Static boxes aligned with the
+world axes (furnished scenes) are tested only on the pixels inside each box's projected rectangle, as a list of
+(ray, box) pairs whose nearest hit per ray is taken with a scatter-min.
 
-Only +, -, *, /, sqrt, floor, min/max and comparisons run per ray (no sin/exp, no matmul or sum
-reductions), each as its own elementwise op: those are exactly rounded whichever vectorised or scalar
+Only +, -, *, /, sqrt, floor, frexp, min/max, comparisons, gathers and scatter-min run per ray (no sin/exp, no
+matmul or sum reductions), each as its own elementwise op: those are exactly rounded whichever vectorised or scalar
 path torch takes, so a clip renders bit-identically alone or inside any batch.
 """
 
@@ -15,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from sora3r.data.synthetic.textures import IMG_EMISSIVE, image_albedo, texture_bank
 
 # Layout of one surface's texture row (written by `scene._texture`, read by `_albedo`).
 NUM_WAVES = 4
@@ -192,6 +196,21 @@ class ObjectGroup:
 
 
 @dataclass
+class BoxGroup:
+    """Boxes aligned with the world axes (furniture, fittings, buildings, people) of B clips, padded to ``F`` slots.
+
+    lo, hi ``(B, T, F, 3)`` corners per frame (people walk); surface ``(B, F)`` long; rect ``(B, T, F, 4)`` long: per
+    frame the inclusive pixel rectangle ``(u0, u1, v0, v1)`` outside which the box cannot be seen (empty when
+    ``u1 < u0``, as for padding). Only the rays inside a box's rectangle are tested against it.
+    """
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+    surface: torch.Tensor
+    rect: torch.Tensor
+
+
+@dataclass
 class SceneBatch:
     """Float32 tensors of B scenes on one device (see `scene.SyntheticScene` for meanings)."""
 
@@ -201,18 +220,16 @@ class SceneBatch:
     room: torch.Tensor  # (B, 3)
     dome_radius: torch.Tensor  # (B,)
     groups: dict[str, ObjectGroup]
-    surfaces: torch.Tensor  # (B, S, TEX_SIZE)
+    surfaces: torch.Tensor  # (B, S, TEX_SIZE) procedural rows, or (B, S, IMG_SIZE) image-texture rows
     surface_dynamic: torch.Tensor  # (B, S) bool
     light_dir: torch.Tensor  # (B, 3)
     ambient: torch.Tensor  # (B,)
     light_colour: torch.Tensor  # (B, 3)
+    natural: bool = False  # surfaces are image-texture rows (`textures.image_albedo`)
+    boxes: BoxGroup | None = None
 
 
-def stack_scenes(scenes, device) -> SceneBatch:
-    """Pad and stack sampled scenes into one `SceneBatch` (float32 on ``device``)."""
-    f32 = dict(dtype=torch.float32, device=device)
-    num_frames = scenes[0].c2w.shape[0]
-    num_surfaces = max(s.surfaces.shape[0] for s in scenes)
+def _object_groups(scenes, num_frames: int, f32: dict) -> dict[str, ObjectGroup]:
     groups = {}
     for kind in PRIMITIVES:
         members = [[i for i, k in enumerate(s.object_kind) if k == kind] for s in scenes]
@@ -231,23 +248,52 @@ def stack_scenes(scenes, device) -> SceneBatch:
             scale[b, :n] = scene.object_scale[index]
             mask[b, :n] = True
             surface[b, :n] = NUM_ENV_SURFACES + torch.tensor(index, dtype=torch.long)
-        groups[kind] = ObjectGroup(rotation.to(**f32), position.to(**f32), scale.to(**f32), mask.to(device),
-                                   surface.to(device))
-    surfaces = torch.zeros(len(scenes), num_surfaces, TEX_SIZE, dtype=torch.float64)
+        groups[kind] = ObjectGroup(rotation.to(**f32), position.to(**f32), scale.to(**f32), mask.to(f32["device"]),
+                                   surface.to(f32["device"]))
+    return groups
+
+
+def _box_group(scenes, num_frames: int, f32: dict) -> BoxGroup | None:
+    slots = max(s.box_lo.shape[1] for s in scenes)
+    if slots == 0:
+        return None
+    lo = torch.zeros(len(scenes), num_frames, slots, 3, dtype=torch.float64)
+    hi = torch.zeros(len(scenes), num_frames, slots, 3, dtype=torch.float64)
+    surface = torch.zeros(len(scenes), slots, dtype=torch.long)
+    rect = torch.tensor([0, -1, 0, -1]).repeat(len(scenes), num_frames, slots, 1)
+    for b, scene in enumerate(scenes):
+        n = scene.box_lo.shape[1]
+        lo[b, :, :n], hi[b, :, :n], surface[b, :n], rect[b, :, :n] = scene.box_lo, scene.box_hi, \
+            scene.box_surface, scene.box_rect
+    device = f32["device"]
+    return BoxGroup(lo.to(**f32), hi.to(**f32), surface.to(device), rect.to(device))
+
+
+def stack_scenes(scenes, device) -> SceneBatch:
+    """Pad and stack sampled scenes into one `SceneBatch` (float32 on ``device``)."""
+    f32 = dict(dtype=torch.float32, device=device)
+    num_frames = scenes[0].c2w.shape[0]
+    num_surfaces = max(s.surfaces.shape[0] for s in scenes)
+    if len({s.textures for s in scenes}) != 1:
+        raise ValueError("stack_scenes: scenes with procedural and image textures cannot share a batch")
+    surfaces = torch.zeros(len(scenes), num_surfaces, scenes[0].surfaces.shape[1], dtype=torch.float64)
     dynamic = torch.zeros(len(scenes), num_surfaces, dtype=torch.bool)
     for b, scene in enumerate(scenes):
         surfaces[b, :scene.surfaces.shape[0]] = scene.surfaces
         dynamic[b, NUM_ENV_SURFACES:NUM_ENV_SURFACES + len(scene.object_kind)] = scene.object_dynamic
+        dynamic[b, scene.box_surface[scene.box_dynamic]] = True
     return SceneBatch(
         K=torch.stack([s.K for s in scenes]).to(**f32),
         c2w=torch.stack([s.c2w for s in scenes]).to(**f32),
         is_room=torch.tensor([s.environment == "room" for s in scenes], device=device),
         room=torch.stack([s.room for s in scenes]).to(**f32),
         dome_radius=torch.tensor([s.dome_radius for s in scenes], **f32),
-        groups=groups, surfaces=surfaces.to(**f32), surface_dynamic=dynamic.to(device),
+        groups=_object_groups(scenes, num_frames, f32), surfaces=surfaces.to(**f32),
+        surface_dynamic=dynamic.to(device),
         light_dir=torch.stack([s.light_dir for s in scenes]).to(**f32),
         ambient=torch.tensor([s.ambient for s in scenes], **f32),
-        light_colour=torch.stack([s.light_colour for s in scenes]).to(**f32))
+        light_colour=torch.stack([s.light_colour for s in scenes]).to(**f32),
+        natural=scenes[0].textures == "natural", boxes=_box_group(scenes, num_frames, f32))
 
 
 # --- casting -----------------------------------------------------------------------------------------------
@@ -290,6 +336,43 @@ def _albedo(tex: tuple[torch.Tensor, ...], q: Vec, footprint: torch.Tensor) -> V
         base = palette[i] + mix * (palette[3 + i] - palette[i])
         colour.append(base + checker * (palette[6 + i] - base))
     return tuple(colour)
+
+
+def _hit_static_boxes(boxes: BoxGroup, origin: Vec, direction: Vec, height: int, width: int):
+    """Nearest entry of the rays into the static boxes, testing only (ray, box) pairs inside the box's rectangle.
+
+    Returns ``(t, key)``, both ``(B, T, N)``: the ray parameter (inf on a miss) and ``3 * slot + axis`` of the
+    entry face of the nearest box (ties: the lowest key; ``3 * F`` on a miss).
+    """
+    B, T, F = boxes.rect.shape[:3]
+    device = boxes.lo.device
+    rect = boxes.rect.reshape(-1, 4)
+    cols = (rect[:, 1] - rect[:, 0] + 1).clamp(min=0)
+    counts = cols * (rect[:, 3] - rect[:, 2] + 1).clamp(min=0)
+    owner = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)  # (b, t, slot) of each pair
+    local = torch.arange(len(owner), device=device) - (torch.cumsum(counts, 0) - counts)[owner]
+    span = cols[owner]
+    row = rect[owner, 2] + torch.div(local, span, rounding_mode="floor")
+    frame = torch.div(owner, F, rounding_mode="floor")  # b * T + t
+    ray = (frame * height + row) * width + rect[owner, 0] + local % span
+    corners = [tuple(((bound[..., i] - o).reshape(-1))[owner] for i, o in enumerate(origin))
+               for bound in (boxes.lo, boxes.hi)]  # (box bound - camera centre) per pair, per axis
+    near, far = [], []
+    for i in range(3):
+        inv = 1.0 / direction[i].reshape(-1)[ray]
+        t1, t2 = corners[0][i] * inv, corners[1][i] * inv
+        near.append(torch.minimum(t1, t2))
+        far.append(torch.maximum(t1, t2))
+    t_near = torch.maximum(torch.maximum(near[0], near[1]), near[2])
+    t_far = torch.minimum(torch.minimum(far[0], far[1]), far[2])
+    t = torch.where((t_near <= t_far) & (t_near > 0), t_near, _INF)
+    total = B * T * height * width
+    best = torch.full((total,), _INF, device=device).scatter_reduce(0, ray, t, "amin")
+    won = torch.isfinite(t) & (t == best[ray])
+    key = 3 * (owner % F) + _first_axis(tuple(near), t_near)
+    best_key = torch.full((total,), 3 * F, dtype=torch.long, device=device).scatter_reduce(0, ray[won], key[won],
+                                                                                            "amin")
+    return best.view(B, T, -1), best_key.view(B, T, -1)
 
 
 class _RayGrid:
@@ -348,18 +431,22 @@ def _object_hits(batch: SceneBatch, grid: _RayGrid, rot, origin: Vec, depth: tor
     return depth, surface, winner, slots
 
 
-def _normals_and_coords(batch: SceneBatch, points: Vec, depth: torch.Tensor, wall: torch.Tensor,
-                        ground: torch.Tensor, winner: torch.Tensor, slots: dict) -> tuple[Vec, Vec]:
-    """Unit normals and texture coordinates of the hit points: world frame for the environment, the object's own
-    frame for objects."""
-    B, T = batch.c2w.shape[:2]
-    axis = torch.div(wall, 2, rounding_mode="floor")
-    room_normal = tuple((axis == i).to(depth.dtype) for i in range(3))
-    open_normal = (torch.where(ground, 0.0, points[0]), torch.where(ground, 0.0, points[1]),
-                   torch.where(ground, 1.0, points[2]))
-    is_room = batch.is_room[:, None, None]
-    normal = [torch.where(is_room, r, o).flatten() for r, o in zip(room_normal, open_normal)]
-    coords = [c.flatten().clone() for c in points]
+def _static_box_hits(batch: SceneBatch, origin: Vec, direction: Vec, depth: torch.Tensor, surface: torch.Tensor,
+                     winner: torch.Tensor, height: int, width: int):
+    """Nearer static-box hits replace ``depth`` / ``surface``, and ``winner`` becomes ``len(batch.groups)`` on them;
+    also returns the entry-face key of every ray (see `_hit_static_boxes`)."""
+    box_t, box_key = _hit_static_boxes(batch.boxes, origin, direction, height, width)
+    closer = box_t < depth
+    box_slot = torch.div(box_key, 3, rounding_mode="floor").clamp(max=batch.boxes.surface.shape[1] - 1)
+    box_surface = torch.gather(batch.boxes.surface, 1, box_slot.reshape(depth.shape[0], -1)).view_as(surface)
+    return (torch.where(closer, box_t, depth), torch.where(closer, box_surface, surface),
+            torch.where(closer, len(batch.groups), winner), box_key)
+
+
+def _object_frames(batch: SceneBatch, winner, slots, points: Vec, normal: list, coords: list, tex_normal: list):
+    """Write the world normal and the object-frame texture coordinates (and, for image textures, the object-frame
+    normal) of the rays each moving object won into the flat per-ray lists."""
+    B, T, N = winner.shape
     flat_points = [c.flatten() for c in points]
     for index, (kind, group) in enumerate(batch.groups.items()):
         # only the rays this kind won: their object's pose and size, then local point and normal
@@ -367,25 +454,71 @@ def _normals_and_coords(batch: SceneBatch, points: Vec, depth: torch.Tensor, wal
         slots_count = group.mask.shape[1]
         packed = torch.cat([group.rotation.flatten(-2), group.position,
                             group.scale[:, None].expand(B, T, -1, -1)], dim=-1).reshape(-1, 15)
-        row = torch.div(rays, depth.shape[-1], rounding_mode="floor") * slots_count + slots[kind].flatten()[rays]
+        row = torch.div(rays, N, rounding_mode="floor") * slots_count + slots[kind].flatten()[rays]
         picked = packed[row].T.contiguous()  # (15, n): rotation (9), position (3), scale (3)
         rotation = [list(picked[3 * i:3 * i + 3]) for i in range(3)]
         scale = picked[12:15]
         local = _matvec([list(col) for col in zip(*rotation)],
                         tuple(x[rays] - p for x, p in zip(flat_points, picked[9:12])))
         unit_normal = _unit_normal(kind, tuple(x / s for x, s in zip(local, scale)))
-        kind_normal = _matvec(rotation, tuple(n / s for n, s in zip(unit_normal, scale)))
+        local_normal = tuple(n / s for n, s in zip(unit_normal, scale))
+        kind_normal = _matvec(rotation, local_normal)
         for i in range(3):
             normal[i][rays] = kind_normal[i]
             coords[i][rays] = local[i]
+            if tex_normal:
+                tex_normal[i][rays] = local_normal[i]
+
+
+def _box_frames(box_key: torch.Tensor, winner: torch.Tensor, index: int, normal: list, tex_normal: list) -> None:
+    """World (= texture-frame) normals of the rays a static box won: the axis of the face they entered."""
+    rays = (winner == index).flatten().nonzero().squeeze(1)
+    axis = box_key.flatten()[rays] % 3
+    for i in range(3):
+        face = (axis == i).to(normal[i].dtype)
+        normal[i][rays] = face
+        if tex_normal:
+            tex_normal[i][rays] = face
+
+
+def _normals_and_coords(batch: SceneBatch, points: Vec, depth: torch.Tensor, wall: torch.Tensor,
+                        ground: torch.Tensor, winner: torch.Tensor, slots: dict,
+                        box_key: torch.Tensor | None) -> tuple[Vec, Vec, Vec]:
+    """Unit normals and texture coordinates of the hit points: world frame for the environment and the static
+    boxes, the object's own frame for objects; plus, for image textures (``batch.natural``), the normals in the
+    texture frame (unnormalised; empty otherwise)."""
+    axis = torch.div(wall, 2, rounding_mode="floor")
+    room_normal = tuple((axis == i).to(depth.dtype) for i in range(3))
+    open_normal = (torch.where(ground, 0.0, points[0]), torch.where(ground, 0.0, points[1]),
+                   torch.where(ground, 1.0, points[2]))
+    is_room = batch.is_room[:, None, None]
+    normal = [torch.where(is_room, r, o).flatten() for r, o in zip(room_normal, open_normal)]
+    coords = [c.flatten().clone() for c in points]
+    tex_normal = [n.clone() for n in normal] if batch.natural else []
+    _object_frames(batch, winner, slots, points, normal, coords, tex_normal)
+    if box_key is not None:
+        _box_frames(box_key, winner, len(batch.groups), normal, tex_normal)
     normal = tuple(n.view_as(depth) for n in normal)
     coords = tuple(c.view_as(depth) for c in coords)
-    return _normalize(normal), coords
+    return _normalize(normal), coords, tuple(n.view_as(depth) for n in tex_normal)
 
 
-def _shade(batch: SceneBatch, normal: Vec, coords: Vec, direction: Vec, depth: torch.Tensor,
+def _image_colour(batch: SceneBatch, surface: torch.Tensor, coords: Vec, tex_normal: Vec, footprint: torch.Tensor):
+    """Albedo and emissive mask of rays on image-textured surfaces: the texture is projected along the axis of the
+    surface frame closest to the normal (box mapping), v pointing down on vertical faces."""
+    B, T = surface.shape[:2]
+    row = _gather_rays(batch.surfaces[:, None].expand(B, T, -1, -1), surface)
+    size = tuple(n.abs() for n in tex_normal)
+    axis = _first_axis(size, torch.maximum(torch.maximum(size[0], size[1]), size[2]))
+    u = torch.where(axis == 0, coords[1], coords[0])
+    v = torch.where(axis == 2, coords[1], -coords[2])
+    return image_albedo(texture_bank(surface.device), row, u, v, footprint), row[IMG_EMISSIVE] > 0
+
+
+def _shade(batch: SceneBatch, normal: Vec, coords: Vec, tex_normal: Vec, direction: Vec, depth: torch.Tensor,
            surface: torch.Tensor) -> torch.Tensor:
-    """``uint8 (B, T, N, 3)`` colours: band-limited albedo times Lambert shading (emissive surfaces unshaded)."""
+    """``uint8 (B, T, N, 3)`` colours: band-limited albedo (procedural, or image textures when ``batch.natural``)
+    times Lambert shading (emissive surfaces unshaded)."""
     B, T = batch.c2w.shape[:2]
     along_ray = _dot(normal, direction)
     facing = torch.where(along_ray > 0, -1.0, 1.0)  # flip normals to face the camera
@@ -393,12 +526,16 @@ def _shade(batch: SceneBatch, normal: Vec, coords: Vec, direction: Vec, depth: t
     cosine = (along_ray.abs() / torch.sqrt(_dot(direction, direction))).clamp(min=0.1)
     footprint = depth / (batch.K[:, 0, 0, None, None] * cosine)
 
-    tex = _gather_rays(batch.surfaces[:, None].expand(B, T, -1, -1), surface)
+    if batch.natural:
+        albedo, emissive = _image_colour(batch, surface, coords, tex_normal, footprint)
+    else:
+        tex = _gather_rays(batch.surfaces[:, None].expand(B, T, -1, -1), surface)
+        albedo, emissive = _albedo(tex, coords, footprint), tex[TEX_EMISSIVE] > 0
     lambert = (_dot(normal, _components(batch.light_dir[:, None, None])) * facing).clamp(min=0.0)
     ambient = batch.ambient[:, None, None]
-    shade = torch.where(tex[TEX_EMISSIVE] > 0, 1.0, ambient + (1.0 - ambient) * lambert)
+    shade = torch.where(emissive, 1.0, ambient + (1.0 - ambient) * lambert)
     light = _components(batch.light_colour[:, None, None])
-    colour = [(c * shade * l).clamp(0.0, 1.0) for c, l in zip(_albedo(tex, coords, footprint), light)]
+    colour = [(c * shade * l).clamp(0.0, 1.0) for c, l in zip(albedo, light)]
     return torch.floor(torch.stack(colour, dim=-1) * 255.0 + 0.5).to(torch.uint8)  # round to nearest
 
 
@@ -415,9 +552,13 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
     origin = _components(batch.c2w[:, :, None, :3, 3])  # (B, T, 1)
     depth, surface, wall, ground = _environment_hits(batch, origin, direction)
     depth, surface, winner, slots = _object_hits(batch, grid, rot, origin, depth, surface)
+    box_key = None
+    if batch.boxes is not None:
+        depth, surface, winner, box_key = _static_box_hits(batch, origin, direction, depth, surface, winner,
+                                                           height, width)
     points = tuple(o + depth * d for o, d in zip(origin, direction))
-    normal, coords = _normals_and_coords(batch, points, depth, wall, ground, winner, slots)
-    rgb = _shade(batch, normal, coords, direction, depth, surface)
+    normal, coords, tex_normal = _normals_and_coords(batch, points, depth, wall, ground, winner, slots, box_key)
+    rgb = _shade(batch, normal, coords, tex_normal, direction, depth, surface)
     dynamic = torch.gather(batch.surface_dynamic, 1, surface.reshape(B, -1))
     shape = (B, T, height, width)
     return {"rgb": rgb.reshape(*shape, 3), "depth": depth.reshape(shape),

@@ -12,6 +12,16 @@ from dataclasses import dataclass
 
 import torch
 
+from sora3r.data.synthetic.augment import sample_photometric
+from sora3r.data.synthetic.layout import (
+    EMISSIVE_MATERIALS, Layout, Walkers, furnish_open, furnish_room, screen_rects, walkers,
+)
+from sora3r.data.synthetic.paths import CLASSIC_PATHS, Arena, add_shake, camera_path
+from sora3r.data.synthetic.sampler import F64, Sampler, axis_angle_matrix, direction
+from sora3r.data.synthetic.textures import (
+    BANK, BASE, IMG_BASE, IMG_CONTRAST, IMG_DENSITY, IMG_EMISSIVE, IMG_GAIN, IMG_INDEX, IMG_OFFSET, IMG_ROTATION,
+    IMG_SIZE, bank_indices,
+)
 from sora3r.data.synthetic.raycast import (
     NUM_ENV_SURFACES, NUM_WAVES, PRIMITIVES, TEX_CHECKER_OFFSET, TEX_CHECKER_SIZE, TEX_CHECKER_WEIGHT,
     TEX_CONTRAST, TEX_EMISSIVE, TEX_FREQ, TEX_FREQ_NORM, TEX_PALETTE, TEX_PHASE, TEX_SIZE, TEX_WEIGHT, environment_hit,
@@ -19,9 +29,9 @@ from sora3r.data.synthetic.raycast import (
 from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_matrix
 
 ENVIRONMENTS = ("room", "open")
-PATH_KINDS = ("orbit", "walk", "pan", "track")
+TEXTURE_KINDS = ("procedural", "natural")
+MOTIONS = ("classic", "handheld")
 
-_F64 = torch.float64
 _CAMERA_WALL_MARGIN = 0.3  # metres between a room camera and the walls
 
 
@@ -39,6 +49,15 @@ class SyntheticConfig:
         room_side: range of a room's floor side lengths (metres).
         open_radius: range of the distance to the backdrop dome of open scenes (metres).
         shake_probability: chance of hand-held jitter on top of the camera path.
+        textures: "procedural" (sums of waves and checkers on a 3-colour palette) or "natural" (the image bank of
+            `textures`: 1/f noise, planks, tiles, photographs, mapped per material).
+        furnish: furniture, wall fittings, rugs and small things in rooms; buildings, walls, steps and posts in open
+            scenes, people walking (`layout`); movable objects then keep out of them, some stand on tables and
+            shelves.
+        motion: "classic" (orbit, walk, pan, track with equal chance) or "handheld" (the hand-held path of casual
+            phone footage 60 % of the time, each classic kind 10 %).
+        augment: photometric augmentation of the rendered RGB (`augment`: blur, noise, exposure, white balance,
+            vignetting, compression); depth, points and cameras are untouched.
         chunk_rays: rays traced at once (memory bound); ``None`` picks 2**20 on CPU, 2**24 on CUDA.
             Output does not depend on it.
     """
@@ -53,6 +72,10 @@ class SyntheticConfig:
     room_side: tuple[float, float] = (3.0, 10.0)
     open_radius: tuple[float, float] = (30.0, 100.0)
     shake_probability: float = 0.5
+    textures: str = "procedural"
+    furnish: bool = False
+    motion: str = "classic"
+    augment: bool = False
     chunk_rays: int | None = None
 
     def __post_init__(self) -> None:
@@ -74,8 +97,29 @@ class SyntheticConfig:
         for name in ("room_probability", "shake_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SyntheticConfig: {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.textures not in TEXTURE_KINDS:
+            raise ValueError(f"SyntheticConfig: textures must be one of {TEXTURE_KINDS}, got {self.textures!r}")
+        if self.motion not in MOTIONS:
+            raise ValueError(f"SyntheticConfig: motion must be one of {MOTIONS}, got {self.motion!r}")
         if self.chunk_rays is not None and self.chunk_rays < 1:
             raise ValueError(f"SyntheticConfig: chunk_rays must be positive, got {self.chunk_rays}")
+
+
+# Named settings of `SyntheticConfig` (besides the clip size), what the training command's ``--synthetic`` picks.
+# "realistic": natural-image textures, furnished rooms and structured open scenes, hand-held motion (shake on 80 %
+# of clips) and photometric augmentation; fewer free-floating objects (2-6), since furniture fills the rooms.
+SYNTHETIC_PRESETS: dict[str, dict] = {
+    "default": {},
+    "realistic": dict(textures="natural", furnish=True, motion="handheld", augment=True, shake_probability=0.8,
+                      num_objects=(2, 6)),
+}
+
+
+def synthetic_config(preset: str = "default", **fields) -> SyntheticConfig:
+    """`SyntheticConfig` of a named preset (`SYNTHETIC_PRESETS`), with ``fields`` (e.g. the clip size) on top."""
+    if preset not in SYNTHETIC_PRESETS:
+        raise ValueError(f"unknown synthetic preset {preset!r}; expected one of {sorted(SYNTHETIC_PRESETS)}")
+    return SyntheticConfig(**{**SYNTHETIC_PRESETS[preset], **fields})
 
 
 @dataclass(frozen=True)
@@ -94,7 +138,14 @@ class SyntheticScene:
         object_rotation: ``(T, M, 3, 3)`` object-to-world rotations.
         object_position: ``(T, M, 3)`` object centres in the world.
         object_dynamic: ``(M,)`` bool, True for objects that move or rotate.
-        surfaces: ``(S, TEX_SIZE)`` texture rows; surfaces 0..5 belong to the environment, 6 + i to object i.
+        textures: "procedural" or "natural": the kind of the surface rows.
+        surfaces: ``(S, TEX_SIZE)`` procedural or ``(S, IMG_SIZE)`` image-texture rows; surfaces 0..5 belong to the
+            environment, 6 + i to object i, 6 + M + j to surface j of the static boxes.
+        box_lo, box_hi: ``(T, F, 3)`` per-frame corners of the boxes aligned with the world axes (furnished scenes:
+            furniture, fittings, buildings, and people walking; F = 0 otherwise); box_surface: ``(F,)`` long surface
+            row of each; box_dynamic: ``(F,)`` bool, the moving ones (people); box_rect: ``(T, F, 4)`` long pixel
+            rectangles outside which a box cannot be seen (see `layout.screen_rects`).
+        photometric: ``(P,)`` parameters of the RGB augmentation (`augment`), or None.
         light_dir: ``(3,)`` unit vector towards the directional light; ambient: ambient fraction in (0, 1);
         light_colour: ``(3,)`` RGB multiplier.
     """
@@ -116,162 +167,37 @@ class SyntheticScene:
     light_dir: torch.Tensor
     ambient: float
     light_colour: torch.Tensor
+    textures: str
+    box_lo: torch.Tensor
+    box_hi: torch.Tensor
+    box_surface: torch.Tensor
+    box_rect: torch.Tensor
+    box_dynamic: torch.Tensor
+    photometric: torch.Tensor | None
 
 
-@dataclass(frozen=True)
-class _Arena:
-    """Where the camera may be (an axis-aligned box) and how big the content is."""
-
-    eye_lo: torch.Tensor
-    eye_hi: torch.Tensor
-    centre: torch.Tensor  # scene centre on the ground
-    scale: float  # typical distance from the camera to content, metres
-
-
-class _Sampler:
-    """Thin wrapper over a seeded CPU generator (float64 draws)."""
-
-    def __init__(self, seed: int):
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
-
-    def uniform(self, lo: float = 0.0, hi: float = 1.0) -> float:
-        return lo + (hi - lo) * float(torch.rand((), generator=self.generator, dtype=_F64))
-
-    def log_uniform(self, lo: float, hi: float) -> float:
-        return math.exp(self.uniform(math.log(lo), math.log(hi)))
-
-    def vector(self, lo, hi) -> torch.Tensor:
-        lo, hi = torch.as_tensor(lo, dtype=_F64), torch.as_tensor(hi, dtype=_F64)
-        return lo + (hi - lo) * torch.rand(lo.shape, generator=self.generator, dtype=_F64)
-
-    def integer(self, lo: int, hi: int) -> int:
-        """Uniform integer in [lo, hi] (inclusive)."""
-        return int(torch.randint(lo, hi + 1, (), generator=self.generator))
-
-    def chance(self, p: float) -> bool:
-        return self.uniform() < p
-
-    def sign(self) -> float:
-        return 1.0 if self.chance(0.5) else -1.0
-
-    def unit_vector(self) -> torch.Tensor:
-        v = torch.randn(3, generator=self.generator, dtype=_F64)
-        return v / v.norm()
-
-
-def _direction(yaw: torch.Tensor | float, pitch: torch.Tensor | float) -> torch.Tensor:
-    """Unit vectors ``(..., 3)`` for yaw about +z (from +x) and pitch above the horizon (radians)."""
-    yaw, pitch = torch.broadcast_tensors(torch.as_tensor(yaw, dtype=_F64), torch.as_tensor(pitch, dtype=_F64))
-    return torch.stack([pitch.cos() * yaw.cos(), pitch.cos() * yaw.sin(), pitch.sin()], dim=-1)
-
-
-def axis_angle_matrix(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: rotations ``(..., 3, 3)`` about unit ``axis (3,)`` by ``angle (...)`` radians."""
-    angle = torch.as_tensor(angle, dtype=_F64)
-    x, y, z = axis.tolist()
-    cross = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], dtype=_F64)
-    s, c = angle.sin()[..., None, None], angle.cos()[..., None, None]
-    return torch.eye(3, dtype=_F64) + s * cross + (1 - c) * (cross @ cross)
-
-
-def look_at(eye: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """OpenCV camera-to-world ``(T, 4, 4)`` at ``eye (T, 3)`` looking at ``target (T, 3)``, world z up."""
-    forward = torch.nn.functional.normalize(target - eye, dim=-1)
-    up = torch.tensor([0.0, 0.0, 1.0], dtype=_F64).expand_as(forward)
-    right = torch.nn.functional.normalize(torch.linalg.cross(forward, up), dim=-1)
-    down = torch.linalg.cross(forward, right)
-    c2w = torch.eye(4, dtype=_F64).repeat(eye.shape[0], 1, 1)
-    c2w[:, :3, :3] = torch.stack([right, down, forward], dim=-1)
-    c2w[:, :3, 3] = eye
-    return c2w
-
-
-def _arena(rng: _Sampler, environment: str, config: SyntheticConfig) -> tuple[_Arena, torch.Tensor, float]:
+def _arena(rng: Sampler, environment: str, config: SyntheticConfig) -> tuple[Arena, torch.Tensor, float]:
     """Camera region and environment size: (arena, room half sizes + height, dome radius)."""
     if environment == "room":
-        half = torch.tensor([rng.uniform(*config.room_side) / 2, rng.uniform(*config.room_side) / 2], dtype=_F64)
+        half = torch.tensor([rng.uniform(*config.room_side) / 2, rng.uniform(*config.room_side) / 2], dtype=F64)
         height = rng.uniform(2.4, 3.6)
         m = _CAMERA_WALL_MARGIN
-        arena = _Arena(eye_lo=torch.tensor([-half[0] + m, -half[1] + m, 1.0], dtype=_F64),
-                       eye_hi=torch.tensor([half[0] - m, half[1] - m, min(1.9, height - 0.4)], dtype=_F64),
-                       centre=torch.zeros(3, dtype=_F64), scale=float(half.min()))
-        return arena, torch.tensor([half[0], half[1], height], dtype=_F64), 0.0
+        arena = Arena(eye_lo=torch.tensor([-half[0] + m, -half[1] + m, 1.0], dtype=F64),
+                       eye_hi=torch.tensor([half[0] - m, half[1] - m, min(1.9, height - 0.4)], dtype=F64),
+                       centre=torch.zeros(3, dtype=F64), scale=float(half.min()))
+        return arena, torch.tensor([half[0], half[1], height], dtype=F64), 0.0
     radius = rng.uniform(*config.open_radius)
     reach = 0.15 * radius
-    arena = _Arena(eye_lo=torch.tensor([-reach, -reach, 1.2], dtype=_F64),
-                   eye_hi=torch.tensor([reach, reach, 6.0], dtype=_F64),
-                   centre=torch.zeros(3, dtype=_F64), scale=max(4.0, 0.12 * radius))
-    return arena, torch.zeros(3, dtype=_F64), radius
+    arena = Arena(eye_lo=torch.tensor([-reach, -reach, 1.2], dtype=F64),
+                   eye_hi=torch.tensor([reach, reach, 6.0], dtype=F64),
+                   centre=torch.zeros(3, dtype=F64), scale=max(4.0, 0.12 * radius))
+    return arena, torch.zeros(3, dtype=F64), radius
 
 
-def _camera_path(rng: _Sampler, kind: str, arena: _Arena, times: torch.Tensor) -> torch.Tensor:
-    """Camera-to-world poses ``(T, 4, 4)`` of one path kind (before hand-held shake)."""
-    duration = float(times[-1]) if len(times) > 1 else 1.0
-    u = times / duration  # 0..1 along the clip
-    eye0 = rng.vector(arena.eye_lo, arena.eye_hi)
-    pitch = math.radians(rng.uniform(-20.0, 5.0))
-    to_centre = float(torch.atan2(arena.centre[1] - eye0[1], arena.centre[0] - eye0[0]))
-    if kind == "orbit":
-        centre = arena.centre + torch.cat([rng.vector([-0.1, -0.1], [0.1, 0.1]) * arena.scale,
-                                           torch.zeros(1, dtype=_F64)])
-        room_for_radius = torch.minimum(arena.eye_hi[:2] - centre[:2], centre[:2] - arena.eye_lo[:2]).min()
-        radius = rng.uniform(0.5, 1.0) * float(room_for_radius)
-        angle = rng.uniform(0, 2 * math.pi) + rng.sign() * math.radians(rng.uniform(10, 40)) * times
-        eye = torch.stack([centre[0] + radius * angle.cos(), centre[1] + radius * angle.sin(),
-                           torch.full_like(times, float(eye0[2]))], dim=-1)
-        target = centre + torch.tensor([0.0, 0.0, rng.uniform(0.3, 1.2)], dtype=_F64)
-        return look_at(eye, target.expand_as(eye))
-    if kind == "walk":
-        goal = rng.vector(arena.eye_lo, arena.eye_hi)
-        goal[2] = eye0[2]
-        step = goal - eye0
-        speed = rng.uniform(0.25, 0.4) * arena.scale  # metres per second
-        if float(step.norm()) > speed * duration:
-            step = step / step.norm() * speed * duration
-        heading = float(torch.atan2(step[1], step[0])) if float(step.norm()) > 1e-3 else to_centre
-        eye = eye0 + u[:, None] * step
-        eye[:, 2] += rng.uniform(0.0, 0.02) * (2 * math.pi * 1.8 * times).sin()  # walking bob
-        wobble = math.radians(rng.uniform(0.0, 8.0)) * (2 * math.pi * 0.3 * times + rng.uniform(0, 6.3)).sin()
-        return look_at(eye, eye + _direction(heading + wobble, pitch))
-    if kind == "pan":
-        yaw = to_centre + math.radians(rng.uniform(-60, 60)) + rng.sign() * math.radians(rng.uniform(15, 45)) * times
-        eye = eye0.expand(len(times), 3)
-        return look_at(eye, eye + _direction(yaw, torch.full_like(times, pitch)))
-    if kind == "track":
-        yaw = to_centre + math.radians(rng.uniform(-30, 30))
-        side = torch.tensor([-math.sin(yaw), math.cos(yaw), 0.0], dtype=_F64)
-        travel = rng.sign() * rng.uniform(0.15, 0.35) * arena.scale * duration
-        start = torch.maximum(torch.minimum(eye0 - side * travel / 2, arena.eye_hi), arena.eye_lo)
-        end = torch.maximum(torch.minimum(eye0 + side * travel / 2, arena.eye_hi), arena.eye_lo)
-        eye = start + u[:, None] * (end - start)
-        if rng.chance(0.5):  # keep looking at one point
-            target = eye0 + _direction(yaw, pitch) * arena.scale
-            return look_at(eye, target.expand_as(eye))
-        return look_at(eye, eye + _direction(yaw, pitch))
-    raise ValueError(f"unknown camera path kind {kind!r}; expected one of {PATH_KINDS}")
-
-
-def _shake(rng: _Sampler, c2w: torch.Tensor, times: torch.Tensor, scale: float) -> torch.Tensor:
-    """Hand-held jitter: smooth small rotations (< ~2 deg) and translations (~1 cm) on each pose."""
-
-    def wiggle(amplitude: float) -> torch.Tensor:
-        return sum(amplitude * rng.uniform(0.3, 1.0)
-                   * (2 * math.pi * rng.uniform(1.0, 4.0) * times + rng.uniform(0, 6.3)).sin() for _ in range(2))
-
-    rot = torch.eye(3, dtype=_F64).expand(len(times), 3, 3)
-    for axis in torch.eye(3, dtype=_F64):
-        rot = rot @ axis_angle_matrix(axis, wiggle(math.radians(rng.uniform(0.2, 1.0))))
-    shaken = c2w.clone()
-    shaken[:, :3, :3] = c2w[:, :3, :3] @ rot
-    offset = torch.stack([wiggle(0.01 * max(1.0, scale / 4)) for _ in range(3)], dim=-1)
-    shaken[:, :3, 3] += offset
-    return shaken
-
-
-def _intrinsics(rng: _Sampler, config: SyntheticConfig) -> torch.Tensor:
+def _intrinsics(rng: Sampler, config: SyntheticConfig) -> torch.Tensor:
     """``float64 (3, 3)``: a horizontal field of view drawn from ``config.fov_deg``, square pixels, centred."""
     focal = focal_from_fov(config.width, rng.uniform(*config.fov_deg))
-    return intrinsics_matrix(focal, focal, *image_centre(config.height, config.width), dtype=_F64)
+    return intrinsics_matrix(focal, focal, *image_centre(config.height, config.width), dtype=F64)
 
 
 def _inside(position: torch.Tensor, radius: float, environment: str, room: torch.Tensor,
@@ -284,10 +210,10 @@ def _inside(position: torch.Tensor, radius: float, environment: str, room: torch
     return bool(inside) and (resting or bool((position[:, 2] - radius >= 0).all()))
 
 
-def _place_in_view(rng: _Sampler, K: torch.Tensor, c2w: torch.Tensor, environment: str, room: torch.Tensor,
+def _place_in_view(rng: Sampler, K: torch.Tensor, c2w: torch.Tensor, environment: str, room: torch.Tensor,
                    dome_radius: float) -> torch.Tensor:
     """A world point seen near the middle of the middle frame, in front of the environment."""
-    pixel = torch.tensor([rng.uniform(0.2, 0.8) * 2 * K[0, 2], rng.uniform(0.3, 0.8) * 2 * K[1, 2], 1.0], dtype=_F64)
+    pixel = torch.tensor([rng.uniform(0.2, 0.8) * 2 * K[0, 2], rng.uniform(0.3, 0.8) * 2 * K[1, 2], 1.0], dtype=F64)
     ray = c2w[:3, :3] @ (torch.linalg.inv(K) @ pixel)
     origin = c2w[:3, 3]
     reach = environment_hit(origin[None], ray[None], environment == "room", room, dome_radius)
@@ -296,7 +222,8 @@ def _place_in_view(rng: _Sampler, K: torch.Tensor, c2w: torch.Tensor, environmen
 
 @dataclass(frozen=True)
 class _Stage:
-    """What object placement needs to know of a scene: its environment and the camera of the middle frame."""
+    """What object placement needs to know of a scene: its environment, the camera of the middle frame and, in
+    furnished scenes, the layout (objects keep out of its boxes, some stand on its supports)."""
 
     environment: str
     room: torch.Tensor
@@ -305,25 +232,40 @@ class _Stage:
     view_c2w: torch.Tensor  # (4, 4) camera of the middle frame, which most objects are placed in front of
     size: tuple[float, float]  # range of object sizes (metres)
     speed: tuple[float, float]  # range of object speeds (metres per second)
+    layout: Layout | None = None
 
 
-def _object_centre(rng: _Sampler, stage: _Stage, landmark: bool, in_view: bool) -> torch.Tensor:
-    """Where an object stands: a landmark on the open ground, in view of the middle frame, or anywhere."""
+def _on_support(rng: Sampler, supports: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """A spot on a random support (table top, shelf) for an object of ``scale``: (centre, height of the top)."""
+    x0, x1, y0, y1, z = supports[rng.integer(0, len(supports) - 1)].tolist()
+    reach = float(scale[:2].norm())
+    x = rng.uniform(x0 + reach, x1 - reach) if x1 - x0 > 2 * reach else (x0 + x1) / 2
+    y = rng.uniform(y0 + reach, y1 - reach) if y1 - y0 > 2 * reach else (y0 + y1) / 2
+    return torch.tensor([x, y, 0.0], dtype=F64), z
+
+
+def _object_centre(rng: Sampler, stage: _Stage, scale: torch.Tensor, moving: bool, landmark: bool,
+                   in_view: bool) -> tuple[torch.Tensor, float]:
+    """Where an object stands and the height it rests on: a landmark on the open ground, on a support of the
+    layout (half of the still objects of furnished scenes), in view of the middle frame, or anywhere."""
     if landmark:
         angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(0.3, 0.7) * stage.dome_radius
-        return torch.tensor([distance * math.cos(angle), distance * math.sin(angle), 0.0], dtype=_F64)
+        return torch.tensor([distance * math.cos(angle), distance * math.sin(angle), 0.0], dtype=F64), 0.0
+    layout = stage.layout
+    if layout is not None and not moving and len(layout.supports) > 0 and rng.chance(0.5):
+        return _on_support(rng, layout.supports, scale)
     if in_view or rng.chance(0.6):
-        return _place_in_view(rng, stage.K, stage.view_c2w, stage.environment, stage.room, stage.dome_radius)
-    extent = stage.room[:2] if stage.environment == "room" else torch.full((2,), 0.5 * stage.dome_radius, dtype=_F64)
-    return torch.cat([rng.vector(-extent, extent), torch.zeros(1, dtype=_F64)])
+        return _place_in_view(rng, stage.K, stage.view_c2w, stage.environment, stage.room, stage.dome_radius), 0.0
+    extent = stage.room[:2] if stage.environment == "room" else torch.full((2,), 0.5 * stage.dome_radius, dtype=F64)
+    return torch.cat([rng.vector(-extent, extent), torch.zeros(1, dtype=F64)]), 0.0
 
 
-def _object_motion(rng: _Sampler, stage: _Stage, scale: torch.Tensor, base: torch.Tensor, position: torch.Tensor,
+def _object_motion(rng: Sampler, stage: _Stage, scale: torch.Tensor, base: torch.Tensor, position: torch.Tensor,
                    resting: bool, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions ``(T, 3)`` and rotations ``(T, 3, 3)`` of a moving object: a drift through the middle frame plus a
     sinusoidal swing (horizontal for resting objects), and often a spin."""
     mid = len(times) // 2
-    velocity = _direction(rng.uniform(0, 2 * math.pi), 0.0) * rng.uniform(*stage.speed)
+    velocity = direction(rng.uniform(0, 2 * math.pi), 0.0) * rng.uniform(*stage.speed)
     swing = rng.vector([0.0] * 3, [0.3] * 3) * scale.max()
     if resting:
         swing[2] = 0.0
@@ -333,13 +275,13 @@ def _object_motion(rng: _Sampler, stage: _Stage, scale: torch.Tensor, base: torc
         + swing * torch.sin(2 * math.pi * frequency * times[:, None] + phase)
     rotation = base.expand(len(times), 3, 3)
     if rng.chance(0.7):
-        axis = torch.tensor([0.0, 0.0, 1.0], dtype=_F64) if resting else rng.unit_vector()
+        axis = torch.tensor([0.0, 0.0, 1.0], dtype=F64) if resting else rng.unit_vector()
         spin = rng.sign() * rng.uniform(0.3, 2.5)
         rotation = axis_angle_matrix(axis, spin * times) @ base
     return position, rotation
 
 
-def _draw_object(rng: _Sampler, stage: _Stage, kind: str, moving: bool, landmark: bool, in_view: bool,
+def _draw_object(rng: Sampler, stage: _Stage, kind: str, moving: bool, landmark: bool, in_view: bool,
                  times: torch.Tensor):
     """One attempt at an object: ``(scale (3,), bounding radius, resting, positions (T, 3), rotations (T, 3, 3))``."""
     if landmark:
@@ -349,11 +291,11 @@ def _draw_object(rng: _Sampler, stage: _Stage, kind: str, moving: bool, landmark
     if kind in ("sphere", "cylinder"):
         scale[1] = scale[0]  # round cross-section for most; ellipsoids keep distinct z
     radius = float(scale.norm())
-    centre = _object_centre(rng, stage, landmark, in_view)
+    centre, floor = _object_centre(rng, stage, scale, moving, landmark, in_view)
     resting = not moving or rng.chance(0.5)
-    base = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=_F64), rng.uniform(0, 2 * math.pi))
+    base = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=F64), rng.uniform(0, 2 * math.pi))
     if resting:
-        centre[2] = scale[2]
+        centre[2] = floor + scale[2]
     else:
         centre[2] = max(float(centre[2]), radius)
         base = axis_angle_matrix(rng.unit_vector(), rng.uniform(0, math.pi)) @ base
@@ -365,21 +307,34 @@ def _draw_object(rng: _Sampler, stage: _Stage, kind: str, moving: bool, landmark
     return scale, radius, resting, position, rotation
 
 
-def _objects(rng: _Sampler, config: SyntheticConfig, environment: str, arena: _Arena, room: torch.Tensor,
-             dome_radius: float, K: torch.Tensor, c2w: torch.Tensor, times: torch.Tensor):
+def _clear_of(layout: Layout, position: torch.Tensor, scale: torch.Tensor, resting: bool) -> bool:
+    """Whether an object's bounds (upright extents when resting, its bounding sphere otherwise) stay out of every
+    box of the layout at every frame (touching is allowed: things stand on tables)."""
+    radius = float(scale.norm())
+    reach = torch.tensor([float(scale[:2].norm())] * 2 + [float(scale[2])], dtype=F64) if resting else \
+        torch.full((3,), radius, dtype=F64)
+    lo, hi = position[:, None] - reach, position[:, None] + reach  # (T, 1, 3) against (F, 3)
+    overlap = ((lo < layout.hi - 1e-6) & (hi > layout.lo + 1e-6)).all(dim=-1)
+    return not bool(overlap.any())
+
+
+def _objects(rng: Sampler, config: SyntheticConfig, environment: str, room: torch.Tensor, dome_radius: float,
+             K: torch.Tensor, c2w: torch.Tensor, times: torch.Tensor, layout: Layout | None = None):
     """Objects as (kinds, scales (M,3), rotations (T,M,3,3), positions (T,M,3), dynamic (M,)).
 
-    Each object gets up to 30 draws to find a placement clear of the camera path (by 25 cm) and inside the
-    environment; one that finds none is left out.
+    Each object gets up to 30 draws to find a placement clear of the camera path (by 25 cm), inside the
+    environment and, with a ``layout`` (furnished scenes), out of its boxes; one that finds none is left out.
+    Furnished open scenes get no landmarks (the layout has buildings).
     """
     count = rng.integer(*config.num_objects)
     num_dynamic = rng.integer(1, count - 1)
     eyes = c2w[:, :3, 3]
     room_scene = environment == "room"
     stage = _Stage(environment, room, dome_radius, K, c2w[len(times) // 2],
-                   size=(0.08, 0.45) if room_scene else (0.3, 2.5), speed=(0.1, 0.6) if room_scene else (0.5, 3.0))
+                   size=(0.08, 0.45) if room_scene else (0.3, 2.5), speed=(0.1, 0.6) if room_scene else (0.5, 3.0),
+                   layout=layout)
     kinds, scales, rotations, positions, dynamic = [], [], [], [], []
-    landmarks = rng.integer(0, 3) if environment == "open" else 0
+    landmarks = rng.integer(0, 3) if environment == "open" and layout is None else 0
     for index in range(count + landmarks):
         moving = index < num_dynamic
         landmark = index >= count
@@ -389,22 +344,23 @@ def _objects(rng: _Sampler, config: SyntheticConfig, environment: str, arena: _A
                                                                       moving and index == 0, times)
             clear = ((position - eyes).norm(dim=-1) > radius + 0.25).all()
             if bool(clear) and _inside(position, radius if not resting else float(scale[:2].norm()),
-                                       environment, room, dome_radius, resting):
+                                       environment, room, dome_radius, resting) and \
+                    (layout is None or _clear_of(layout, position, scale, resting)):
                 kinds.append(kind)
                 scales.append(scale)
                 rotations.append(rotation)
                 positions.append(position)
                 dynamic.append(moving)
                 break
-    return (tuple(kinds), torch.stack(scales) if scales else torch.zeros(0, 3, dtype=_F64),
-            torch.stack(rotations, dim=1) if rotations else torch.zeros(len(times), 0, 3, 3, dtype=_F64),
-            torch.stack(positions, dim=1) if positions else torch.zeros(len(times), 0, 3, dtype=_F64),
+    return (tuple(kinds), torch.stack(scales) if scales else torch.zeros(0, 3, dtype=F64),
+            torch.stack(rotations, dim=1) if rotations else torch.zeros(len(times), 0, 3, 3, dtype=F64),
+            torch.stack(positions, dim=1) if positions else torch.zeros(len(times), 0, 3, dtype=F64),
             torch.tensor(dynamic, dtype=torch.bool))
 
 
-def _texture(rng: _Sampler, wavelength: tuple[float, float], sky: bool = False) -> torch.Tensor:
+def _texture(rng: Sampler, wavelength: tuple[float, float], sky: bool = False) -> torch.Tensor:
     """One surface's texture row: waves at several scales, optional checkers, a 3-colour palette."""
-    row = torch.zeros(TEX_SIZE, dtype=_F64)
+    row = torch.zeros(TEX_SIZE, dtype=F64)
     # wavelengths spread log-uniformly over the range, so every surface has coarse and fine detail
     lo, hi = math.log(wavelength[0]), math.log(wavelength[1])
     for k in range(NUM_WAVES):
@@ -432,33 +388,218 @@ def _texture(rng: _Sampler, wavelength: tuple[float, float], sky: bool = False) 
     return row
 
 
-def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> SyntheticScene:
-    """Draw the scene of ``seed`` (deterministic, CPU, independent of any other seed)."""
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be a non-negative 64-bit integer, got {seed}")
-    rng = _Sampler(seed)
-    times = torch.arange(config.num_frames, dtype=_F64) / config.fps
-    environment = "room" if rng.chance(config.room_probability) else "open"
-    arena, room, dome_radius = _arena(rng, environment, config)
-    path_kind = PATH_KINDS[rng.integer(0, len(PATH_KINDS) - 1)]
-    K = _intrinsics(rng, config)
-    c2w = _camera_path(rng, path_kind, arena, times)
-    shake = rng.chance(config.shake_probability)
-    if shake:
-        c2w = _shake(rng, c2w, times, arena.scale)
-    kinds, scales, rotations, positions, dynamic = _objects(rng, config, environment, arena, room, dome_radius,
-                                                            K, c2w, times)
+# Image textures per material: (texture kinds or photo names of `textures.BANK`, metres one texture spans,
+# contrast range, colour scheme). A grey texture maps to two colours of the scheme, a colour one gets a tint.
+_MATERIALS = {
+    "wall": (("noise", "stripes", "tiles", "brick"), (0.6, 3.0), (0.2, 1.0), "light"),
+    "floor": (("planks", "tiles", "grain", "noise", "gravel"), (0.8, 3.0), (0.5, 1.5), "wood"),
+    "ceiling": (("noise",), (0.8, 3.0), (0.1, 0.6), "light"),
+    "wood": (("grain", "planks"), (0.3, 1.5), (0.6, 1.5), "wood"),
+    "fabric": (("noise", "grain", "stripes"), (0.15, 0.8), (0.5, 1.5), "any"),
+    "paint": (("noise",), (0.3, 2.0), (0.2, 0.8), "any"),
+    "metal": (("noise", "grain"), (0.2, 1.0), (0.5, 1.2), "grey"),
+    "book": (("photo", "stripes", "noise"), (0.1, 0.5), (0.8, 1.5), "any"),
+    "clutter": (("photo", "noise", "tiles", "stripes"), (0.1, 0.6), (0.6, 1.5), "any"),
+    "picture": (("photo",), (0.4, 1.2), (0.9, 1.2), "any"),
+    "window": (("cloud", "rocket", "grass", "gravel", "astronaut", "coffee"), (0.8, 3.0), (0.6, 1.2), "bright"),
+    "lamp": (("noise",), (0.3, 1.0), (0.1, 0.3), "bright"),
+    "screen": (("photo", "noise"), (0.4, 1.5), (0.5, 1.0), "dark"),
+    "rug": (("noise", "stripes", "tiles", "photo"), (0.5, 2.0), (0.6, 1.5), "any"),
+    "building": (("brick", "tiles", "stripes", "noise", "planks"), (3.0, 15.0), (0.6, 1.5), "any"),
+    "stone": (("gravel", "noise", "brick", "tiles"), (0.8, 4.0), (0.6, 1.5), "grey"),
+    "ground": (("grass", "gravel", "noise", "tiles", "planks", "brick"), (1.5, 12.0), (0.6, 1.6), "earth"),
+    "object": (("noise", "grain", "planks", "tiles", "stripes", "photo"), (0.1, 1.0), (0.6, 1.6), "any"),
+    "skin": (("noise",), (0.1, 0.5), (0.1, 0.4), "skin"),
+}
+_MATERIAL_BANK = {name: tuple(i for i, spec in enumerate(BANK) if spec.kind in picks or spec.name in picks)
+                  for name, (picks, *_) in _MATERIALS.items()}
+
+
+def _scheme_colour(rng: Sampler, scheme: str) -> torch.Tensor:
+    """A surface colour ``(3,)`` in [0, 1] of a colour scheme."""
+    if scheme == "light":
+        return (rng.uniform(0.6, 0.95) + rng.vector([-0.08] * 3, [0.08] * 3)).clamp(0.0, 1.0)
+    if scheme in ("wood", "earth"):
+        red = rng.uniform(0.3, 0.8) if scheme == "wood" else rng.uniform(0.25, 0.6)
+        return torch.tensor([red, red * rng.uniform(0.6, 0.85), red * rng.uniform(0.3, 0.7)], dtype=F64)
+    if scheme == "grey":
+        return (rng.uniform(0.25, 0.8) + rng.vector([-0.03] * 3, [0.03] * 3)).clamp(0.0, 1.0)
+    if scheme == "skin":
+        tone = rng.uniform(0.25, 0.95)
+        return torch.tensor([tone, tone * rng.uniform(0.7, 0.8), tone * rng.uniform(0.55, 0.7)], dtype=F64)
+    if scheme == "dark":
+        return rng.vector([0.02] * 3, [0.12] * 3)
+    if scheme == "bright":
+        return rng.vector([0.85] * 3, [1.0] * 3)
+    grey = rng.uniform(0.15, 0.85)  # "any": a hue mixed into grey (strong colours are rarer than muted ones)
+    return (grey + rng.uniform(0.1, 1.0) * (rng.vector([0.05] * 3, [0.95] * 3) - grey)).clamp(0.0, 1.0)
+
+
+def _image_texture(rng: Sampler, material: str, span_scale: float = 1.0, emissive: bool = False) -> torch.Tensor:
+    """An image-texture row (`textures.IMG_SIZE`) of ``material``; ``span_scale`` stretches its metre range."""
+    picks, span, contrast, scheme = _MATERIALS[material]
+    choices = _MATERIAL_BANK[material]
+    index = choices[rng.integer(0, len(choices) - 1)]
+    density = BASE / (rng.log_uniform(*span) * span_scale)
+    angle = rng.uniform(0, 2 * math.pi) if rng.chance(0.3) else rng.integer(0, 3) * math.pi / 2
+    offset = rng.vector([0.0, 0.0], [2.0 * BASE, 2.0 * BASE]).tolist()
+    stretch = rng.uniform(*contrast)
+    colour = _scheme_colour(rng, scheme)
+    if BANK[index].colour:  # keep the texture's own colours, tinted
+        base = [0.0] * 3
+        gain = (rng.vector([0.75] * 3, [1.15] * 3) * (0.5 + 0.5 * colour.mean())).tolist()
+    else:
+        dark = colour * rng.uniform(0.15, 0.7) if rng.chance(0.8) else _scheme_colour(rng, scheme)
+        base, gain = dark.tolist(), (colour - dark).tolist()
+    row = [0.0] * IMG_SIZE  # a list, filled by the layout's names, then one tensor (cheaper than tensor writes)
+    row[IMG_INDEX], row[IMG_DENSITY], row[IMG_CONTRAST], row[IMG_EMISSIVE] = index, density, stretch, float(emissive)
+    row[IMG_ROTATION], row[IMG_OFFSET] = [math.cos(angle), math.sin(angle)], offset
+    row[IMG_BASE], row[IMG_GAIN] = base, gain
+    return torch.tensor(row, dtype=F64)
+
+
+def _sky_texture(rng: Sampler, dome_radius: float) -> torch.Tensor:
+    """Clouds on blue: an emissive row spanning a fraction of the dome."""
+    choices = bank_indices("cloud")
+    row = torch.zeros(IMG_SIZE, dtype=F64)
+    row[IMG_INDEX] = choices[rng.integer(0, len(choices) - 1)]
+    row[IMG_DENSITY] = BASE / (rng.uniform(0.2, 1.0) * dome_radius)
+    row[IMG_ROTATION] = torch.tensor([1.0, 0.0], dtype=F64)
+    row[IMG_OFFSET] = rng.vector([0.0, 0.0], [2.0 * BASE, 2.0 * BASE])
+    row[IMG_CONTRAST] = rng.uniform(0.8, 2.0)
+    blue = rng.vector([0.3, 0.5, 0.75], [0.6, 0.75, 1.0])
+    row[IMG_BASE] = blue
+    row[IMG_GAIN] = rng.vector([0.85] * 3, [1.0] * 3) - blue
+    row[IMG_EMISSIVE] = 1.0
+    return row
+
+
+def _natural_surfaces(rng: Sampler, environment: str, dome_radius: float, scales: torch.Tensor,
+                      layout: Layout | None, people: tuple[str, ...]) -> torch.Tensor:
+    """Image-texture rows: environment (walls often share one paint), objects, the layout's surfaces, then the
+    people's (``people``: their materials)."""
+    if environment == "room":
+        wall = _image_texture(rng, "wall")
+        walls = [wall if rng.chance(0.7) else _image_texture(rng, "wall") for _ in range(4)]
+        env = walls + [_image_texture(rng, "floor"), _image_texture(rng, "ceiling")]
+    else:
+        env = [_image_texture(rng, "ground"), _sky_texture(rng, dome_radius)]
+        env += [torch.zeros(IMG_SIZE, dtype=F64)] * (NUM_ENV_SURFACES - 2)
+    objects = [_image_texture(rng, "object", span_scale=max(0.2, 2 * float(s.max()))) for s in scales]
+    fittings = []
+    for index, material in enumerate(layout.materials if layout else ()):
+        row = _image_texture(rng, material, emissive=material in EMISSIVE_MATERIALS)
+        if material in _FITTED:
+            _fit_to_panel(row, *layout.surface_bounds(index))
+        fittings.append(row)
+    fittings += [_image_texture(rng, material) for material in people]
+    return torch.stack(env + objects + fittings)
+
+
+_FITTED = ("picture", "window", "screen")  # one copy of the image across the panel, like a print or a view
+
+
+def _fit_to_panel(row: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> None:
+    """Place a row's texture once across a thin panel ``[lo, hi]`` (its longer side spans the texture, centred,
+    upright), in the texture coordinates the renderer uses on that face (see `raycast._image_colour`)."""
+    extent = hi - lo
+    axis = int(extent.argmin())  # the panel's normal
+    u_axis = 1 if axis == 0 else 0
+    v_axis = 1 if axis == 2 else 2
+    v_sign = 1.0 if axis == 2 else -1.0  # v = -z on vertical faces
+    density = BASE / float(max(extent[u_axis], extent[v_axis]))
+    v_low = float(lo[v_axis] if v_sign > 0 else -hi[v_axis])
+    row[IMG_DENSITY] = density
+    row[IMG_ROTATION] = torch.tensor([1.0, 0.0], dtype=F64)
+    row[IMG_OFFSET] = torch.tensor([(BASE - density * float(extent[u_axis])) / 2 - density * float(lo[u_axis]),
+                                    (BASE - density * float(extent[v_axis])) / 2 - density * v_low], dtype=F64)
+
+
+def _path_kind(rng: Sampler, config: SyntheticConfig) -> str:
+    if config.motion == "handheld" and rng.chance(0.6):
+        return "handheld"
+    return CLASSIC_PATHS[rng.integer(0, len(CLASSIC_PATHS) - 1)]
+
+
+def _procedural_surfaces(rng: Sampler, environment: str, dome_radius: float, scales: torch.Tensor,
+                         layout: Layout | None, people: tuple[str, ...]) -> torch.Tensor:
+    """Procedural texture rows: environment, objects, then the layout's and the people's surfaces."""
     if environment == "room":
         env_surfaces = [_texture(rng, (0.05, 2.0)) for _ in range(NUM_ENV_SURFACES)]
     else:
         env_surfaces = [_texture(rng, (0.3, 0.3 * dome_radius)),
                         _texture(rng, (0.1 * dome_radius, dome_radius), sky=True)]
-        env_surfaces += [torch.zeros(TEX_SIZE, dtype=_F64)] * (NUM_ENV_SURFACES - 2)
+        env_surfaces += [torch.zeros(TEX_SIZE, dtype=F64)] * (NUM_ENV_SURFACES - 2)
     object_surfaces = [_texture(rng, (0.02, max(0.1, 2 * float(s.max())))) for s in scales]
-    light_dir = _direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 75)))
+    fittings = []
+    for material in (layout.materials if layout else ()) + people:
+        row = _texture(rng, (0.02, 1.0))
+        row[TEX_EMISSIVE] = float(material in EMISSIVE_MATERIALS)
+        fittings.append(row)
+    return torch.stack(env_surfaces + object_surfaces + fittings)
+
+
+def _people(rng: Sampler, environment: str, room: torch.Tensor, dome_radius: float, c2w: torch.Tensor,
+            times: torch.Tensor, layout: Layout, positions: torch.Tensor, scales: torch.Tensor) -> Walkers:
+    """0-2 people walking in a room, 0-4 in an open scene (see `layout.walkers`)."""
+    if environment == "room":
+        bound_lo, bound_hi = torch.tensor([-room[0], -room[1], 0.0], dtype=F64), room.clone()
+        count, distance = rng.integer(0, 2), (1.0, 6.0)
+    else:
+        reach = 0.5 * dome_radius
+        bound_lo = torch.tensor([-reach, -reach, 0.0], dtype=F64)
+        bound_hi = torch.tensor([reach, reach, 10.0], dtype=F64)
+        count, distance = rng.integer(0, 4), (2.0, 15.0)
+    return walkers(rng, times, bound_lo, bound_hi, c2w, layout, (positions, scales.norm(dim=-1)), count, distance)
+
+
+def _boxes(layout: Layout | None, people: Walkers | None, frames: int):
+    """The scene's boxes: per-frame ``lo, hi (T, F, 3)``, surface offsets ``(F,)`` past the objects' rows, and
+    which move ``(F,)``: the layout's (static) first, then the people's."""
+    lo = [layout.lo.expand(frames, -1, -1)] if layout else [torch.zeros(frames, 0, 3, dtype=F64)]
+    hi = [layout.hi.expand(frames, -1, -1)] if layout else [torch.zeros(frames, 0, 3, dtype=F64)]
+    surface = [layout.surface] if layout else [torch.zeros(0, dtype=torch.long)]
+    if people is not None:
+        lo.append(people.lo)
+        hi.append(people.hi)
+        surface.append(len(layout.materials) + people.surface)
+    moving = torch.cat([torch.zeros(len(surface[0]), dtype=torch.bool),
+                        torch.ones(sum(len(s) for s in surface[1:]), dtype=torch.bool)])
+    return torch.cat(lo, dim=1), torch.cat(hi, dim=1), torch.cat(surface), moving
+
+
+def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> SyntheticScene:
+    """Draw the scene of ``seed`` (deterministic, CPU, independent of any other seed)."""
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be a non-negative 64-bit integer, got {seed}")
+    rng = Sampler(seed)
+    times = torch.arange(config.num_frames, dtype=F64) / config.fps
+    environment = "room" if rng.chance(config.room_probability) else "open"
+    arena, room, dome_radius = _arena(rng, environment, config)
+    path_kind = _path_kind(rng, config)
+    K = _intrinsics(rng, config)
+    c2w = camera_path(rng, path_kind, arena, times)
+    shake = rng.chance(config.shake_probability)
+    if shake:
+        c2w = add_shake(rng, c2w, times, arena.scale)
+    layout = people = None
+    if config.furnish:
+        eyes = c2w[:, :3, 3]
+        layout = furnish_room(rng, room, eyes) if environment == "room" else furnish_open(rng, dome_radius, eyes)
+    kinds, scales, rotations, positions, dynamic = _objects(rng, config, environment, room, dome_radius, K, c2w,
+                                                            times, layout)
+    if config.furnish:
+        people = _people(rng, environment, room, dome_radius, c2w, times, layout, positions, scales)
+    make_surfaces = _natural_surfaces if config.textures == "natural" else _procedural_surfaces
+    surfaces = make_surfaces(rng, environment, dome_radius, scales, layout, people.materials if people else ())
+    light_dir = direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 75)))
+    ambient, light_colour = rng.uniform(0.25, 0.55), 1.0 - rng.vector([0.0] * 3, [0.15] * 3)
+    boxes = _boxes(layout, people, len(times))
     return SyntheticScene(
         seed=seed, environment=environment, path_kind=path_kind, shake=shake, K=K, c2w=c2w, room=room,
         dome_radius=dome_radius, object_kind=kinds, object_scale=scales, object_rotation=rotations,
-        object_position=positions, object_dynamic=dynamic, surfaces=torch.stack(env_surfaces + object_surfaces),
-        light_dir=light_dir, ambient=rng.uniform(0.25, 0.55),
-        light_colour=1.0 - rng.vector([0.0] * 3, [0.15] * 3))
+        object_position=positions, object_dynamic=dynamic, surfaces=surfaces, light_dir=light_dir, ambient=ambient,
+        light_colour=light_colour, textures=config.textures, box_lo=boxes[0], box_hi=boxes[1],
+        box_surface=NUM_ENV_SURFACES + len(kinds) + boxes[2], box_dynamic=boxes[3],
+        box_rect=screen_rects(boxes[0], boxes[1], K, c2w, config.height, config.width),
+        photometric=sample_photometric(seed) if config.augment else None)
