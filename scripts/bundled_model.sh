@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # How the bundled model (sora3r/weights/sora3r-tiny) is trained: one resumable chunk of one stage per call.
-#   scripts/bundled_model.sh STAGE MINUTES      STAGE: video-vae | pointmap-vae | dit | export
+#   scripts/bundled_model.sh STAGE MINUTES      STAGE: video-vae | pointmap-vae | pointmap-decoder | dit | export
+#                                                      | export-decoder
 # Runs live under $RUNS (default runs/); a chunk resumes from its run's light checkpoint when there is one.
 # In a new session (no runs/), `dit` continues from the committed bundle: its transformer (bf16 -> fp32, fresh
 # optimizer) and its frozen VAEs. The DiT recipe is the bundle's (docs/recipe_study.md, `xpred`): the mini preset,
@@ -9,13 +10,15 @@
 # LAUNCH replaces the Python launcher, e.g. both GPUs of a host through DDP:
 #   LAUNCH="accelerate launch --multi_gpu --num_processes 2 --mixed_precision bf16" scripts/bundled_model.sh dit 8
 # DATA_WORKERS sets the scene-drawing processes per training process (default 12).
+# STEPS and DECAY_STEPS end a chunk at a step count with a linear learning-rate decay to 0 over its last DECAY_STEPS
+# (warmup-stable-decay; the run's final chunk), e.g. STEPS=2400 DECAY_STEPS=2400 scripts/bundled_model.sh dit 8
 set -euo pipefail
 stage=$1; minutes=${2:-8}
 RUNS=${RUNS:-runs}
 BUNDLE=sora3r/weights/sora3r-tiny
 CLIP="--num-frames 17 --height 64 --width 96"
 DIT_RECIPE="--preset mini --prediction sample --loss sample --logit-mean 1.0"
-CHUNK="--max-minutes $minutes --steps 1000000 --checkpoint-mode light --checkpoint-every 500 --log-every 50 --resume"
+CHUNK="--max-minutes $minutes --steps ${STEPS:-1000000} --decay-steps ${DECAY_STEPS:-0} --checkpoint-mode light --checkpoint-every 500 --log-every 50 --resume"
 VIDEO_VAE=$RUNS/video_vae/model; [ -d "$VIDEO_VAE" ] || VIDEO_VAE=$BUNDLE/video_vae
 POINTMAP_VAE=$RUNS/pointmap_vae/model; [ -d "$POINTMAP_VAE" ] || POINTMAP_VAE=$BUNDLE/pointmap_vae
 sora3r_train() { ${LAUNCH:-python3} -m sora3r.cli train "$@"; }
@@ -27,6 +30,11 @@ case $stage in
   pointmap-vae)
     sora3r_train pointmap-vae --output "$RUNS/pointmap_vae" --init-video-vae "$VIDEO_VAE" --squash \
       --preset tiny $CLIP $CHUNK --batch-size 16 --data-workers $WORKERS --lr 3e-4 --warmup-steps 200 ;;
+  pointmap-decoder)
+    # The bundle's pointmap VAE with its encoder and scaling factor frozen: the decoder alone learns, so the latent
+    # space (and the transformer trained in it) stays valid while the round trip's floor drops.
+    sora3r_train pointmap-vae --output "$RUNS/pointmap_vae" --init-pointmap-vae "$BUNDLE/pointmap_vae" --decoder-only --squash \
+      $CLIP $CHUNK --batch-size 16 --data-workers $WORKERS --lr 2e-4 --warmup-steps 100 ;;
   dit)
     init=(); [ -d "$RUNS/dit/light" ] || init=(--init-transformer "$BUNDLE/transformer")
     sora3r_train dit --output "$RUNS/dit" --video-vae "$VIDEO_VAE" --pointmap-vae "$POINTMAP_VAE" --squash "${init[@]}" \
@@ -44,5 +52,19 @@ case $stage in
     [ -d "$RUNS/pointmap_vae/model" ] || POINTMAP_VAE=$RUNS/bundle_pointmap_vae
     sora3r_train export --output "$BUNDLE" --video-vae "$VIDEO_VAE" --pointmap-vae "$POINTMAP_VAE" \
       --transformer "$RUNS/dit/model" --sampler-steps 4 ;;
+  export-decoder)
+    # After pointmap-decoder alone: the bundle with its pointmap VAE replaced (same encoder and latent space, so the
+    # bundle's transformer stays valid); written beside the bundle, then swapped in.
+    python3 - "$BUNDLE" "$RUNS/pointmap_vae/model" "$RUNS/bundle_new" <<'PY'
+import sys
+from sora3r.models.vae import build_vae
+from sora3r.pipeline import Sora3RPipeline
+from sora3r.train.assemble import save_model_folder
+bundle, decoder_run, staging = sys.argv[1:]
+pipeline = Sora3RPipeline.from_pretrained(bundle)
+pipeline.register_modules(pointmap_vae=build_vae(decoder_run))
+save_model_folder(staging, pipeline)
+PY
+    rm -rf "$BUNDLE" && mv "$RUNS/bundle_new" "$BUNDLE" ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac

@@ -86,6 +86,29 @@ def test_pointmap_vae_stage_learns(pointmap_vae_run):
     assert json.loads((run / "model" / "training.json").read_text())["squash"] is True
 
 
+def test_pointmap_decoder_fine_tune_keeps_the_latent_space(tmp_path, pointmap_vae_run):
+    """``--decoder-only``: the decoder learns, while the encoder and the scaling factor (the latent space a trained
+    transformer works in) stay bit-identical, so every pointmap encodes to exactly the latent it had."""
+    start = pointmap_vae_run[0] / "model"
+    config = PointmapVAEConfig(output=str(tmp_path), steps=8, lr=2e-3, init_pointmap_vae=str(start), decoder_only=True,
+                               squash=True, **TINY)
+    summary = train_pointmap_vae(config, plane_scenes)
+    before, after = build_vae(start), build_vae(tmp_path / "model")
+    assert summary["step"] == 8 and losses(tmp_path)[-1] < losses(tmp_path)[0]
+    assert after.config.scaling_factor == before.config.scaling_factor
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith(("encoder.", "quant_conv.")))
+    assert not all(torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
+    x = plane_scenes(0, 2).points.permute(0, 4, 1, 2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(encode_latents(after.eval(), x), encode_latents(before.eval(), x), rtol=0, atol=0)
+
+
+def test_decoder_only_needs_a_trained_pointmap_vae():
+    with pytest.raises(ValueError, match="--decoder-only.*--init-pointmap-vae"):
+        PointmapVAEConfig(decoder_only=True, **TINY)
+
+
 def dit_config(tmp_path, video_vae_run, pointmap_vae_run, **overrides):
     settings = dict(output=str(tmp_path), video_vae=str(video_vae_run[0] / "model"),
                     pointmap_vae=str(pointmap_vae_run[0] / "model"), steps=16, lr=1e-3, **TINY)
@@ -139,6 +162,21 @@ def test_stopped_run_resumes(tmp_path, video_vae_run, pointmap_vae_run, mode, op
         torch.testing.assert_close(losses(split)[:2], losses(whole)[:2])
         assert all(math.isfinite(x) for x in losses(split))
         assert losses(split)[-1] < 1.5 * losses(whole)[-1]
+
+
+@pytest.mark.parametrize("mode", ["full", "light"])
+def test_lr_decays_linearly_to_zero_over_the_last_steps_across_a_resume(tmp_path, video_vae_run, pointmap_vae_run,
+                                                                        mode):
+    """Warmup-stable-decay: constant until ``steps - decay_steps``, then linearly to 0 at ``steps``, counted in
+    optimisation steps whether the run is fresh or resumed (full: restored scheduler; light: fresh one)."""
+    options = dict(checkpoint_mode=mode, log_every=1, lr=1e-3, light_warmup_steps=1)
+    train_dit(dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=4, decay_steps=4, **options), plane_scenes)
+    train_dit(dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=8, decay_steps=4, resume=True, **options),
+              plane_scenes)
+    rates = [json.loads(line)["lr"] for line in (tmp_path / "loss.jsonl").read_text().splitlines()]
+    # the first four steps ran as a 4-step run decaying over all of them; after the resume, the 8-step schedule
+    assert rates[:3] == pytest.approx([7.5e-4, 5e-4, 2.5e-4]) and rates[3] == pytest.approx(0, abs=1e-12)
+    assert rates[4:] == pytest.approx([7.5e-4, 5e-4, 2.5e-4, 0], abs=1e-12)
 
 
 def test_killed_between_renames_recovers_old_checkpoint(tmp_path, video_vae_run, pointmap_vae_run):

@@ -62,6 +62,7 @@ class TrainConfig:
     lr: Annotated[float, Ge(0)] = 2e-4  # AdamW learning rate after warm-up (0: the weights stay as they start)
     weight_decay: Annotated[float, Ge(0)] = 0.01  # AdamW weight decay
     warmup_steps: NonNegative = 100  # linear learning-rate warm-up of a fresh run
+    decay_steps: NonNegative = 0  # linear learning-rate decay to 0 over the last decay_steps before `steps` (0: none)
     light_warmup_steps: NonNegative = 20  # warm-up after resuming from a light checkpoint (fresh optimizer)
     grad_clip: Annotated[float, Ge(0)] = 1.0  # gradient-norm clip (0: off)
     ema_decay: Annotated[float, Interval(ge=0, lt=1)] = 0.999  # decay of the weights' moving average (model/)
@@ -213,9 +214,26 @@ class LossLog:
             self.file.close()
 
 
-def _warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup_steps`` scheduler steps, then constant."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
+def _lr_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, decay_steps: int, start_step: int,
+                 total_steps: int, num_processes: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warmup-stable-decay learning rate, as a factor of the configured one at each optimisation step: linear warm-up
+    over ``warmup_steps`` steps from ``start_step``, constant, then linear decay to 0 over the last ``decay_steps``
+    steps before ``total_steps`` (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed Training
+    Durations": a short final decay recovers the gain of a full cosine schedule while the run stays resumable).
+
+    accelerate steps a prepared scheduler once per process for every optimisation step (without ``split_batches``),
+    so ``s // num_processes`` optimisation steps have run after ``s`` scheduler steps. ``start_step`` is where the
+    scheduler's count starts (a light resume; 0 for a fresh run or a full resume, whose scheduler state is restored).
+    """
+
+    def factor(s: int) -> float:
+        done = s // num_processes
+        warm = min(1.0, (done + 1) / max(1, warmup_steps))
+        if decay_steps == 0:
+            return warm
+        return warm * min(1.0, max(0.0, (total_steps - start_step - done) / decay_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None = None) -> dict:
@@ -314,7 +332,8 @@ def _prepare(stage: Stage, config: TrainConfig, folder: _RunFolder, resume_from:
     optimizer = torch.optim.AdamW(
         [p for p in stage.trainable.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
     )
-    scheduler = _warmup_schedule(optimizer, warmup)
+    scheduler = _lr_schedule(optimizer, warmup, config.decay_steps, start_step, config.steps,
+                             accelerator.num_processes)
     trainable, optimizer, scheduler = accelerator.prepare(stage.trainable, optimizer, scheduler)
     accelerator.register_for_checkpointing(ema)
     if resume_from == "full":

@@ -14,6 +14,7 @@ from sora3r.models.inputs import pointmap_to_model
 from sora3r.models.vae import (
     build_vae, decode_latents, encode_latents, estimate_scaling_factor, pointmap_vae_from_video_vae,
 )
+from sora3r.options import invalid
 from sora3r.train.data import DataSource
 from sora3r.train.loop import TrainConfig, VAEPreset, run_stage
 from sora3r.train.vae_objective import SCALING_BATCHES, VAEReconstruction
@@ -27,11 +28,20 @@ class PointmapVAEConfig(TrainConfig):
     output: str = "runs/pointmap_vae"  # run folder (state/, light/, model/, loss.jsonl, config.json)
     preset: VAEPreset = "tiny"  # VAE size when --init-video-vae is unset
     init_video_vae: str | None = None  # the stage-0 VAE folder to start from (unset: a fresh --preset, for ablations)
+    init_pointmap_vae: str | None = None  # continue from a trained pointmap VAE folder instead (e.g. a bundle's)
+    decoder_only: bool = False  # train the decoder alone: the encoder and the latent scaling factor stay as they are
     squash: bool = True  # radially squashed target p/|p| log1p|p| (--no-squash: the plain normalised target)
     huber_delta: Annotated[float, Gt(0)] = 0.05  # Huber loss threshold, in units of the normalised target
     kl_weight: Annotated[float, Ge(0)] = 1e-4  # weight of the KL term (latents near N(0, I))
 
-    input_folders = ("init_video_vae",)
+    input_folders = ("init_video_vae", "init_pointmap_vae")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.init_video_vae is not None and self.init_pointmap_vae is not None:
+            raise invalid("init_pointmap_vae", self.init_pointmap_vae, "give --init-video-vae or --init-pointmap-vae, not both")
+        if self.decoder_only and self.init_pointmap_vae is None:
+            raise invalid("decoder_only", True, "needs --init-pointmap-vae (a trained encoder and its latent space)")
 
 
 def masked_huber(prediction: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, delta: float) -> torch.Tensor:
@@ -42,13 +52,25 @@ def masked_huber(prediction: torch.Tensor, target: torch.Tensor, valid: torch.Te
 
 
 class PointmapVAEStage:
-    """Reconstruct ``PointmapTarget(squash)`` pointmaps through a VAE that starts as a copy of the video VAE."""
+    """Reconstruct ``PointmapTarget(squash)`` pointmaps through a VAE that starts as a copy of the video VAE, or
+    continues a trained pointmap VAE.
+
+    With ``decoder_only`` the encoder is frozen and the scaling factor kept: the latents of every pointmap stay
+    exactly what they were, so a transformer trained in that latent space stays valid and only the decoding of its
+    latents improves (the round-trip floor of the geometry).
+    """
 
     def __init__(self, config: PointmapVAEConfig, device: torch.device):
         self.config = config
         self.target = PointmapTarget(squash=config.squash)
-        video_vae = build_vae(config.init_video_vae or config.preset)
-        self.model = pointmap_vae_from_video_vae(video_vae)
+        if config.init_pointmap_vae is not None:
+            self.model = build_vae(config.init_pointmap_vae)
+        else:
+            self.model = pointmap_vae_from_video_vae(build_vae(config.init_video_vae or config.preset))
+        if config.decoder_only:
+            for module in (self.model.encoder, self.model.quant_conv):
+                if module is not None:
+                    module.requires_grad_(False)
         self.trainable = VAEReconstruction(self.model)
 
     def loss(self, trainable, batch: ClipBatch, generator: torch.Generator) -> torch.Tensor:
@@ -57,6 +79,8 @@ class PointmapVAEStage:
         return masked_huber(reconstruction, x, valid, self.config.huber_delta) + self.config.kl_weight * kl
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
+        if self.config.decoder_only:
+            return  # the latent space, scaling included, is the one the model started with
         batches = [data_source(i, batch_size) for i in range(SCALING_BATCHES)]
         inputs = [pointmap_to_model(b.points, b.c2w, b.valid, self.target)[0] for b in batches]
         estimate_scaling_factor(self.model, inputs)
