@@ -200,13 +200,22 @@ def _ransac_chunk(frames: _Frames, hypotheses: int, threshold: float, generator:
 
 
 def _skew_exp(omega: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices ``exp([omega]_x)`` ``(..., 3, 3)`` for axis-angle vectors ``(..., 3)``."""
+    """Rotation matrices ``exp([omega]_x)`` ``(..., 3, 3)`` for axis-angle vectors ``(..., 3)``, by Rodrigues' formula
+    ``I + a [w]_x + b [w]_x^2`` with ``a = sin(theta) / theta``, ``b = (1 - cos(theta)) / theta^2`` (Taylor series
+    below ``theta = 1e-2``, exact to the dtype there): elementwise, with none of ``matrix_exp``'s host syncs."""
     zero = torch.zeros_like(omega[..., 0])
     skew = torch.stack(
         [zero, -omega[..., 2], omega[..., 1], omega[..., 2], zero, -omega[..., 0], -omega[..., 1], omega[..., 0], zero],
         -1,
     ).reshape(*omega.shape[:-1], 3, 3)
-    return torch.linalg.matrix_exp(skew)
+    theta2 = omega.square().sum(-1)
+    theta = theta2.sqrt()
+    small = theta < 1e-2
+    safe = torch.where(small, 1.0, theta)
+    a = torch.where(small, 1 - theta2 / 6 * (1 - theta2 / 20), torch.sin(safe) / safe)
+    b = torch.where(small, 0.5 - theta2 / 24 * (1 - theta2 / 30), (1 - torch.cos(safe)) / safe.square())
+    eye = torch.eye(3, dtype=omega.dtype, device=omega.device)
+    return eye + a[..., None, None] * skew + b[..., None, None] * (skew @ skew)
 
 
 def _robust_weights(error: torch.Tensor, considered: torch.Tensor, scale: torch.Tensor, cauchy: bool,
@@ -372,7 +381,8 @@ def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> 
         raise ValueError(f"{caller}: a frame has fewer than {SAMPLE_SIZE} usable pixels (finite, weight > 0)")
 
     if K is not None:
-        # Known intrinsics: normalised camera coordinates, focal fixed at 1.
+        # Known intrinsics: normalised camera coordinates, focal fixed at 1 (the mean fx read where K was given).
+        mean_scale = float(K.reshape(-1, 3, 3)[:, 0, 0].double().mean())
         K = K.to(device=device, dtype=dtype).expand(num_clips, 3, 3)
         centre = K[:, :2, 2]
         pixel_scale = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)
@@ -384,9 +394,9 @@ def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> 
         if centre.shape != (2,):
             raise ValueError(f"{caller}: principal_point must be (cx, cy), got shape {tuple(centre.shape)}")
         centre = centre.expand(num_clips, 2)
-        pixel_scale = torch.full((num_clips, 2), (height + width) / 2, dtype=dtype, device=device)
+        mean_scale = (height + width) / 2
+        pixel_scale = torch.full((num_clips, 2), mean_scale, dtype=dtype, device=device)
     centred = (grid.to(dtype) - centre[:, None]) / pixel_scale[:, None]  # (B, n, 2)
-    mean_scale = float(pixel_scale[:, 0].mean())
     return _Problem(
         points=points,
         frames=_prepare(fit_points, fit_weights, centred.repeat_interleave(num_frames, 0)),
