@@ -295,7 +295,7 @@ class Sora3RPipeline(DiffusionPipeline):
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
         cameras = recover_cameras(points, weights=confidence, K=known_K)
-        points, cameras = first_camera_world(points, cameras)  # c2w[0] = identity
+        points, cameras = first_camera_world(points, cameras, in_place=True)  # c2w[0] = identity
         depth = cameras.depth
         valid = torch.isfinite(depth) & (depth > 0)
         return Reconstruction(
