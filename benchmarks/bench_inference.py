@@ -30,6 +30,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from torch.utils.flop_counter import FlopCounterMode
 
 from sora3r.geometry import recover_cameras
+from sora3r.models.fast import ATTENTION_BACKENDS, COMPILE_MODES, FastPaths
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import build_vae, decode_latents, encode_latents
@@ -38,11 +39,11 @@ from sora3r.pipeline import Sora3RPipeline
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, object]:
-    """Median seconds of ``repeats`` calls after a warm-up, and the last result."""
-    result = fn()
+def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, object, float]:
+    """Median seconds of ``repeats`` calls after a warm-up call, the last result, and the warm-up's seconds (which
+    include any compilation)."""
     seconds = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         started = time.perf_counter()
@@ -50,7 +51,7 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), result
+    return statistics.median(seconds[1:]), result, seconds[0]
 
 
 def build_pipeline(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> Sora3RPipeline:
@@ -91,9 +92,11 @@ def plain_diffusers(pipeline: Sora3RPipeline, video: torch.Tensor, steps: int) -
 
 
 def ours(pipeline: Sora3RPipeline, frames: torch.Tensor, steps: int) -> dict[str, Callable[[], object]]:
+    """`Sora3RPipeline`'s stages as closures (each stage's input computed once, with the pipeline's current fast
+    paths), and `reconstruct` end to end."""
     video = rgb_to_model(frames[None].to(pipeline.device))
     latent = encode_latents(pipeline.video_vae, video)
-    pointmap_latent = pipeline.sample_pointmap_latent(latent, steps)
+    pointmap_latent = pipeline.sample_pointmap_latent(latent, steps, torch.Generator(pipeline.device).manual_seed(0))
     decoded = decode_latents(pipeline.pointmap_vae, pointmap_latent).float().permute(0, 2, 3, 4, 1)
     points = pipeline.target.decode(decoded)[0]
     return {"encode": lambda: encode_latents(pipeline.video_vae, rgb_to_model(frames[None].to(pipeline.device))),
@@ -113,9 +116,68 @@ def transformer_flops(pipeline: Sora3RPipeline, frames: torch.Tensor) -> int:
 
 
 def peak_memory_gib(device: torch.device) -> float:
+    """Peak memory since the last reset: allocated on CUDA; on the CPU the process's peak RSS (load included)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+STAGES = ("encode", "sampling", "decode", "camera recovery", "end to end")
+
+
+def print_row(name: str, times: dict[str, float], baseline: float, extra: str) -> None:
+    cells = "".join(f"{times[stage]:>9.3f}" if stage in times else f"{'-':>9}" for stage in STAGES)
+    print(f"{name:<31}{cells}{baseline / times['end to end']:>8.2f}x  {extra}", flush=True)
+
+
+def dit_rate(seconds: float, steps: int, flops: int, peak_tflops: float | None) -> str:
+    """The transformer's achieved TFLOP/s over ``steps`` calls in ``seconds`` (and the fraction of the peak)."""
+    rate = flops * steps / seconds / 1e12
+    return f"DiT {rate:6.1f} TFLOP/s" + (f" ={rate / peak_tflops:4.0%} of peak" if peak_tflops else "")
+
+
+def measure_row(name: str, make_stages: Callable[[], dict[str, Callable[[], object]]], args: argparse.Namespace,
+                flops: int, baseline: float | None, reference=None) -> tuple[dict[str, float], object]:
+    """Time every stage of one configuration and print its row, with the seconds its first calls took beyond the
+    timed medians (compile time, for a compiled configuration) and the largest distance between its decoded points
+    and ``reference`` (the default's)."""
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    stages = make_stages()  # runs each stage once to make the next one's input (compiles, when compiled)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    warmup = time.perf_counter() - started
+    times, result = {}, None
+    for stage, fn in stages.items():
+        times[stage], value, first = timed(fn, device, args.repeats)
+        warmup += first - times[stage] - (times[stage] if stage in STAGES[:3] else 0.0)
+        if stage == "decode":
+            result = value  # the normalised points (before camera recovery, which random weights make chaotic)
+    if "end to end" not in times:  # the plain path: its stages back to back
+        times["end to end"] = times["encode"] + times["sampling"] + times["decode"]
+    warmup = max(warmup, 0.0)
+    extra = (f"{dit_rate(times['sampling'], args.steps, flops, args.peak_tflops)}  "
+             f"{args.frames / times['end to end']:6.1f} frames/s  peak {peak_memory_gib(device):6.2f} GiB  "
+             f"first calls +{warmup:6.1f} s")
+    if reference is not None and result is not None:
+        distance = (result - reference).norm(dim=-1)
+        extra += f"  decoded points vs default: mean {float(distance.mean()):.1e} max {float(distance.max()):.1e}"
+    print_row(name, times, baseline or times["end to end"], extra)
+    return times, result
+
+
+def fast_rows(args: argparse.Namespace) -> list[tuple[str, FastPaths]]:
+    """The fast-path configurations to measure, cheapest to undo first; compilation (irreversible) last."""
+    rows = [(f"attention {backend}", FastPaths(attention=backend)) for backend in args.attention]
+    if args.channels_last:
+        rows.append(("channels-last VAEs", FastPaths(channels_last=True)))
+    for mode in args.compile:
+        rows.append((f"compile {mode} + levers above", FastPaths(attention=args.attention[0] if args.attention else None,
+                                                                channels_last=args.channels_last, compile=mode)))
+    return rows
 
 
 def main() -> None:
@@ -131,6 +193,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the card's dense matmul peak, for the fraction")
+    parser.add_argument("--attention", nargs="*", default=[], choices=sorted(ATTENTION_BACKENDS),
+                        help="SDPA backends to measure as rows (the first also goes into the compile rows)")
+    parser.add_argument("--channels-last", action="store_true", help="measure channels-last VAEs as a row")
+    parser.add_argument("--compile", nargs="*", default=[], choices=COMPILE_MODES,
+                        help="torch.compile modes to measure as rows, last (compile time reported)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,32 +208,29 @@ def main() -> None:
     for module in (pipeline.video_vae, pipeline.pointmap_vae, pipeline.transformer):
         module.requires_grad_(False)  # the FLOP counter's module hooks trip over parameters that want gradients
     frames_count, height, width = pipeline.clip_shape
+    args.frames = frames_count
     frames = torch.randint(0, 256, (frames_count, height, width, 3), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    ours_stages = ours(pipeline, frames, args.steps)
-    baseline = plain_diffusers(pipeline, rgb_to_model(frames[None].to(device)), args.steps)
+    video = rgb_to_model(frames[None].to(device))
     flops = transformer_flops(pipeline, frames)
 
     name = args.model or (f"{args.preset} preset (random weights)" if args.preset else "bundled model")
-    print(f"{name}: {frames_count}x{height}x{width}, {args.steps} steps, {args.device} {args.dtype}, "
-          f"{torch.get_num_threads()} CPU threads, median of {args.repeats}")
-    print(f"{'stage':<18}{'sora3r (s)':>12}{'plain diffusers (s)':>21}{'ratio':>8}")
-    for stage, fn in ours_stages.items():
-        mine, _ = timed(fn, device, args.repeats)
-        theirs = timed(baseline[stage], device, args.repeats)[0] if stage in baseline else None
-        other = f"{theirs:>21.3f}{theirs / mine:>7.2f}x" if theirs else f"{'-':>21}{'':>8}"
-        print(f"{stage:<18}{mine:>12.3f}{other}")
-        if stage == "sampling":
-            per_step = mine / args.steps
-            rate = flops / per_step / 1e9
-            share = f", {rate / 1e3 / args.peak_tflops:.0%} of the {args.peak_tflops:g} TFLOP/s peak" \
-                if args.peak_tflops else ""
-            print(f"{'':<18}transformer: {flops / 1e9:.2f} GFLOP a call, {per_step * 1e3:.1f} ms a step = "
-                  f"{rate:.1f} GFLOP/s{share}")
-    frames_per_second = frames_count / timed(ours_stages["end to end"], device, 1)[0]
-    print(f"end to end: {frames_per_second:.1f} frames/s; peak memory {peak_memory_gib(device):.2f} GiB")
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"{name}: {frames_count}x{height}x{width}, {args.steps} steps, {args.device} {args.dtype} ({gpu}), "
+          f"torch {torch.__version__}, median of {args.repeats} after one warm-up; seconds per stage")
+    print(f"transformer: {flops / 1e9:.1f} GFLOP a call; 'end' = reconstruct end to end (plain: its 3 stages)")
+    print(f"{'configuration':<31}" + "".join(f"{stage.split()[0]:>9}" for stage in STAGES) + f"{'vs plain':>9}")
+    plain, _ = measure_row("plain diffusers eager", lambda: plain_diffusers(pipeline, video, args.steps), args, flops,
+                           None)
+    _, reference = measure_row("sora3r default", lambda: ours(pipeline, frames, args.steps), args, flops,
+                               plain["end to end"])
+    for label, fast in fast_rows(args):
+        try:
+            pipeline.enable_fast_paths(fast)
+            measure_row(label, lambda: ours(pipeline, frames, args.steps), args, flops, plain["end to end"], reference)
+        except Exception as error:  # a backend this GPU / input does not support: report it and go on
+            print(f"{label:<31}failed: {type(error).__name__}: {str(error).splitlines()[0][:150]}", flush=True)
+        pipeline.enable_fast_paths(FastPaths(compile=pipeline.fast_paths.compile))  # undo the reversible levers
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from sora3r.data.video import adjust_intrinsics, resize_and_crop
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
 from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras
 from sora3r.geometry.stitch import DEFAULT_OVERLAP, blend_shared, robust_sim3, window_starts
+from sora3r.models.fast import FastPaths, attention_context, compile_modules, set_channels_last
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import check_num_frames, decode_latents, encode_latents
@@ -104,6 +105,18 @@ class Sora3RPipeline(DiffusionPipeline):
                               scheduler=scheduler)
         self.register_to_config(num_frames=num_frames, height=height, width=width, squash=squash,
                                 sampler_steps=sampler_steps)
+        self.fast_paths = FastPaths()
+
+    def enable_fast_paths(self, fast_paths: FastPaths) -> "Sora3RPipeline":
+        """Switch on opt-in GPU fast paths (`sora3r.models.fast.FastPaths`: SDPA backend, channels-last VAEs,
+        ``torch.compile``); outputs stay those of the eager path within the dtype's rounding. Channels-last and the
+        attention backend can be switched back off by another call; compilation cannot. Returns the pipeline."""
+        set_channels_last([self.video_vae, self.pointmap_vae], fast_paths.channels_last)
+        if fast_paths.compile is not None and fast_paths.compile != self.fast_paths.compile:
+            compile_modules([self.transformer.transformer, self.video_vae.encoder, self.video_vae.decoder,
+                             self.pointmap_vae.encoder, self.pointmap_vae.decoder], fast_paths.compile)
+        self.fast_paths = fast_paths
+        return self
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None,
@@ -179,8 +192,9 @@ class Sora3RPipeline(DiffusionPipeline):
         """Scaled pointmap latent ``(B, C, t, h, w)`` for a scaled video latent, by Euler steps (no host syncs) over
         the registered scheduler's flow times; ``num_steps`` defaults to the config's ``sampler_steps``."""
         steps = int(num_steps or self.config.sampler_steps)
-        return euler_sample(self.transformer, video_latent.to(self.transformer.dtype), steps, generator,
-                            self.scheduler)
+        with attention_context(self.fast_paths.attention):
+            return euler_sample(self.transformer, video_latent.to(self.transformer.dtype), steps, generator,
+                                self.scheduler)
 
     @torch.inference_mode()
     def predict_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,
@@ -281,7 +295,7 @@ class Sora3RPipeline(DiffusionPipeline):
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
         cameras = recover_cameras(points, weights=confidence, K=known_K)
-        points, cameras = first_camera_world(points, cameras)  # c2w[0] = identity
+        points, cameras = first_camera_world(points, cameras, in_place=True)  # c2w[0] = identity
         depth = cameras.depth
         valid = torch.isfinite(depth) & (depth > 0)
         return Reconstruction(

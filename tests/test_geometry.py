@@ -365,3 +365,17 @@ def test_a_frame_refined_into_the_mirrored_solution_restarts_from_its_neighbour(
         assert relative(estimate.depth, depth) < 1e-3
     else:
         assert float((estimate.depth[3] > 0).float().mean()) < 0.5  # the failure the repair exists for
+
+
+def test_first_camera_world_in_place_equals_the_copy(monkeypatch):
+    from sora3r.geometry import cameras as camera_module
+
+    points = make_clip(19, frames=3)[0]
+    batch = torch.stack([points, points.flip(0)])
+    estimate = recover_cameras(batch)
+    moved, rebased = first_camera_world(batch, estimate)
+    monkeypatch.setattr(camera_module, "PREPARE_CHUNK_PIXELS", 1000)  # several chunks
+    target = batch.clone()
+    moved_in_place, rebased_in_place = first_camera_world(target, estimate, in_place=True)
+    assert moved_in_place.data_ptr() == target.data_ptr()
+    assert torch.allclose(moved_in_place, moved, atol=1e-6) and torch.equal(rebased_in_place.c2w, rebased.c2w)

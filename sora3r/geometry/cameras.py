@@ -34,7 +34,7 @@ SCORE_THRESHOLD = 0.01  # MSAC truncation, as a fraction of (H + W) pixels; also
 # distribution of unit sigma); valid while at least a quarter of the pixels are inliers. It never grows.
 RESIDUAL_QUANTILE = 0.25
 RAYLEIGH_QUANTILE = math.sqrt(-2 * math.log(1 - RESIDUAL_QUANTILE))
-QUANTILE_PIXELS = 4096  # residuals sampled (strided) for that quantile
+QUANTILE_PIXELS = 1024  # residuals sampled (strided) for that quantile (a sort per frame and iteration)
 CAUCHY_C = 2.385  # Cauchy weights 1 / (1 + (r / (c sigma))^2) in the first half of the iterations
 TUKEY_C = 4.685  # then Tukey biweights (1 - (r / (c sigma))^2)^2, zero beyond c sigma (outliers drop out)
 CAUCHY_FRACTION = 0.5
@@ -43,6 +43,7 @@ MIN_RESIDUAL_SCALE = 1e-3  # pixels; floor of sigma so exact data stays well con
 DAMPING = 1e-6  # Levenberg-Marquardt style diagonal damping of the pose blocks
 RANSAC_CHUNK_VALUES = 1 << 22  # hypotheses x score pixels of the frames scored at once (bounds the memory)
 GAUSS_NEWTON_CHUNK_PIXELS = 1 << 19  # fit pixels of the frames refined at once (bounds the memory)
+PREPARE_CHUNK_PIXELS = 1 << 20  # pixels of the frames whose fit data is prepared at once (bounds the memory)
 # Normalised units (points centred and scaled to unit median spread, focal of order one): a point counts as in front
 # of a camera beyond MIN_DEPTH; the focal stays above MIN_FOCAL; TINY guards divisions by spreads and curvatures.
 MIN_DEPTH = 1e-6
@@ -92,25 +93,50 @@ def _fit_grid(height: int, width: int, max_fit_pixels: int, device: torch.device
     return (v * width + u).reshape(-1), torch.stack([u, v], -1).reshape(-1, 2)
 
 
-def _prepare(points: torch.Tensor, weights: torch.Tensor, pixels: torch.Tensor) -> _Frames:
+def _prepare(points: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Centre and scale each frame's points ``(F, n, 3)`` (robustly: median centre, median distance).
 
-    Non-finite points get weight 0; ``pixels`` are the normalised pixel coordinates ``(F, n, 2)``.
+    Returns normalised points ``(F, n, 3)``, weights ``(F, n)`` (0 for non-finite points), centres ``(F, 3)`` and
+    spreads ``(F,)``.
     """
     finite = torch.isfinite(points).all(-1)
     weights = torch.where(finite, weights, 0.0)
     points = torch.where(finite[..., None], points, 0.0)
     used = (weights > 0)[..., None]
     centre = torch.where(used, points, torch.nan).nanmedian(dim=1).values
-    distance = torch.linalg.vector_norm(points - centre[:, None], dim=-1)
+    points = points - centre[:, None]
+    distance = torch.linalg.vector_norm(points, dim=-1)
     spread = torch.where(used[..., 0], distance, torch.nan).nanmedian(dim=1).values.clamp(min=TINY)
-    return _Frames(
-        points=(points - centre[:, None]) / spread[:, None, None],
-        pixels=pixels,
-        weights=weights,
-        centre=centre,
-        spread=spread,
-    )
+    return points / spread[:, None, None], weights, centre, spread
+
+
+def _fit_frames(points: torch.Tensor, weights: torch.Tensor | None, index: torch.Tensor, pixels: torch.Tensor,
+                caller: str) -> _Frames:
+    """The fit data of every frame of ``points (B, T, H, W, 3)`` at the fit pixels ``index (n,)``, whose normalised
+    coordinates per clip are ``pixels (B, n, 2)``; ``weights (B, T, H, W)`` or ``None`` (all ones).
+
+    Frames are prepared a chunk at a time, so what stays per frame is only its fit pixels' normalised points and
+    weights (16 bytes a fit pixel in float32; the pixel coordinates of a single clip are a broadcast view).
+    Raises ValueError (one host sync) if a frame has fewer than ``SAMPLE_SIZE`` usable pixels.
+    """
+    num_clips, num_frames, height, width, _ = points.shape
+    total, count = num_clips * num_frames, index.numel()
+    flat_points = points.reshape(total, height * width, 3)
+    flat_weights = None if weights is None else weights.reshape(total, height * width)
+    frames = _Frames(points=points.new_empty(total, count, 3), weights=points.new_empty(total, count),
+                     centre=points.new_empty(total, 3), spread=points.new_empty(total),
+                     pixels=pixels.expand(total, count, 2) if num_clips == 1 else pixels.repeat_interleave(num_frames, 0))
+    chunk = max(1, PREPARE_CHUNK_PIXELS // (height * width))
+    for first in range(0, total, chunk):
+        part = slice(first, first + chunk)
+        fit_points = flat_points[part].index_select(1, index)
+        fit_weights = (torch.ones_like(fit_points[..., 0]) if flat_weights is None
+                       else flat_weights[part].index_select(1, index).to(points.dtype).clamp(min=0))
+        (frames.points[part], frames.weights[part], frames.centre[part],
+         frames.spread[part]) = _prepare(fit_points, fit_weights)
+    if bool(((frames.weights > 0).sum(1) < SAMPLE_SIZE).any()):
+        raise ValueError(f"{caller}: a frame has fewer than {SAMPLE_SIZE} usable pixels (finite, weight > 0)")
+    return frames
 
 
 def _dlt(points: torch.Tensor, pixels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -166,10 +192,17 @@ def _ransac_init(frames: _Frames, hypotheses: int, threshold: float, generator: 
     """Best-scoring DLT hypothesis per frame -> focal ``(F,)``, rotation ``(F, 3, 3)``, translation ``(F, 3)``.
 
     Frames are scored a chunk at a time, so memory does not grow with the number of frames."""
+    num_frames = frames.points.shape[0]
     chunk = max(1, RANSAC_CHUNK_VALUES // (hypotheses * SCORE_PIXELS))
-    parts = [_ransac_chunk(frames[first:first + chunk], hypotheses, threshold, generator)
-             for first in range(0, frames.points.shape[0], chunk)]
-    return tuple(torch.cat(values) for values in zip(*parts))
+    # The results go into tensors made before the loop: small tensors kept between one chunk's large temporaries and
+    # the next would pin the allocator's heap, which then grows with the number of frames (glibc malloc).
+    focal = frames.points.new_empty(num_frames)
+    rotation = frames.points.new_empty(num_frames, 3, 3)
+    translation = frames.points.new_empty(num_frames, 3)
+    for first in range(0, num_frames, chunk):
+        part = slice(first, first + chunk)
+        focal[part], rotation[part], translation[part] = _ransac_chunk(frames[part], hypotheses, threshold, generator)
+    return focal, rotation, translation
 
 
 def _ransac_chunk(frames: _Frames, hypotheses: int, threshold: float, generator: torch.Generator):
@@ -200,13 +233,22 @@ def _ransac_chunk(frames: _Frames, hypotheses: int, threshold: float, generator:
 
 
 def _skew_exp(omega: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices ``exp([omega]_x)`` ``(..., 3, 3)`` for axis-angle vectors ``(..., 3)``."""
+    """Rotation matrices ``exp([omega]_x)`` ``(..., 3, 3)`` for axis-angle vectors ``(..., 3)``, by Rodrigues' formula
+    ``I + a [w]_x + b [w]_x^2`` with ``a = sin(theta) / theta``, ``b = (1 - cos(theta)) / theta^2`` (Taylor series
+    below ``theta = 1e-2``, exact to the dtype there): elementwise, with none of ``matrix_exp``'s host syncs."""
     zero = torch.zeros_like(omega[..., 0])
     skew = torch.stack(
         [zero, -omega[..., 2], omega[..., 1], omega[..., 2], zero, -omega[..., 0], -omega[..., 1], omega[..., 0], zero],
         -1,
     ).reshape(*omega.shape[:-1], 3, 3)
-    return torch.linalg.matrix_exp(skew)
+    theta2 = omega.square().sum(-1)
+    theta = theta2.sqrt()
+    small = theta < 1e-2
+    safe = torch.where(small, 1.0, theta)
+    a = torch.where(small, 1 - theta2 / 6 * (1 - theta2 / 20), torch.sin(safe) / safe)
+    b = torch.where(small, 0.5 - theta2 / 24 * (1 - theta2 / 30), (1 - torch.cos(safe)) / safe.square())
+    eye = torch.eye(3, dtype=omega.dtype, device=omega.device)
+    return eye + a[..., None, None] * skew + b[..., None, None] * (skew @ skew)
 
 
 def _robust_weights(error: torch.Tensor, considered: torch.Tensor, scale: torch.Tensor, cauchy: bool,
@@ -231,18 +273,18 @@ def _robust_weights(error: torch.Tensor, considered: torch.Tensor, scale: torch.
 
 
 def _normal_equations(f: torch.Tensor, camera: torch.Tensor, pu: torch.Tensor, pv: torch.Tensor,
-                      in_front: torch.Tensor, residual: torch.Tensor,
+                      in_front: torch.Tensor, residual_u: torch.Tensor, residual_v: torch.Tensor,
                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted Gauss-Newton system ``(J^T W J (F, 7, 7), J^T W r (F, 7))`` of the reprojection residuals
-    ``(F, 2n)`` over each frame's rotation (left-multiplied axis-angle), translation and the focal."""
+    ``(F, n)`` in u and v over each frame's rotation (left-multiplied axis-angle), translation and the focal."""
     inv_z = f / torch.where(in_front, camera[..., 2], 1.0)
     zero = torch.zeros_like(pu)
     jac_u = torch.stack([-f * pu * pv, f * (1 + pu.square()), -f * pv, inv_z, zero, -inv_z * pu, pu], -1)
     jac_v = torch.stack([-f * (1 + pv.square()), f * pu * pv, f * pu, zero, inv_z, -inv_z * pv, pv], -1)
-    jac = torch.cat([jac_u, jac_v], 1)  # (F, 2n, 7): rotation, translation, focal
-    weighted = jac * torch.cat([weight, weight], 1)[..., None]
-    hessian = weighted.transpose(1, 2) @ jac  # (F, 7, 7)
-    gradient = (weighted.transpose(1, 2) @ residual[..., None])[..., 0]  # (F, 7)
+    # (F, n, 7) each: rotation, translation, focal; J^T W J summed over the u and v rows without concatenating them
+    weighted_u, weighted_v = (jac_u * weight[..., None]).transpose(1, 2), (jac_v * weight[..., None]).transpose(1, 2)
+    hessian = weighted_u @ jac_u + weighted_v @ jac_v  # (F, 7, 7)
+    gradient = (weighted_u @ residual_u[..., None] + weighted_v @ residual_v[..., None])[..., 0]  # (F, 7)
     return hessian, gradient
 
 
@@ -261,7 +303,7 @@ def _frame_equations(frames: _Frames, f: torch.Tensor, rotation: torch.Tensor, t
     considered = in_front & (frames.weights > 0)
     robust, scale = _robust_weights(error, considered, scale, cauchy, min_scale)
     weight = frames.weights * in_front * robust
-    hessian, gradient = _normal_equations(f, camera, pu, pv, in_front, torch.cat([res_u, res_v], 1), weight)
+    hessian, gradient = _normal_equations(f, camera, pu, pv, in_front, res_u, res_v, weight)
     inlier_fraction = ((error < max_scale) & considered).sum(1) / considered.sum(1).clamp(min=1)
     return hessian, gradient, scale, inlier_fraction
 
@@ -308,15 +350,24 @@ def _gauss_newton(
     frames_per_clip = num_frames // num_clips
     chunk = max(1, GAUSS_NEWTON_CHUNK_PIXELS // num_pixels)
     scale = torch.full((num_frames,), max_scale, dtype=focal.dtype, device=focal.device)
+    # Per-frame results of the chunks, made once: small tensors made between one chunk's large temporaries and the next
+    # would pin the allocator's heap, which then grows with the number of frames (glibc malloc).
+    equations = (focal.new_empty(num_frames, 7, 7), focal.new_empty(num_frames, 7), scale,
+                 focal.new_empty(num_frames)) if num_frames > chunk else None
     for step in range(iterations):
         f = focal.repeat_interleave(frames_per_clip)[:, None]  # (F, 1)
-        parts = [
-            _frame_equations(frames[first:first + chunk], f[first:first + chunk], rotation[first:first + chunk],
-                             translation[first:first + chunk], scale[first:first + chunk],
-                             step < iterations * CAUCHY_FRACTION, min_scale, max_scale)
-            for first in range(0, num_frames, chunk)
-        ]
-        hessian, gradient, scale, inlier_fraction = (torch.cat(values) for values in zip(*parts))
+        cauchy = step < iterations * CAUCHY_FRACTION
+        if equations is None:  # one chunk: no copies
+            hessian, gradient, scale, inlier_fraction = _frame_equations(frames, f, rotation, translation, scale,
+                                                                         cauchy, min_scale, max_scale)
+        else:
+            for first in range(0, num_frames, chunk):
+                part = slice(first, first + chunk)
+                results = _frame_equations(frames[part], f[part], rotation[part], translation[part], scale[part],
+                                           cauchy, min_scale, max_scale)
+                for out, value in zip(equations, results):
+                    out[part] = value
+            hessian, gradient, scale, inlier_fraction = equations
         steers_focal = None
         if estimate_focal:
             # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
@@ -359,20 +410,13 @@ def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> 
     dtype = points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
     device = points.device
     points = points.to(dtype)
-    if weights is None:
-        weights = torch.ones(points.shape[:-1], dtype=dtype, device=device)
-    if weights.shape != points.shape[:-1]:
+    if weights is not None and weights.shape != points.shape[:-1]:
         raise ValueError(f"{caller}: weights {tuple(weights.shape)} do not match points {tuple(points.shape)}")
-
     index, grid = _fit_grid(height, width, max_fit_pixels, device)
-    fit_points = points.reshape(num_clips * num_frames, height * width, 3)[:, index]
-    fit_weights = weights.to(dtype).clamp(min=0).reshape(num_clips * num_frames, height * width)[:, index]
-    usable = (fit_weights > 0) & torch.isfinite(fit_points).all(-1)
-    if bool((usable.sum(1) < SAMPLE_SIZE).any()):
-        raise ValueError(f"{caller}: a frame has fewer than {SAMPLE_SIZE} usable pixels (finite, weight > 0)")
 
     if K is not None:
-        # Known intrinsics: normalised camera coordinates, focal fixed at 1.
+        # Known intrinsics: normalised camera coordinates, focal fixed at 1 (the mean fx read where K was given).
+        mean_scale = float(K.reshape(-1, 3, 3)[:, 0, 0].double().mean())
         K = K.to(device=device, dtype=dtype).expand(num_clips, 3, 3)
         centre = K[:, :2, 2]
         pixel_scale = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)
@@ -384,12 +428,12 @@ def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> 
         if centre.shape != (2,):
             raise ValueError(f"{caller}: principal_point must be (cx, cy), got shape {tuple(centre.shape)}")
         centre = centre.expand(num_clips, 2)
-        pixel_scale = torch.full((num_clips, 2), (height + width) / 2, dtype=dtype, device=device)
+        mean_scale = (height + width) / 2
+        pixel_scale = torch.full((num_clips, 2), mean_scale, dtype=dtype, device=device)
     centred = (grid.to(dtype) - centre[:, None]) / pixel_scale[:, None]  # (B, n, 2)
-    mean_scale = float(pixel_scale[:, 0].mean())
     return _Problem(
         points=points,
-        frames=_prepare(fit_points, fit_weights, centred.repeat_interleave(num_frames, 0)),
+        frames=_fit_frames(points, weights, index, centred, caller),
         known_K=K,
         principal_point=centre,
         pixel_scale=pixel_scale,
@@ -516,7 +560,8 @@ def _repair_failed_frames(problem: _Problem, focal: torch.Tensor, rotation: torc
     return rotation, translation
 
 
-def first_camera_world(points: torch.Tensor, cameras: CameraEstimate) -> tuple[torch.Tensor, CameraEstimate]:
+def first_camera_world(points: torch.Tensor, cameras: CameraEstimate,
+                       in_place: bool = False) -> tuple[torch.Tensor, CameraEstimate]:
     """Re-express pointmaps and the cameras recovered from them in the frame of the first recovered camera.
 
     A model predicts points in its own idea of the first camera's frame; the camera fit of those same points puts
@@ -527,14 +572,23 @@ def first_camera_world(points: torch.Tensor, cameras: CameraEstimate) -> tuple[t
     Args:
         points: ``(T, H, W, 3)`` or ``(B, T, H, W, 3)`` pointmaps in the world the cameras were recovered in.
         cameras: :class:`CameraEstimate` of those points (`recover_cameras`).
+        in_place: move ``points`` itself (a chunk of pixels at a time) instead of a copy, so a long video's
+            pointmaps are never held twice; ``points`` must then be contiguous.
     Returns:
         ``(points, cameras)`` with ``cameras.c2w[..., 0, :, :]`` exactly the identity.
     """
     world_to_first = invert_rigid(cameras.c2w[..., 0, :, :])  # (..., 4, 4)
     c2w = world_to_first.unsqueeze(-3) @ cameras.c2w
     c2w[..., 0, :, :] = torch.eye(4, dtype=c2w.dtype, device=c2w.device)
-    moved = transform_points(world_to_first.to(points.dtype), points.flatten(-4, -2)).reshape(points.shape)
-    return moved, replace(cameras, c2w=c2w)
+    transform = world_to_first.to(points.dtype)
+    if not in_place:
+        moved = transform_points(transform, points.flatten(-4, -2)).reshape(points.shape)
+        return moved, replace(cameras, c2w=c2w)
+    flat = points.view(*points.shape[:-4], -1, 3)
+    for first in range(0, flat.shape[-2], PREPARE_CHUNK_PIXELS):
+        part = flat[..., first:first + PREPARE_CHUNK_PIXELS, :]
+        part.copy_(transform_points(transform, part))
+    return points, replace(cameras, c2w=c2w)
 
 
 def linear_cameras(
