@@ -87,6 +87,7 @@ def test_two_processes_train_on_the_one_process_batches_with_close_losses(runs):
     root, (one,), two = runs
     assert [r["num_processes"] for r in two] == [2, 2] and [r["process_index"] for r in two] == [0, 1]
     assert one["num_processes"] == 1 and one["summary"]["step"] == two[0]["summary"]["step"] == STEPS
+    assert [r["process_group_left"] for r in two] == [True, True]  # no destroy_process_group warning at exit
     for single, first, second in zip(one["steps"], two[0]["steps"], two[1]["steps"], strict=True):
         assert single["step"] == first["step"] == second["step"]
         assert first["clips"] + second["clips"] == single["clips"]  # rank 0 takes the first half of the batch
