@@ -93,8 +93,8 @@ train c_stage1_one 1 0 "${STAGE1[@]}" --data-workers 2 &
 first=$!
 train c_stage2_one 1 1 "${STAGE2[@]}" --data-workers 2 &
 wait "$first" $!
+train c_stage2_two 2 0,1 "${STAGE2[@]}" --data-workers 2  # the 1.69 B model first: if the budget runs out, stage 1 goes
 train c_stage1_two 2 0,1 "${STAGE1[@]}" --data-workers 2
-train c_stage2_two 2 0,1 "${STAGE2[@]}" --data-workers 2
 
 [ -n "$smi" ] && kill "$smi"
 for log in "$WORK"/*.log; do echo "== $(basename "$log")"; tr '\r' '\n' < "$log" | tail -n 15; done > "$OUT/logs.txt"
