@@ -137,6 +137,23 @@ def test_two_process_checkpoint_resumes_in_one_process(runs, tmp_path, mode):
 
 
 @pytest.mark.slow
+def test_one_process_checkpoint_resumes_in_two_processes(runs, tmp_path):
+    root, _, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(root / "one", run)
+    saved = weights_hash(load_file(run / "state" / "model.safetensors"))
+    resumed = launch(2, run, tmp_path / "record", root, RESUMED_STEPS, "--resume")
+
+    assert [r["summary"]["resumed_from"] for r in resumed] == ["full", "full"]
+    assert [s["step"] for s in resumed[0]["steps"]] == list(range(STEPS, RESUMED_STEPS))
+    assert resumed[0]["steps"][0]["weights"] == resumed[1]["steps"][0]["weights"] == saved
+    assert resumed[0]["final_ema_weights"] == resumed[1]["final_ema_weights"]
+    log = loss_log(run)
+    assert [r["step"] for r in log] == list(range(1, RESUMED_STEPS + 1)) and log[:STEPS] == loss_log(root / "one")
+    assert max(r["loss"] for r in log[STEPS:]) < 1.5 * log[0]["loss"]
+
+
+@pytest.mark.slow
 def test_two_simulated_nodes_train_checkpoint_and_resume_like_two_local_processes(runs, tmp_path):
     """Two launchers with --nnodes 2 on one host train exactly the run two processes of one launcher train (same
     clips, noise draws and weights at every step), then resume from their own checkpoint as two nodes again."""
