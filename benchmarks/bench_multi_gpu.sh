@@ -13,6 +13,7 @@
 #   DRY_RUN=1 benchmarks/bench_multi_gpu.sh     CPU check of the whole script: gloo, tiny sizes, a few steps
 # Needs accelerate, and diffusers + tyro importable (PYTHONPATH); the training never reads video.
 set -uo pipefail
+cd "$(dirname "$0")/.."
 OUT=${OUT:-out/multi_gpu}
 WORK=${WORK:-/tmp/bench_multi_gpu}
 DRY=${DRY_RUN:-0}
