@@ -2,7 +2,8 @@
 
 Usage: ``torchrun --nproc_per_node 2 tests/distributed_driver.py --record DIR -- <sora3r train dit options>``.
 Trains on the default synthetic source; writes ``DIR/rank{r}.json`` with, per step, the SHA-256 of each clip of
-the batch and of the raw transformer weights at the start of the step, and of the EMA weights the run ends with.
+the batch and of the raw transformer weights at the start of the step, of the EMA weights the run ends with, and
+whether the process has left the launcher's process group when training returns.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def main() -> None:
     state = PartialState()
     args.record.mkdir(parents=True, exist_ok=True)
     record = {"process_index": state.process_index, "num_processes": state.num_processes, "summary": summary,
-              "steps": steps, "final_ema_weights": weights_hash(stages[0].model.state_dict())}
+              "steps": steps, "final_ema_weights": weights_hash(stages[0].model.state_dict()),
+              "process_group_left": not torch.distributed.is_initialized()}
     (args.record / f"rank{state.process_index}.json").write_text(json.dumps(record, indent=1))
 
 

@@ -87,6 +87,7 @@ def test_two_processes_train_on_the_one_process_batches_with_close_losses(runs):
     root, (one,), two = runs
     assert [r["num_processes"] for r in two] == [2, 2] and [r["process_index"] for r in two] == [0, 1]
     assert one["num_processes"] == 1 and one["summary"]["step"] == two[0]["summary"]["step"] == STEPS
+    assert [r["process_group_left"] for r in two] == [True, True]  # no destroy_process_group warning at exit
     for single, first, second in zip(one["steps"], two[0]["steps"], two[1]["steps"], strict=True):
         assert single["step"] == first["step"] == second["step"]
         assert first["clips"] + second["clips"] == single["clips"]  # rank 0 takes the first half of the batch
@@ -132,6 +133,23 @@ def test_two_process_checkpoint_resumes_in_one_process(runs, tmp_path, mode):
     assert [r["step"] for r in log] == list(range(1, RESUMED_STEPS + 1))
     assert log[:STEPS] == loss_log(root / "two")
     assert all(math.isfinite(r["loss"]) for r in log)
+    assert max(r["loss"] for r in log[STEPS:]) < 1.5 * log[0]["loss"]
+
+
+@pytest.mark.slow
+def test_one_process_checkpoint_resumes_in_two_processes(runs, tmp_path):
+    root, _, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(root / "one", run)
+    saved = weights_hash(load_file(run / "state" / "model.safetensors"))
+    resumed = launch(2, run, tmp_path / "record", root, RESUMED_STEPS, "--resume")
+
+    assert [r["summary"]["resumed_from"] for r in resumed] == ["full", "full"]
+    assert [s["step"] for s in resumed[0]["steps"]] == list(range(STEPS, RESUMED_STEPS))
+    assert resumed[0]["steps"][0]["weights"] == resumed[1]["steps"][0]["weights"] == saved
+    assert resumed[0]["final_ema_weights"] == resumed[1]["final_ema_weights"]
+    log = loss_log(run)
+    assert [r["step"] for r in log] == list(range(1, RESUMED_STEPS + 1)) and log[:STEPS] == loss_log(root / "one")
     assert max(r["loss"] for r in log[STEPS:]) < 1.5 * log[0]["loss"]
 
 

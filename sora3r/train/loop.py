@@ -253,7 +253,9 @@ def run_stage(build_stage, config: TrainConfig, data_source: DataSource | None =
         data_source = synthetic_source(config.num_frames, config.height, config.width, accelerator.device,
                                        accelerator.process_index, accelerator.num_processes, config.data_workers,
                                        config.synthetic)
-    return train(stage, config, data_source, accelerator)
+    summary = train(stage, config, data_source, accelerator)
+    accelerator.end_training()  # leaves the launcher's process group (a no-op in a single process)
+    return summary
 
 
 def step_generator(seed: int, step: int, process_index: int, device: torch.device) -> torch.Generator:
@@ -426,11 +428,21 @@ def _run_steps(stage: Stage, run: _Training, config: TrainConfig, data_source: D
     return step, stopped_early, last_loss
 
 
+def _peak_memory_gib(accelerator: Accelerator) -> float | None:
+    """The largest ``torch.cuda.max_memory_allocated`` of any process so far, in GiB (``None`` off CUDA)."""
+    if accelerator.device.type != "cuda":
+        return None
+    peak = torch.tensor(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, device=accelerator.device)
+    return round(float(accelerator.reduce(peak, "max")), 2)
+
+
 def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerator: Accelerator) -> dict:
     """Run (or resume) a stage until ``config.steps`` or ``config.max_minutes``; returns a summary dict.
 
     Checkpoints are written every ``checkpoint_every`` steps and at the end; ``stage.model`` then takes
-    the EMA weights, ``stage.finalize`` runs and the result is saved to ``output/model/``.
+    the EMA weights, ``stage.finalize`` runs and the result is saved to ``output/model/``. The summary's
+    ``peak_memory_gib`` is the training steps' peak of ``torch.cuda.max_memory_allocated`` over all processes (before
+    the final checkpoint and ``finalize``; ``None`` off CUDA).
     """
     started = time.monotonic()
     folder = _RunFolder(Path(config.output))
@@ -448,6 +460,7 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
     if run.start_step > 0 and hasattr(stage, "resume"):
         stage.resume(data_source, run.start_step, config.batch_size)
     step, stopped_early, last_loss = _run_steps(stage, run, config, data_source, folder, accelerator, started)
+    peak_memory = _peak_memory_gib(accelerator)
     _save_checkpoints(run, step, config, folder, accelerator)
     run.ema.copy_to(run.model.parameters())
     run.model.eval()
@@ -461,4 +474,4 @@ def train(stage: Stage, config: TrainConfig, data_source: DataSource, accelerato
         _replace_dir(tmp, folder.final)
     accelerator.wait_for_everyone()
     return {"step": step, "loss": last_loss, "finished": not stopped_early, "resumed_from": resume_from,
-            "seconds": time.monotonic() - started}
+            "seconds": time.monotonic() - started, "peak_memory_gib": peak_memory}
