@@ -5,8 +5,8 @@
 Writes ``OUT_DIR/depth_lady_running.png`` (the handheld lady-running clip, all its frames: windows are stitched) and
 ``OUT_DIR/depth_icl.png`` (the ICL-NUIM living room, all 211 frames, with its ground-truth depth). Reads the public
 test data from ``../shared/data`` beside the repository (or ``$SORA3R_SHARED_DATA``). Each depth row uses one colour
-scale for the whole sequence (5th-95th percentile of the valid depths, near = bright), so a model that predicts the
-same gradient for every frame shows it.
+scale for the whole sequence (`sora3r.viz.depth`: 2nd-98th percentile of the valid depths, near = bright), so a model
+that predicts the same gradient for every frame shows it.
 """
 
 from __future__ import annotations
@@ -22,23 +22,15 @@ SHARED = Path(os.environ.get("SORA3R_SHARED_DATA", Path(__file__).resolve().pare
 COLUMNS = 6
 
 
-def colourise(depth: np.ndarray, valid: np.ndarray, low: float, high: float) -> np.ndarray:
-    """``uint8 (H, W, 3)`` inverse-depth colours (turbo, near = warm) of one depth map on a fixed range."""
-    import matplotlib
-
-    inverse = 1.0 / np.clip(depth, low, high)
-    unit = (inverse - 1.0 / high) / (1.0 / low - 1.0 / high)
-    rgb = matplotlib.colormaps["turbo"](unit)[..., :3]
-    rgb[~valid] = 0.0
-    return (rgb * 255).round().astype(np.uint8)
-
-
 def depth_rows(depths: list[np.ndarray], valids: list[np.ndarray]) -> list[list[np.ndarray]]:
-    """Colourise every depth sequence ``(N, H, W)`` on its own fixed range."""
+    """Colour every depth sequence ``(N, H, W)`` on its own fixed range (`sora3r.viz.depth`, the colours of
+    ``depth.mp4`` and the demo)."""
+    from sora3r.viz.depth import colorize_depth, depth_range
+
     rows = []
     for depth, valid in zip(depths, valids):
-        low, high = np.percentile(depth[valid], [5, 95])
-        rows.append([colourise(d, v, low, high) for d, v in zip(depth, valid)])
+        near, far = depth_range(depth, valid)
+        rows.append(list(colorize_depth(depth, near, far, valid)))
     return rows
 
 
