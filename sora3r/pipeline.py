@@ -30,7 +30,7 @@ from tqdm import tqdm
 from sora3r.data.video import adjust_intrinsics, resize_and_crop
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
 from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras
-from sora3r.geometry.stitch import DEFAULT_OVERLAP, blend_shared, robust_sim3, window_starts
+from sora3r.geometry.stitch import DEFAULT_OVERLAP, MIN_DISTANCE, blend_shared, robust_sim3, window_starts
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import check_num_frames, decode_latents, encode_latents
@@ -43,8 +43,8 @@ MODEL_FILES = ("model_index.json", "video_vae/config.json", "pointmap_vae/config
 _HUB_FILES = ["model_index.json", "*/*.json", "*/*.safetensors"]
 _HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # owner/name, as the Hugging Face Hub spells repository ids
-# Spread of the samples (in the window's normalised points, whose mean distance to the first camera is 1) at which the
-# confidence is 1/2: confidence = 1 / (1 + spread / SPREAD_AT_HALF_CONFIDENCE).
+# Relative spread of the aligned samples (see `combine_samples`) at which the confidence is 1/2:
+# confidence = 1 / (1 + spread / SPREAD_AT_HALF_CONFIDENCE).
 SPREAD_AT_HALF_CONFIDENCE = 0.05
 
 
@@ -77,6 +77,37 @@ def check_model_folder(folder: Path) -> None:
                   (index.get("transformer") or [None, None])[-1]):
         if found != expected:
             raise ValueError(f"{folder / 'transformer'}: not a sora3r joint-latent transformer (found {found})")
+
+
+def combine_samples(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pointmaps and a per-pixel confidence from N samples of one window (benchmarks/bench_confidence.py measured the
+    choices; README, "Confidence").
+
+    Each sample is first brought onto the samples' mean by the robust Sim(3) of window stitching
+    (`sora3r.geometry.stitch.robust_sim3`): samples that differ as a whole (scale, a slight turn) differ in a way the
+    Sim(3)-aligned point error and the per-frame camera fit ignore, and without this step that disagreement, largest
+    far away, swamps the local one. The spread is then the norm of the aligned samples' per-pixel standard deviation
+    over the distance of their mean from the window's first camera (a relative spread, as the stitching fit and the
+    reprojection error of camera recovery weigh a point), and the confidence ``1 / (1 + spread /
+    SPREAD_AT_HALF_CONFIDENCE)``.
+
+    Args:
+        samples: ``float (N, T, H, W, 3)``, N >= 2, finite scale-free world-frame pointmaps of one window.
+    Returns:
+        ``(points float (T, H, W, 3), confidence float (T, H, W) in (0, 1])``: the mean of the aligned samples and
+        its confidence.
+    Raises:
+        ValueError: fewer than 2 samples, or a shape other than ``(N, T, H, W, 3)``.
+    """
+    if samples.ndim != 5 or samples.shape[0] < 2 or samples.shape[-1] != 3:
+        raise ValueError(f"combine_samples: need samples (N >= 2, T, H, W, 3), got {tuple(samples.shape)}")
+    target = samples.mean(0).reshape(-1, 3).double()
+    aligned = torch.stack([apply_sim3(*(value.to(sample.dtype) for value in
+                                        robust_sim3(sample.reshape(-1, 3).double(), target)), sample)
+                           for sample in samples])
+    points = aligned.mean(0)
+    spread = aligned.std(0, unbiased=False).norm(dim=-1) / points.norm(dim=-1).clamp_min(MIN_DISTANCE)
+    return points, 1.0 / (1.0 + spread / SPREAD_AT_HALF_CONFIDENCE)
 
 
 class Sora3RPipeline(DiffusionPipeline):
@@ -191,9 +222,8 @@ class Sora3RPipeline(DiffusionPipeline):
 
         Returns:
             ``(points float (T, H, W, 3), confidence float (T, H, W) or None)``: with ``num_samples > 1`` the mean of
-            that many samples (drawn in one batch) and ``1 / (1 + spread / SPREAD_AT_HALF_CONFIDENCE)``, where spread
-            is the norm of the samples' per-pixel standard deviation (in the window's normalised points, so far
-            points, whose errors are largest, spread most); with one sample, that sample and ``None``.
+            that many samples (drawn in one batch, from independent initial noise) and their confidence, both from
+            `combine_samples`; with one sample, that sample and ``None``.
         Raises:
             ValueError: the model produced NaN or infinite points (broken weights, or an overflow).
         """
@@ -204,19 +234,14 @@ class Sora3RPipeline(DiffusionPipeline):
         pointmap_latent = self.sample_pointmap_latent(video_latent, num_steps, generator)
         decoded = decode_latents(self.pointmap_vae, pointmap_latent).float().permute(0, 2, 3, 4, 1)  # (N, T, H, W, 3)
         samples = self.target.decode(decoded)
-        confidence = None
-        if num_samples > 1:
-            spread = samples.std(dim=0, unbiased=False).norm(dim=-1)
-            confidence = 1.0 / (1.0 + spread / SPREAD_AT_HALF_CONFIDENCE)
-        points = samples.mean(dim=0)
-        finite = torch.isfinite(points).all(dim=-1)
+        finite = torch.isfinite(samples).all(dim=-1).all(dim=0)
         if not finite.all():
             # One check per window (a host sync, but after the sampling loop): NaN weights or an overflow in
             # reduced precision poison the Sim(3) fusion and the camera recovery of every later frame.
             source = f"{self.name_or_path}: " if self.name_or_path else ""
             raise ValueError(f"{source}the model produced NaN/infinite points ({int((~finite).sum())} of "
                              f"{finite.numel()} pixels): broken weights, or an overflow in {self.transformer.dtype}")
-        return points, confidence
+        return (samples[0], None) if num_samples == 1 else combine_samples(samples)
 
     def _fused_pointmaps(self, frames: torch.Tensor, starts: list[int], num_steps: int | None, seed: int,
                          num_samples: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
