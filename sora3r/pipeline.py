@@ -214,18 +214,15 @@ class Sora3RPipeline(DiffusionPipeline):
                             self.scheduler)
 
     @torch.inference_mode()
-    def predict_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,
-                          generator: torch.Generator | None = None,
-                          num_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """World-frame (= frame-0 camera), unit-mean-distance pointmaps of exactly one window ``uint8 (T, H, W, 3)`` at
-        the model's clip shape.
+    def sample_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,
+                         generator: torch.Generator | None = None, num_samples: int = 1) -> torch.Tensor:
+        """``num_samples`` world-frame (= frame-0 camera), unit-mean-distance pointmaps ``float (N, T, H, W, 3)`` of
+        exactly one window ``uint8 (T, H, W, 3)`` at the model's clip shape, drawn in one batch from independent initial
+        noise (the Euler sampler adds no noise after it).
 
-        Returns:
-            ``(points float (T, H, W, 3), confidence float (T, H, W) or None)``: with ``num_samples > 1`` the mean of
-            that many samples (drawn in one batch, from independent initial noise) and their confidence, both from
-            `combine_samples`; with one sample, that sample and ``None``.
         Raises:
-            ValueError: the model produced NaN or infinite points (broken weights, or an overflow).
+            ValueError: ``num_samples < 1``, or the model produced NaN or infinite points (broken weights, or an
+                overflow).
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -241,6 +238,21 @@ class Sora3RPipeline(DiffusionPipeline):
             source = f"{self.name_or_path}: " if self.name_or_path else ""
             raise ValueError(f"{source}the model produced NaN/infinite points ({int((~finite).sum())} of "
                              f"{finite.numel()} pixels): broken weights, or an overflow in {self.transformer.dtype}")
+        return samples
+
+    @torch.inference_mode()
+    def predict_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,
+                          generator: torch.Generator | None = None,
+                          num_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pointmaps of exactly one window ``uint8 (T, H, W, 3)`` at the model's clip shape (`sample_pointmaps`).
+
+        Returns:
+            ``(points float (T, H, W, 3), confidence float (T, H, W) or None)``: with ``num_samples > 1`` the mean of
+            that many samples and their confidence (`combine_samples`); with one sample, that sample and ``None``.
+        Raises:
+            ValueError: as `sample_pointmaps`.
+        """
+        samples = self.sample_pointmaps(frames, num_steps, generator, num_samples)
         return (samples[0], None) if num_samples == 1 else combine_samples(samples)
 
     def _fused_pointmaps(self, frames: torch.Tensor, starts: list[int], num_steps: int | None, seed: int,
