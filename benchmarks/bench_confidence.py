@@ -10,8 +10,8 @@ is drawn once (`Sora3RPipeline.sample_pointmaps`, one batch) and the first N of 
 - Spearman rank correlation between the spread (1 - confidence) and the per-pixel point error (the combined points
   Sim(3)-aligned to the truth by Umeyama, distance to the true point over the mean true distance; valid pixels), and
   against the relative error (that distance over the true point's distance). A confidence that ranks errors has a
-  positive correlation here. ``raw``: the same for the spread before the samples are aligned to their mean (the plain
-  per-pixel standard deviation of the samples over the mean's distance), which the pipeline used before.
+  positive correlation here. ``raw``: the same for the spread of the samples as drawn, not aligned to their mean (the
+  norm of their per-pixel standard deviation), which the pipeline used before.
 - ATE (Umeyama on camera centres, `sora3r.eval.quick.centre_ate`) of `recover_cameras` on the combined points weighted
   by the confidence (what `reconstruct` does) against unweighted.
 - Seconds of `reconstruct` for one window with 1 and with each N samples on the first clip (after a warm-up, best of
@@ -54,7 +54,7 @@ def clip_rows(pipeline: Sora3RPipeline, index: int, counts: list[int], device: s
     rows = []
     for count in counts:
         points, confidence = combine_samples(samples[:count])
-        raw = samples[:count].std(0, unbiased=False).norm(dim=-1) / samples[:count].mean(0).norm(dim=-1)
+        raw = samples[:count].std(0, unbiased=False).norm(dim=-1)
         error, relative = point_errors(points, gt, seq.valid)
         spread, raw = (1 - confidence)[seq.valid], raw[seq.valid]
         weighted = recover_cameras(points.to(device), weights=confidence.to(device)).c2w.cpu()
