@@ -181,7 +181,7 @@ def test_a_reconstruction_through_the_page(page, tmp_path):
     """Sample clip, stride 2 (17 frames, one window), 2 samples: the summary, the depth video, the camera path, the 3D
     scene, the confidence map and all five downloads appear; the downloaded npz holds the confidence."""
     empty = _element_pixels(page)
-    stride, samples, min_confidence = 2, 2, 0.5
+    stride, samples, min_confidence = 2, 2, 0.3
     _use_sample(page, stride, samples, min_confidence)
     page.click("#run-button")
     page.wait_for_selector("#downloads a[href]", timeout=RUN_TIMEOUT_MS)
@@ -189,7 +189,7 @@ def test_a_reconstruction_through_the_page(page, tmp_path):
     num_frames = len(range(0, SAMPLE_CONFIG.num_frames, stride))
     assert f"{num_frames} frames" in summary and f"stride {stride}" in summary, summary
     assert f"{samples} samples" in summary and "mean confidence 0." in summary, summary
-    assert "of the points at or above 0.5" in summary, summary
+    assert f"of the points at or above {min_confidence:g}" in summary, summary
     screenshot = _check_results_shown(page, empty)
     Image.fromarray(screenshot.astype(np.uint8)).save(tmp_path / "app.png")
     if os.environ.get("SORA3R_DOCS_SCREENSHOTS"):
