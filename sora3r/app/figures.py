@@ -1,64 +1,49 @@
 """What the app shows besides the exports: a colourised depth video next to the input and a confidence-map figure.
 
-Matplotlib (Agg, no pyplot state) and `sora3r.data.video.write_video`; no Gradio here, so these are plain functions.
+Depth takes the package's one colouring (`sora3r.viz.depth`); matplotlib (Agg, no pyplot state) draws the confidence
+figure and `sora3r.data.video.write_video` writes the video; no Gradio here, so these are plain functions.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sora3r.data.video import write_video
+from sora3r.viz.depth import colorize_depth, depth_range
 
-DEPTH_COLORMAP = "turbo"  # near = red, far = blue (on inverse depth)
 CONFIDENCE_COLORMAP = "viridis"
 
 
-def colourise_depth(depth: torch.Tensor, valid: torch.Tensor | None = None,
-                    percentiles: tuple[float, float] = (2.0, 98.0)) -> np.ndarray:
-    """Depth maps as colour pictures with one colour scale for the whole clip.
+def depth_video_frames(rgb: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor | None, zoom: int = 4) -> np.ndarray:
+    """The frames of the app's depth video: the input (left) next to its depth (right) coloured by
+    `sora3r.viz.depth.colorize_depth` (inverse depth, ``inferno``: bright = near, dark = far, invalid black) over one
+    near/far range for the whole clip (`sora3r.viz.depth.depth_range`), the colours of ``depth.mp4`` and the demo.
 
     Args:
-        depth: ``float (T, H, W)`` z-depth (any unit).
-        valid: ``bool (T, H, W)`` pixels to colour (default: finite, positive depth); the others are black.
-        percentiles: inverse depth at these percentiles of the valid pixels maps to the ends of the colour map,
-            so a few far or near outliers do not flatten the picture.
+        rgb: ``uint8 (T, H, W, 3)`` frames the depth belongs to; depth ``float (T, H, W)``; valid ``bool (T, H, W)``
+            or ``None`` (finite, positive depth).
+        zoom: each pixel becomes ``zoom x zoom`` pixels (nearest), so a 64x96 model output is not blurred by the
+            browser's scaling.
     Returns:
-        ``uint8 (T, H, W, 3)``: `DEPTH_COLORMAP` of inverse depth, near red, far blue.
+        ``uint8 (T, zoom H, 2 zoom W, 3)``.
+    Raises:
+        ValueError: no pixel has a valid depth.
     """
-    depth = depth.detach().cpu().double().numpy()
-    good = np.isfinite(depth) & (depth > 0)
-    if valid is not None:
-        good &= valid.detach().cpu().numpy()
-    inverse = np.zeros_like(depth)
-    inverse[good] = 1.0 / depth[good]
-    if good.any():
-        low, high = np.percentile(inverse[good], percentiles)
-    else:
-        low, high = 0.0, 1.0
-    scaled = np.clip((inverse - low) / max(high - low, 1e-12), 0.0, 1.0)
-    colours = matplotlib.colormaps[DEPTH_COLORMAP](scaled)[..., :3]
-    colours[~good] = 0.0
-    return np.round(colours * 255).astype(np.uint8)
+    near, far = depth_range(depth, valid)
+    frames = np.concatenate([rgb.detach().cpu().numpy(), colorize_depth(depth.detach().cpu(), near, far, valid)],
+                            axis=2)
+    return frames.repeat(zoom, axis=1).repeat(zoom, axis=2)
 
 
 def write_depth_video(path: str | Path, rgb: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor | None,
                       fps: float, zoom: int = 4) -> Path:
-    """Write an H.264 mp4 of the input frames (left) next to their colourised depth (right, `colourise_depth`).
-
-    Args:
-        rgb: ``uint8 (T, H, W, 3)`` frames the depth belongs to; depth ``float (T, H, W)``; valid ``bool (T, H, W)``.
-        zoom: each pixel becomes ``zoom x zoom`` pixels (nearest), so a 64x96 model output is not blurred by the
-            browser's scaling.
-    """
-    frames = np.concatenate([rgb.detach().cpu().numpy(), colourise_depth(depth, valid)], axis=2)
-    frames = frames.repeat(zoom, axis=1).repeat(zoom, axis=2)
-    return write_video(path, frames, fps=fps)
+    """Write an H.264 mp4 of `depth_video_frames` (input | colourised depth) at ``fps`` frames a second."""
+    return write_video(path, depth_video_frames(rgb, depth, valid, zoom), fps=fps)
 
 
 def write_confidence_figure(path: str | Path, confidence: torch.Tensor, num_shown: int = 4) -> Path:

@@ -50,7 +50,7 @@ def _controls(pipeline, start: JobOptions) -> list[gr.components.Component]:
 def _results() -> dict[str, gr.components.Component]:
     """The output components, laid out in two rows and a download list."""
     with gr.Row(equal_height=False):
-        depth = gr.Video(label="Input | depth (near red, far blue)", interactive=False, loop=True, autoplay=True,
+        depth = gr.Video(label="Input | depth (near bright, far dark)", interactive=False, loop=True, autoplay=True,
                          elem_id="depth-video")
         trajectory = gr.Image(label="Camera path", type="filepath", interactive=False, elem_id="trajectory")
     with gr.Row(equal_height=False):
