@@ -127,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     prog = _prog(argv)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return parse(argv).run()
+        try:
+            return parse(argv).run()
+        except Exception:
+            # A library can turn the exception of our SIGTERM handler into its own (diffusers' weight loading
+            # re-raises any error inside safetensors as OSError): once the handler has run, it is a termination.
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+                raise Terminated from None
+            raise
     except USER_ERRORS as err:
         print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
