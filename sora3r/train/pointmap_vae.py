@@ -39,7 +39,8 @@ class PointmapVAEConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.init_video_vae is not None and self.init_pointmap_vae is not None:
-            raise invalid("init_pointmap_vae", self.init_pointmap_vae, "give --init-video-vae or --init-pointmap-vae, not both")
+            raise invalid("init_pointmap_vae", self.init_pointmap_vae,
+                          "give --init-video-vae or --init-pointmap-vae, not both")
         if self.decoder_only and self.init_pointmap_vae is None:
             raise invalid("decoder_only", True, "needs --init-pointmap-vae (a trained encoder and its latent space)")
 
