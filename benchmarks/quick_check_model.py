@@ -1,9 +1,10 @@
 """Quick accuracy check of a model folder on held-out synthetic clips, with no evo (runs on the lent GPU).
 
     python benchmarks/quick_check_model.py MODEL_DIR [--clips 24] [--device cuda] [--steps 1 4] [--json OUT.json]
-        [--threads N] [--profile]
+        [--threads N] [--profile] [--synthetic default|realistic]
 
-For each number of sampling steps, prints averages over the clips (test-split seeds 0..clips-1) of: depth Abs Rel and
+For each number of sampling steps, prints averages over the clips (test-split seeds 0..clips-1 of the ``--synthetic``
+preset, the realistic one with its photometric augmentation) of: depth Abs Rel and
 delta<1.25 after one per-clip scale ("scale" alignment); the point error (Sim(3)-aligned mean point distance over the
 mean true point distance, world = frame-0 camera); and the RMSE of the Sim(3)-aligned camera centres (an ATE computed
 with our Umeyama, not evo's: use `sora3r eval` for the protocol's table). The same model run on a uniform grey clip
@@ -28,7 +29,7 @@ import time
 
 import torch
 
-from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
+from sora3r.data.synthetic import SYNTHETIC_PRESETS, render_clip, split_seed, synthetic_config
 from sora3r.eval.depth import depth_metrics
 from sora3r.eval.quick import centre_ate, point_error
 from sora3r.geometry import to_first_frame
@@ -65,12 +66,13 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the table here")
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument("--profile", action="store_true", help="print where the time of the timed clips went")
+    parser.add_argument("--synthetic", default="default", choices=sorted(SYNTHETIC_PRESETS), help="scene preset")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     pipeline = Sora3RPipeline.from_pretrained(args.model, device=args.device)
     frames, height, width = pipeline.clip_shape
-    config = SyntheticConfig(num_frames=frames, height=height, width=width)
+    config = synthetic_config(args.synthetic, num_frames=frames, height=height, width=width)
     sequences = [render_clip(split_seed("test", index), config) for index in range(args.clips)]
     grey = torch.full_like(sequences[0].rgb, GREY)
     rows: dict[str, list[dict]] = {"static": [clip_scores(*static_prediction(seq), seq) for seq in sequences]}
@@ -95,14 +97,14 @@ def main() -> None:
         rows[f"blind ({steps or 'default'} steps)"] = [clip_scores(blind.points, blind.depth, blind.c2w, seq)
                                                         for seq in sequences]
     table = {name: {key: sum(r[key] for r in clips) / len(clips) for key in clips[0]} for name, clips in rows.items()}
-    print(f"{args.model}: {args.clips} held-out synthetic clips {frames}x{height}x{width} on {args.device}, "
+    print(f"{args.model}: {args.clips} held-out {args.synthetic} synthetic clips {frames}x{height}x{width} on {args.device}, "
           f"{torch.get_num_threads()} CPU threads")
     for name, means in table.items():
         extra = f"  {timing[name]:.3f} s/clip (+ {scoring[name]:.3f} s scoring)" if name in timing else ""
         print(f"  {name:24s} " + "  ".join(f"{key} {value:.4f}" for key, value in means.items()) + extra)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, "clips": args.clips, "table": table, "seconds_per_clip": timing,
+            json.dump({"model": args.model, "clips": args.clips, "synthetic": args.synthetic, "table": table, "seconds_per_clip": timing,
                        "scoring_seconds_per_clip": scoring, "threads": torch.get_num_threads()}, f, indent=2)
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)

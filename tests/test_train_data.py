@@ -18,6 +18,16 @@ def test_prefetching_workers_give_the_same_batches():
     assert not torch.equal(plain(0, 2).rgb, plain(1, 2).rgb)
 
 
+def test_mixed_preset_alternates_default_and_realistic_steps():
+    """``preset="mixed"``: even steps are the default preset's batches, odd steps the realistic preset's, the same
+    with prefetching workers (which draw each step's scenes with that step's preset)."""
+    default, realistic = synthetic_source(9, 16, 24, "cpu"), synthetic_source(9, 16, 24, "cpu", preset="realistic")
+    mixed, prefetching = (synthetic_source(9, 16, 24, "cpu", preset="mixed", workers=workers) for workers in (0, 1))
+    for step, expected in ((0, default), (3, realistic), (2, default), (1, realistic)):
+        want = expected(step, 2).rgb
+        assert torch.equal(mixed(step, 2).rgb, want) and torch.equal(prefetching(step, 2).rgb, want), step
+
+
 def test_training_on_a_real_dataset_folder(tmp_path):
     """`sora3r train ... --datasets tartanair=ROOT` trains on clips read from a TartanAir-layout folder."""
     import json

@@ -18,7 +18,9 @@ from sora3r.data.synthetic import SYNTHETIC_PRESETS
 from sora3r.types import ClipBatch
 
 DataSource = Callable[[int, int], ClipBatch]
-SyntheticPreset = Literal[tuple(SYNTHETIC_PRESETS)]  # the names of `sora3r.data.synthetic.SYNTHETIC_PRESETS`
+# The names of `sora3r.data.synthetic.SYNTHETIC_PRESETS`, and "mixed": their steps alternate (`MIXED`).
+SyntheticPreset = Literal[(*SYNTHETIC_PRESETS, "mixed")]
+MIXED = ("default", "realistic")  # "mixed": step s draws from preset MIXED[s % 2]
 # A prime above any count of training processes (x DataLoader workers): ``seed * RANK_STRIDE + rank`` gives every
 # process of every seed its own random stream.
 RANK_STRIDE = 1009
@@ -40,22 +42,33 @@ def synthetic_source(num_frames: int, height: int, width: int, device: torch.dev
     """Synthetic scenes of the named ``preset`` (`sora3r.data.synthetic.SYNTHETIC_PRESETS`) rendered on ``device``
     (with the preset's photometric augmentation, if any, applied there too); step ``s`` of process ``r`` uses the
     training seeds ``split_seed("train", (s * num_processes + r) * B + j)``, so processes never share a clip, and a
-    clip depends on its seed alone.
+    clip depends on its seed and preset alone. ``preset="mixed"`` alternates the presets of `MIXED` step by step
+    (each batch is of one preset: the renderer takes one config a batch).
 
     Drawing a scene's parameters is CPU work (~10 ms a clip); with ``workers > 0`` it runs ``2 * workers`` steps
     ahead in that many worker processes while the device ray casts, and the batches stay exactly the same.
+
+    Raises:
+        ValueError: ``preset`` is none of `SyntheticPreset`.
     """
     from sora3r.data.synthetic import render_scenes, split_seed, synthetic_config
 
-    config = synthetic_config(preset, num_frames=num_frames, height=height, width=width)
+    names = MIXED if preset == "mixed" else (preset,)
+    configs = [synthetic_config(name, num_frames=num_frames, height=height, width=width) for name in names]
+
+    def config_of(step: int):
+        return configs[step % len(configs)]
 
     def seeds_of(step: int, batch_size: int) -> list[int]:
         first = (step * num_processes + process_index) * batch_size
         return [split_seed("train", first + j) for j in range(batch_size)]
 
     if workers == 0:
-        return lambda step, batch_size: render_scenes(_sample_scenes(seeds_of(step, batch_size), config), config,
-                                                      device)
+        def source(step: int, batch_size: int) -> ClipBatch:
+            config = config_of(step)
+            return render_scenes(_sample_scenes(seeds_of(step, batch_size), config), config, device)
+
+        return source
 
     # Spawned (not forked) workers: the parent may already hold a CUDA context.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_threaded)
@@ -64,11 +77,11 @@ def synthetic_source(num_frames: int, height: int, width: int, device: torch.dev
     def source(step: int, batch_size: int) -> ClipBatch:
         for ahead in range(step, step + 2 * workers):
             if (ahead, batch_size) not in pending:
-                pending[ahead, batch_size] = pool.submit(_sample_scenes, seeds_of(ahead, batch_size), config)
+                pending[ahead, batch_size] = pool.submit(_sample_scenes, seeds_of(ahead, batch_size), config_of(ahead))
         scenes = pending.pop((step, batch_size)).result()
         for key in [k for k in pending if k[0] < step]:  # a jump backwards or forwards (resume) leaves stale work
             pending.pop(key).cancel()
-        return render_scenes(scenes, config, device)
+        return render_scenes(scenes, config_of(step), device)
 
     return source
 

@@ -77,7 +77,7 @@ class TrainConfig:
     mixed_precision: MixedPrecision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
     data_workers: NonNegative = 0  # processes drawing synthetic scenes ahead of the device (0: in the training process)
     datasets: str | None = None  # train on real sets instead of synthetic scenes: NAME=ROOT[:WEIGHT],... (docs/training_data.md)
-    synthetic: SyntheticPreset = "default"  # synthetic scene preset: default | realistic (docs/training.md)
+    synthetic: SyntheticPreset = "default"  # synthetic scene preset: default | realistic | mixed (alternate steps; docs/training.md)
     preset: str = "tiny"  # model size of a fresh run (each stage lists its presets)
     num_frames: Count = 17  # clip length, 8k+1 frames (9, 17, 25, ...)
     height: Annotated[int, Gt(0), MultipleOf(SIZE_MULTIPLE)] = 64  # clip height in pixels (multiple of 16)
