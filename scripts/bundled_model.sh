@@ -12,11 +12,15 @@
 # DATA_WORKERS sets the scene-drawing processes per training process (default 12).
 # STEPS and DECAY_STEPS end a chunk at a step count with a linear learning-rate decay to 0 over its last DECAY_STEPS
 # (warmup-stable-decay; the run's final chunk), e.g. STEPS=2400 DECAY_STEPS=2400 scripts/bundled_model.sh dit 8
+# SYNTHETIC picks the synthetic preset of the dit and pointmap-decoder stages (default | realistic | mixed; default:
+# default). DECODE_SAMPLES=1 trains pointmap-decoder on the latents the bundle's transformer samples (what the decoder
+# decodes at inference) instead of on the encoder's.
 set -euo pipefail
 stage=$1; minutes=${2:-8}
 RUNS=${RUNS:-runs}
 BUNDLE=sora3r/weights/sora3r-tiny
 CLIP="--num-frames 17 --height 64 --width 96"
+DATA="--synthetic ${SYNTHETIC:-default}"
 DIT_RECIPE="--preset mini --prediction sample --loss sample --logit-mean 1.0"
 CHUNK="--max-minutes $minutes --steps ${STEPS:-1000000} --decay-steps ${DECAY_STEPS:-0} --checkpoint-mode light --checkpoint-every 500 --log-every 50 --resume"
 VIDEO_VAE=$RUNS/video_vae/model; [ -d "$VIDEO_VAE" ] || VIDEO_VAE=$BUNDLE/video_vae
@@ -33,12 +37,13 @@ case $stage in
   pointmap-decoder)
     # The bundle's pointmap VAE with its encoder and scaling factor frozen: the decoder alone learns, so the latent
     # space (and the transformer trained in it) stays valid while the round trip's floor drops.
+    samples=(); [ "${DECODE_SAMPLES:-0}" = 1 ] && samples=(--decode-samples-of "$BUNDLE")
     sora3r_train pointmap-vae --output "$RUNS/pointmap_vae" --init-pointmap-vae "$BUNDLE/pointmap_vae" --decoder-only --squash \
-      $CLIP $CHUNK --batch-size 16 --data-workers $WORKERS --lr 2e-4 --warmup-steps 100 ;;
+      "${samples[@]}" $CLIP $DATA $CHUNK --batch-size 16 --data-workers $WORKERS --lr 2e-4 --warmup-steps 100 ;;
   dit)
     init=(); [ -d "$RUNS/dit/light" ] || init=(--init-transformer "$BUNDLE/transformer")
     sora3r_train dit --output "$RUNS/dit" --video-vae "$VIDEO_VAE" --pointmap-vae "$POINTMAP_VAE" --squash "${init[@]}" \
-      $DIT_RECIPE $CLIP $CHUNK --light-ema-only --batch-size 16 --replay-clips 4096 --replay-batch-size 128 \
+      $DIT_RECIPE $CLIP $DATA $CHUNK --light-ema-only --batch-size 16 --replay-clips 4096 --replay-batch-size 128 \
       --data-workers $WORKERS --lr 3e-4 --warmup-steps 500 --ema-decay 0.999 ;;
   export)
     # The export replaces $BUNDLE, and an output folder may not hold its own inputs (sora3r.fs): VAEs taken from the

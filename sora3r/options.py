@@ -123,9 +123,11 @@ def check_device(device: str) -> None:
 
 
 def check_model_folder(field_name: str, path: str | Path) -> None:
-    """Raise ``FileNotFoundError`` unless ``path`` is a folder holding a diffusers ``config.json``."""
+    """Raise ``FileNotFoundError`` unless ``path`` is a folder holding a diffusers ``config.json`` (a model) or
+    ``model_index.json`` (a pipeline, such as a sora3r model folder)."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{option_name(field_name)} {path}: no such folder")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{option_name(field_name)} {path}: not a model folder (no config.json in it)")
+    if not any((path / name).is_file() for name in ("config.json", "model_index.json")):
+        raise FileNotFoundError(f"{option_name(field_name)} {path}: not a model folder (no config.json or "
+                                "model_index.json in it)")
