@@ -3,6 +3,9 @@
 #
 #   bash benchmarks/gpu_speed.sh                 # on the GPU machine (diffusers etc. importable, e.g. from .whl/)
 #   bash benchmarks/gpu_speed.sh --device cpu    # dry run of every part at a small size on the CPU
+#   bash benchmarks/gpu_speed.sh --compile-only  # part 3 alone with ~9.5 minutes for compiling (a call of its own:
+#                                                # inductor's compile and autotune of the paper models outlast what
+#                                                # the full run leaves them)
 #
 # 1. camera recovery of a 17x384x512 synthetic pointmap (clean and 30 % outliers) against the plain DLT
 #    (benchmarks/bench_camera_recovery.py);
@@ -12,8 +15,9 @@
 #    default, each SDPA backend, channels-last VAEs, then torch.compile (default mode, with its compile time) - the
 #    compile row last and cut off at the time left, so the rows before it are always there.
 set -uo pipefail
-device=cuda
+device=cuda compile_only=0
 [ "${1:-}" = "--device" ] && device=$2
+[ "${1:-}" = "--compile-only" ] && compile_only=1
 OUT=${OUT:-/tmp/gpu_speed}
 mkdir -p "$OUT"
 started=$(date +%s)
@@ -31,6 +35,15 @@ else
   attention=(flash math)
 fi
 left() { t=$(( budget - ($(date +%s) - started) )); echo $(( t < 30 ? 30 : t )); }
+
+if [ "$compile_only" = 1 ]; then
+  budget=570
+  echo "== inference with torch.compile, $preset presets, $dtype ($(left) s)"
+  timeout --signal=INT "$(left)" python benchmarks/bench_inference.py --preset "$preset" "${size[@]}" --steps 4 \
+    --device "$device" --dtype "$dtype" --repeats "$repeats" --peak-tflops 790 --compile default 2>&1 \
+    | grep -v "should be kept in float32" | tee "$OUT/inference_compile.txt"
+  exit 0
+fi
 
 echo "== camera recovery ($device)"
 python benchmarks/bench_camera_recovery.py --device "$device" "${size[@]}" --repeats 5 2>&1 | tee "$OUT/camera_recovery.txt"
