@@ -79,6 +79,18 @@ def test_video_vae_stage_learns_and_saves(video_vae_run):
     assert all(f.stat().st_size < 16e6 for f in run.rglob("*.safetensors"))
 
 
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory, video_vae_run, pointmap_vae_run):
+    """A 2-step DiT run and the model folder `sora3r train export` makes of it with the two VAEs: ``(dit_run,
+    model_folder)``, read-only for the tests."""
+    root = tmp_path_factory.mktemp("exported")
+    dit_run, folder = root / "dit", root / "bundle"
+    train_dit(dit_config(dit_run, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
+    assert main(["train", "export", "--output", str(folder), "--video-vae", str(video_vae_run[0] / "model"),
+                 "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(dit_run / "model")]) == 0
+    return dit_run, folder
+
+
 def test_pointmap_vae_stage_learns(pointmap_vae_run):
     run, summary = pointmap_vae_run
     curve = losses(run)
@@ -111,14 +123,11 @@ def test_decoder_only_needs_a_trained_pointmap_vae():
         PointmapVAEConfig(init_pointmap_vae="vae", decode_samples_of="bundle", **TINY)
 
 
-def test_decoder_fine_tuned_on_sampled_latents_decodes_them_better(tmp_path, video_vae_run, pointmap_vae_run):
+def test_decoder_fine_tuned_on_sampled_latents_decodes_them_better(tmp_path, exported_run):
     """``--decode-samples-of MODEL``: the decoder learns on the latents MODEL's transformer samples from each clip's
     video, so the pointmaps decoded from those samples get closer to the truth than with the starting decoder, while
     the encoder stays bit-identical."""
-    dit_run, bundle = tmp_path / "dit", tmp_path / "bundle"
-    train_dit(dit_config(dit_run, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
-    assert main(["train", "export", "--output", str(bundle), "--video-vae", str(video_vae_run[0] / "model"),
-                 "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(dit_run / "model")]) == 0
+    bundle = exported_run[1]
     run = tmp_path / "decoder"
     config = PointmapVAEConfig(output=str(run), steps=12, lr=2e-3, init_pointmap_vae=str(bundle / "pointmap_vae"),
                                decoder_only=True, decode_samples_of=str(bundle), squash=True, **TINY)
@@ -227,12 +236,8 @@ def test_max_minutes_stops_with_checkpoint(tmp_path, video_vae_run, pointmap_vae
     assert (tmp_path / "state" / "progress.json").exists() and (tmp_path / "model" / "training.json").exists()
 
 
-def test_export_round_trip_and_sampling(tmp_path, video_vae_run, pointmap_vae_run):
-    dit_run = tmp_path / "dit"
-    train_dit(dit_config(dit_run, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
-    folder = tmp_path / "bundle"
-    assert main(["train", "export", "--output", str(folder), "--video-vae", str(video_vae_run[0] / "model"),
-                 "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(dit_run / "model")]) == 0
+def test_export_round_trip_and_sampling(exported_run, video_vae_run):
+    dit_run, folder = exported_run
     pipeline = Sora3RPipeline.from_pretrained(folder, "cpu", torch.float32)
     config = pipeline.config
     assert config["num_frames"] == FRAMES and config["squash"] is True and config["sampler_steps"] == 4
@@ -251,13 +256,9 @@ def test_export_round_trip_and_sampling(tmp_path, video_vae_run, pointmap_vae_ru
         Sora3RPipeline.from_pretrained(video_vae_run[0])
 
 
-def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, pointmap_vae_run):
+def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, pointmap_vae_run, exported_run):
     """Training further from a model folder's transformer (how the bundled model grows across GPU sessions)."""
-    first = tmp_path / "first"
-    train_dit(dit_config(first, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light"), plane_scenes)
-    bundle = tmp_path / "bundle"
-    main(["train", "export", "--output", str(bundle), "--video-vae", str(video_vae_run[0] / "model"),
-          "--pointmap-vae", str(pointmap_vae_run[0] / "model"), "--transformer", str(first / "model")])
+    bundle = exported_run[1]
     again = tmp_path / "again"
     train_dit(dit_config(again, video_vae_run, pointmap_vae_run, steps=2, checkpoint_mode="light", lr=0.0,
                          init_transformer=str(bundle / "transformer")), plane_scenes)
