@@ -248,6 +248,28 @@ def test_chunked_refinement_equals_one_pass(monkeypatch):
     assert torch.allclose(chunked.c2w, whole.c2w, atol=1e-6) and torch.allclose(chunked.K, whole.K, rtol=1e-6)
 
 
+@pytest.mark.parametrize("known_K", [False, True])
+def test_long_clips_fit_the_focal_on_a_subset_and_poses_in_chunks(known_K):
+    """Clips longer than ``focal_frames`` (step 4 of the method): the same cameras as the joint fit of all frames."""
+    clips = [make_clip(seed, frames=7, principal_point=(30.0, 20.0)) for seed in (30, 31)]
+    points = torch.stack([corrupt(c[0], 0.3, seed)[0] for seed, c in zip((8, 9), clips)])  # (2, 7, H, W, 3)
+    given = {"K": torch.stack([c[2] for c in clips])} if known_K else {"principal_point": (30.0, 20.0)}
+    joint = recover_cameras(points, **given)
+    long = recover_cameras(points, focal_frames=3, **given)  # focal from frames 0, 3, 6; poses 3 frames at a time
+    assert long.c2w.shape == (2, 7, 4, 4) and long.depth.shape == points.shape[:-1]
+    for b, (clip_points, depth, true_K, c2w) in enumerate(clips):
+        assert relative(long.focal[b], true_K[0, 0]) < 1e-3
+        assert torch.allclose(long.K[b, :2, 2], torch.tensor([30.0, 20.0]))
+        assert pose_error(long.c2w[b], c2w, clip_points) < 1e-3
+    assert torch.allclose(long.c2w, joint.c2w, atol=1e-4) and torch.allclose(long.K, joint.K, rtol=1e-4)
+    single = recover_cameras(points[0], focal_frames=3, **({"K": clips[0][2]} if known_K else {}))  # unbatched
+    assert single.c2w.shape == (7, 4, 4) and single.K.shape == (3, 3)
+    with pytest.raises(ValueError, match="focal_frames"):
+        recover_cameras(points, focal_frames=0)
+    with pytest.raises(ValueError, match="weights"):
+        recover_cameras(points, weights=torch.ones(2, 7, 5, 5), focal_frames=3)
+
+
 def test_first_camera_world_makes_the_first_recovered_camera_exactly_the_identity():
     """Points whose world is a few degrees and centimetres off their first camera (as a model's prediction is)."""
     points, depth, K, c2w = make_clip(16, frames=4)

@@ -14,6 +14,9 @@ Method (per clip, all frames and clips batched, no host syncs inside the loops):
    shared focal (eliminated by a Schur complement) and every frame's pose, with iteratively re-weighted robust
    weights (Cauchy, then Tukey's biweight; the scale follows a low quantile of each frame's residuals) times the
    caller's confidences.
+4. Clips longer than ``focal_frames`` (long videos): steps 1-3 on that many evenly spaced frames give the focal;
+   then every frame's pose is fitted with it fixed, ``focal_frames`` frames at a time, so the fit data held stays
+   the same whatever the length (with a known focal the frames' fits are independent).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ MIN_DEPTH = 1e-6
 MIN_IN_FRONT = 0.5  # a frame whose camera sees fewer of its fit points in front has failed (_repair_failed_frames)
 MIN_FOCAL = 1e-6
 TINY = 1e-12
+FOCAL_FRAMES = 256  # frames of a clip that fit its focal jointly; longer clips go through _recover_long
 
 
 @dataclass
@@ -485,6 +489,7 @@ def recover_cameras(
     hypotheses: int = 256,
     max_fit_pixels: int = 16384,
     seed: int = 0,
+    focal_frames: int = FOCAL_FRAMES,
 ) -> CameraEstimate:
     """Recover intrinsics, poses and depth from world-frame pointmaps, robust to outlier pixels.
 
@@ -499,9 +504,21 @@ def recover_cameras(
         hypotheses: DLT hypotheses drawn per frame.
         max_fit_pixels: pixels per frame (a strided grid) used for the fit.
         seed: seed of the hypothesis sampling (results are deterministic for a given seed and device).
+        focal_frames: clips with more frames fit their focal on this many evenly spaced frames, then the poses
+            with it fixed, this many frames at a time (memory of the fit independent of the length; step 4 of the
+            module docstring).
     Returns:
         :class:`CameraEstimate` with the leading shape of ``points``.
+    Raises:
+        ValueError: points not ``(T, H, W, 3)`` / ``(B, T, H, W, 3)``, weights of another shape, both ``K`` and
+            ``principal_point``, a frame with fewer than ``SAMPLE_SIZE`` usable pixels, or ``focal_frames < 1``.
     """
+    if focal_frames < 1:
+        raise ValueError(f"recover_cameras: focal_frames must be >= 1, got {focal_frames}")
+    fit = dict(principal_point=principal_point, iterations=iterations, hypotheses=hypotheses,
+               max_fit_pixels=max_fit_pixels, seed=seed, focal_frames=focal_frames)
+    if points.ndim in (4, 5) and points.shape[-4] > focal_frames:
+        return _recover_long(points, weights, K, **fit)
     problem = _setup(points, weights, K, principal_point, max_fit_pixels, "recover_cameras")
     generator = torch.Generator(device=problem.points.device)
     generator.manual_seed(seed)
@@ -519,6 +536,40 @@ def recover_cameras(
     )
     rotation, translation = _repair_failed_frames(problem, focal, rotation, translation, iterations)
     return _finish(problem, focal, rotation, translation)
+
+
+def _recover_long(points: torch.Tensor, weights: torch.Tensor | None, K: torch.Tensor | None,
+                  focal_frames: int, **fit) -> CameraEstimate:
+    """`recover_cameras` of clips longer than ``focal_frames``: the focal from that many evenly spaced frames (unless
+    ``K`` is known), then the poses with it fixed, ``focal_frames`` frames at a time, into outputs made first.
+
+    What one chunk returns is copied out and dropped before the next starts: a chunk's results kept across the next
+    chunk's large temporaries would pin glibc's heap, which would then grow with every chunk."""
+    unbatched = points.ndim == 4
+    if unbatched:
+        points = points[None]
+        weights = None if weights is None else weights[None]
+    if weights is not None and weights.shape != points.shape[:-1]:
+        raise ValueError(f"recover_cameras: weights {tuple(weights.shape)} do not match points {tuple(points.shape)}")
+    num_clips, num_frames = points.shape[:2]
+    dtype = points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
+    c2w = torch.empty(num_clips, num_frames, 4, 4, dtype=dtype, device=points.device)
+    depth = torch.empty(points.shape[:-1], dtype=dtype, device=points.device)
+    if K is None:
+        pick = torch.linspace(0, num_frames - 1, focal_frames, device=points.device).round().long()
+        K = recover_cameras(points[:, pick], None if weights is None else weights[:, pick], **fit,
+                            focal_frames=focal_frames).K
+        fit["principal_point"] = None
+    for first in range(0, num_frames, focal_frames):
+        part = slice(first, first + focal_frames)
+        chunk = recover_cameras(points[:, part], None if weights is None else weights[:, part], K=K, **fit,
+                                focal_frames=focal_frames)
+        c2w[:, part], depth[:, part], K = chunk.c2w, chunk.depth, chunk.K
+        del chunk
+    estimate = CameraEstimate(K=K, c2w=c2w, depth=depth, focal=K[..., 0, 0])
+    if unbatched:
+        estimate = CameraEstimate(estimate.K[0], estimate.c2w[0], estimate.depth[0], estimate.focal[0])
+    return estimate
 
 
 def _in_front(frames: _Frames, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
