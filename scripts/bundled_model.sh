@@ -13,7 +13,8 @@
 # STEPS and DECAY_STEPS end a chunk at a step count with a linear learning-rate decay to 0 over its last DECAY_STEPS
 # (warmup-stable-decay; the run's final chunk), e.g. STEPS=2400 DECAY_STEPS=2400 scripts/bundled_model.sh dit 8
 # SYNTHETIC picks the synthetic preset of the dit and pointmap-decoder stages (default | realistic | mixed; default:
-# default). DECODE_SAMPLES=1 trains pointmap-decoder on the latents the bundle's transformer samples (what the decoder
+# default). GROW=N (stage dit) deepens the bundle's transformer to N blocks, each new one a copy with its residual
+# gates closed (same predictions at the start; `JointLatentTransformer.deepened`). DECODE_SAMPLES=1 trains pointmap-decoder on the latents the bundle's transformer samples (what the decoder
 # decodes at inference) instead of on the encoder's.
 set -euo pipefail
 stage=$1; minutes=${2:-8}
@@ -42,6 +43,9 @@ case $stage in
       "${samples[@]}" $CLIP $DATA $CHUNK --batch-size 16 --data-workers $WORKERS --lr 2e-4 --warmup-steps 100 ;;
   dit)
     init=(); [ -d "$RUNS/dit/light" ] || init=(--init-transformer "$BUNDLE/transformer")
+    # GROW=N deepens the bundle's transformer to N blocks; every chunk of that run passes it (a resumed run needs the
+    # grown shape before its checkpoint loads over it).
+    [ -n "${GROW:-}" ] && init=(--init-transformer "$BUNDLE/transformer" --grow-layers "$GROW")
     sora3r_train dit --output "$RUNS/dit" --video-vae "$VIDEO_VAE" --pointmap-vae "$POINTMAP_VAE" --squash "${init[@]}" \
       $DIT_RECIPE $CLIP $DATA $CHUNK --light-ema-only --batch-size 16 --replay-clips 4096 --replay-batch-size 128 \
       --data-workers $WORKERS --lr 3e-4 --warmup-steps 500 --ema-decay 0.999 ;;

@@ -131,6 +131,31 @@ def test_widened_pretrained_transformer_keeps_its_output(tmp_path, patch_size_t)
         torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
 
 
+def test_deepened_transformer_keeps_its_output_and_its_copies_learn():
+    """`JointLatentTransformer.deepened`: more blocks, the same predictions, and gradients that open the new blocks."""
+    torch.manual_seed(0)
+    model = JointLatentTransformer.from_preset("tiny", prediction_type="sample").eval()
+    for block in model.transformer.transformer_blocks:  # gates away from zero, so a copy that were open would show
+        for norm in (block.norm1, block.norm2):
+            torch.nn.init.normal_(norm.linear.bias, std=0.5)
+    deeper = model.deepened(9).eval()
+    assert len(deeper.transformer.transformer_blocks) == 9 and deeper.transformer.config.num_layers == 9
+    assert deeper.config.prediction_type == "sample"
+    added = sum(p.numel() for p in deeper.parameters()) - sum(p.numel() for p in model.parameters())
+    assert added == 3 * sum(p.numel() for p in model.transformer.transformer_blocks[0].parameters())
+    noisy, video, t = torch.randn(2, 16, 3, 4, 6), torch.randn(2, 16, 3, 4, 6), torch.tensor([0.3, 0.9])
+    with torch.no_grad():
+        torch.testing.assert_close(deeper(noisy, video, t), model(noisy, video, t), rtol=1e-4, atol=1e-5)
+    deeper.train()
+    deeper(noisy, video, t).square().mean().backward()
+    width = deeper.transformer.config.num_attention_heads * deeper.transformer.config.attention_head_dim
+    copy = deeper.transformer.transformer_blocks[1]  # block j copies old block floor(j * 6 / 9): 0, 0, 1, ...
+    assert float(copy.norm1.linear.bias.detach()[2 * width:3 * width].abs().max()) == 0  # starts closed
+    assert float(copy.norm1.linear.bias.grad[2 * width:3 * width].abs().max()) > 0  # and training opens it
+    with pytest.raises(ValueError, match="must exceed the current 6"):
+        model.deepened(6)
+
+
 def test_pointmap_vae_from_the_trained_video_vae_starts_better_than_random():
     """The paper's adaptation: the bundled (trained) video VAE's weights reconstruct pointmaps far better, before any
     pointmap training, than a random initialisation of the same VAE."""

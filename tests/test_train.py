@@ -256,6 +256,11 @@ def test_export_round_trip_and_sampling(exported_run, video_vae_run):
         Sora3RPipeline.from_pretrained(video_vae_run[0])
 
 
+def test_grow_layers_needs_a_transformer_to_deepen():
+    with pytest.raises(ValueError, match="--grow-layers.*needs --init-transformer"):
+        DiTConfig(grow_layers=8, **TINY)
+
+
 def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, pointmap_vae_run, exported_run):
     """Training further from a model folder's transformer (how the bundled model grows across GPU sessions)."""
     bundle = exported_run[1]
@@ -265,6 +270,17 @@ def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, poi
     start = JointLatentTransformer.from_pretrained(bundle / "transformer", torch_dtype=torch.float32).state_dict()
     for a, b in zip(start.values(), final_transformer(again).values()):  # lr 0: it starts (and stays) there
         torch.testing.assert_close(a, b)
+
+
+def test_dit_grows_an_exported_transformer_and_resumes_the_grown_run(tmp_path, video_vae_run, pointmap_vae_run,
+                                                                    exported_run):
+    transformer = exported_run[1] / "transformer"
+    layers = JointLatentTransformer.from_pretrained(transformer).transformer.config.num_layers
+    grown = dict(init_transformer=str(transformer), grow_layers=layers + 2, checkpoint_mode="light", resume=True)
+    train_dit(dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=2, **grown), plane_scenes)
+    summary = train_dit(dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=4, **grown), plane_scenes)
+    assert summary["resumed_from"] == "light" and summary["step"] == 4
+    assert JointLatentTransformer.from_pretrained(tmp_path / "model").transformer.config.num_layers == layers + 2
 
 
 @pytest.mark.slow

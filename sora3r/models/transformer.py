@@ -109,6 +109,41 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
         model.transformer.load_state_dict(state)
         return model.to(dtype=pretrained.dtype)
 
+    def deepened(self, num_layers: int) -> "JointLatentTransformer":
+        """A copy with ``num_layers`` transformer blocks that computes exactly the same function (more capacity to
+        train further without starting again).
+
+        Block ``j`` of the new stack copies block ``floor(j * L / num_layers)`` of the ``L`` old ones, so each old
+        block is followed by its copies; in every copy the adaLN-Zero gates of the attention and feed-forward
+        residuals (the ``gate`` and ``enc_gate`` rows of ``norm1.linear`` and ``norm2.linear``, diffusers
+        ``CogVideoXLayerNormZero``) are zero, so it adds nothing until training opens them (the zero-initialised
+        residual branches of DiT, Peebles & Xie 2023).
+
+        Raises:
+            ValueError: ``num_layers`` not larger than the current depth.
+        """
+        config = self.transformer.config
+        old = config.num_layers
+        if num_layers <= old:
+            raise ValueError(f"deepened: num_layers must exceed the current {old}, got {num_layers}")
+        kwargs = dict(self.config.transformer_kwargs or {}, num_layers=num_layers)
+        deeper = type(self)(latent_channels=self.config.latent_channels, transformer_kwargs=kwargs,
+                            prediction_type=self.config.prediction_type)
+        state = {k: v for k, v in self.state_dict().items() if ".transformer_blocks." not in f".{k}"}
+        width = config.num_attention_heads * config.attention_head_dim
+        source = [j * old // num_layers for j in range(num_layers)]
+        for j, i in enumerate(source):
+            block = {k: v.clone() for k, v in self.transformer.transformer_blocks[i].state_dict().items()}
+            if j > 0 and source[j - 1] == i:  # a copy: its residual branches start closed
+                for norm in ("norm1", "norm2"):
+                    for chunk in (2, 5):  # gate, enc_gate of (shift, scale, gate, enc_shift, enc_scale, enc_gate)
+                        rows = slice(chunk * width, (chunk + 1) * width)
+                        block[f"{norm}.linear.weight"][rows] = 0
+                        block[f"{norm}.linear.bias"][rows] = 0
+            state.update({f"transformer.transformer_blocks.{j}.{k}": v for k, v in block.items()})
+        deeper.load_state_dict(state)
+        return deeper.to(dtype=self.dtype)
+
     def _rotary_embedding(self, frames: int, height: int, width: int, device: torch.device):
         """Cached (cos, sin) rotary tables for a latent grid of ``frames x height x width``."""
         key = (frames, height, width, str(device))

@@ -15,7 +15,7 @@ from sora3r.geometry.target import PointmapTarget
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import PREDICTION_TYPES, TRANSFORMER_PRESETS, JointLatentTransformer
 from sora3r.models.vae import build_vae, decode_latents, encode_latents
-from sora3r.options import Count, NonNegative
+from sora3r.options import Count, NonNegative, invalid
 from sora3r.train.data import DataSource
 from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
 from sora3r.train.pointmap_vae import masked_huber
@@ -34,6 +34,9 @@ class DiTConfig(TrainConfig):
     video_vae: str = "runs/video_vae/model"  # frozen video VAE folder (stage 0 model/ or a model folder's video_vae/)
     pointmap_vae: str = "runs/pointmap_vae/model"  # frozen pointmap VAE folder (stage 1 model/ or pointmap_vae/)
     init_transformer: str | None = None  # transformer to continue, or CogVideoX one to widen (unset: fresh --preset)
+    grow_layers: Count | None = None
+    """deepen --init-transformer to this many blocks before training, each new block a copy of the one before it
+    with its residual gates at zero, so training starts from the same predictions (`JointLatentTransformer.deepened`)"""
     squash: bool | None = None  # radially squashed target (unset: as the pointmap VAE's training record says)
     timestep_sampling: Literal[TIMESTEP_SAMPLINGS] = "logit_normal"  # distribution of the training flow times
     logit_mean: float = 0.0  # mean of the logit-normal flow-time distribution
@@ -56,6 +59,11 @@ class DiTConfig(TrainConfig):
     latent and the target pointmaps, on valid pixels (0: the latent loss only)"""
 
     input_folders = ("video_vae", "pointmap_vae", "init_transformer")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.grow_layers is not None and self.init_transformer is None:
+            raise invalid("grow_layers", self.grow_layers, "needs --init-transformer (the trained transformer to deepen)")
 
 
 def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) -> bool:
@@ -129,6 +137,8 @@ class DiTStage:
             if self.model.config.prediction_type != config.prediction:
                 raise ValueError(f"{config.init_transformer}: the transformer predicts {self.model.config.prediction_type}"
                                  f", not {config.prediction} (--prediction)")
+            if config.grow_layers is not None:
+                self.model = self.model.deepened(config.grow_layers)
         else:
             self.model = JointLatentTransformer.from_preset(config.preset, latent_channels=channels,
                                                             prediction_type=config.prediction,
