@@ -321,7 +321,9 @@ class Demo(ModelOptions):
     """folder for the reconstruction (every format), ground truth, input video, trajectory and depth pictures,
     metrics.json"""
     overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
-    clip: Annotated[int, Interval(ge=0, lt=DEMO_CLIPS)] = 0  # index of the held-out synthetic test clip
+    clip: Annotated[int, Interval(ge=0, lt=DEMO_CLIPS)] = 10
+    """index of the held-out synthetic test clip (10: the bundled model's typical clip, the nearest to its median Abs
+    Rel and ATE over clips 0-23; clip 0 is its worst)"""
 
     def run(self) -> int:
         from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
