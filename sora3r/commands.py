@@ -170,7 +170,11 @@ def _reconstruct_summary(rec: Reconstruction, window: int, stride: int, seconds:
     fov_x, fov_y = field_of_view(rec.K, height, width)
     in_h, in_w = meta["input_hw"]
     input_fx = float(rec.K[0, 0]) / meta["crop_affine"][0][0]  # the resize's scale: model pixels per input pixel
-    shared = f", consecutive windows share {meta['window_overlap']}" if len(meta["windows"]) > 1 else ""
+    starts = meta["windows"]
+    shares = [previous + window - start for previous, start in zip(starts, starts[1:])]
+    shared = f", consecutive windows share {meta['window_overlap']}" if shares else ""
+    if shares and shares[-1] != meta["window_overlap"]:
+        shared += f" (the last two {shares[-1]}, so that the last window ends on the last frame)"
     return "\n".join([
         f"frames: {frames}{f' (stride {stride})' if stride > 1 else ''} at the model's {width}x{height} (input "
         f"{in_w}x{in_h})",
@@ -179,7 +183,7 @@ def _reconstruct_summary(rec: Reconstruction, window: int, stride: int, seconds:
         f"{fov_x:.1f} deg horizontal x {fov_y:.1f} deg vertical (of the centre crop the model sees)",
         f"samples: {meta['num_samples']} per window, {plural(meta['sampler_steps'], 'step')}, seed {meta['seed']}"
         f"{'' if rec.confidence is None else f', mean confidence {float(rec.confidence.mean()):.2f}'}",
-        f"time: {seconds:.1f} s",
+        f"time: {seconds:.1f} s (model load to outputs written)",
     ])
 
 

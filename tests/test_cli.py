@@ -127,7 +127,9 @@ def test_reconstruct_video_file_and_frame_folder(tmp_path):
     # The summary: frames, windows, grids, focal and field of view, samples, time; progress per window on stderr.
     summary = result.stdout
     assert "frames: 20 at the model's 96x64 (input 854x480)" in summary
-    assert "windows: 2 windows of 17 frames, consecutive windows share 5" in summary
+    # windows start at 0 and 3 (= 20 - 17): the last window ends on the last frame, so the two share 14
+    assert "windows: 2 windows of 17 frames, consecutive windows share 5 (the last two 14, so that the last window " \
+           "ends on the last frame)" in summary
     fov_x, fov_y = field_of_view(rec.K, 64, 96)
     assert f"focal: {rec.K[0, 0].item():.1f} px on the model's grid" in summary
     assert f"field of view {fov_x:.1f} deg horizontal x {fov_y:.1f} deg vertical" in summary
