@@ -35,13 +35,18 @@ else
   attention=(flash math)
 fi
 left() { t=$(( budget - ($(date +%s) - started) )); echo $(( t < 30 ? 30 : t )); }
+# inference TABLE_FILE [bench_inference.py options...]: the inference table of $preset presets, cut off at the time left
+inference() {
+  local table=$1; shift
+  timeout --signal=INT "$(left)" python benchmarks/bench_inference.py --preset "$preset" "${size[@]}" --steps 4 \
+    --device "$device" --dtype "$dtype" --repeats "$repeats" --peak-tflops 790 "$@" 2>&1 \
+    | grep -v "should be kept in float32" | tee "$OUT/$table"
+}
 
 if [ "$compile_only" = 1 ]; then
   budget=570
   echo "== inference with torch.compile, $preset presets, $dtype ($(left) s)"
-  timeout --signal=INT "$(left)" python benchmarks/bench_inference.py --preset "$preset" "${size[@]}" --steps 4 \
-    --device "$device" --dtype "$dtype" --repeats "$repeats" --peak-tflops 790 --compile default 2>&1 \
-    | grep -v "should be kept in float32" | tee "$OUT/inference_compile.txt"
+  inference inference_compile.txt --compile default
   exit 0
 fi
 
@@ -57,7 +62,5 @@ python benchmarks/quick_check_model.py sora3r/weights/sora3r-tiny --device "$dev
   --steps 4 --threads "$(nproc)" 2>&1 | grep -A2 "held-out" | tee -a "$OUT/quick_check.txt"
 
 echo "== inference, $preset presets, $dtype ($(left) s left for it)"
-timeout --signal=INT "$(left)" python benchmarks/bench_inference.py --preset "$preset" "${size[@]}" --steps 4 \
-  --device "$device" --dtype "$dtype" --repeats "$repeats" --peak-tflops 790 --attention "${attention[@]}" \
-  --channels-last --compile default 2>&1 | grep -v "should be kept in float32" | tee "$OUT/inference.txt"
+inference inference.txt --attention "${attention[@]}" --channels-last --compile default
 echo "== done in $(( $(date +%s) - started )) s; tables in $OUT"

@@ -14,8 +14,9 @@
 # (warmup-stable-decay; the run's final chunk), e.g. STEPS=2400 DECAY_STEPS=2400 scripts/bundled_model.sh dit 8
 # SYNTHETIC picks the synthetic preset of the dit and pointmap-decoder stages (default | realistic | mixed; default:
 # default). GROW=N (stage dit) deepens the bundle's transformer to N blocks, each new one a copy with its residual
-# gates closed (same predictions at the start; `JointLatentTransformer.deepened`). DECODE_SAMPLES=1 trains pointmap-decoder on the latents the bundle's transformer samples (what the decoder
-# decodes at inference) instead of on the encoder's.
+# gates closed (same predictions at the start; `JointLatentTransformer.deepened`). DECODE_SAMPLES=1 trains
+# pointmap-decoder on the latents the bundle's transformer samples (what the decoder decodes at inference) instead of
+# on the encoder's.
 set -euo pipefail
 stage=$1; minutes=${2:-8}
 RUNS=${RUNS:-runs}

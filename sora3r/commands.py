@@ -170,11 +170,12 @@ def _reconstruct_summary(rec: Reconstruction, window: int, stride: int, seconds:
     fov_x, fov_y = field_of_view(rec.K, height, width)
     in_h, in_w = meta["input_hw"]
     input_fx = float(rec.K[0, 0]) / meta["crop_affine"][0][0]  # the resize's scale: model pixels per input pixel
-    starts = meta["windows"]
-    shares = [previous + window - start for previous, start in zip(starts, starts[1:])]
-    shared = f", consecutive windows share {meta['window_overlap']}" if shares else ""
-    if shares and shares[-1] != meta["window_overlap"]:
-        shared += f" (the last two {shares[-1]}, so that the last window ends on the last frame)"
+    starts, shared = meta["windows"], ""
+    if len(starts) > 1:
+        shared = f", consecutive windows share {meta['window_overlap']}"
+        last_shared = starts[-2] + window - starts[-1]
+        if last_shared != meta["window_overlap"]:
+            shared += f" (the last two {last_shared}, so that the last window ends on the last frame)"
     return "\n".join([
         f"frames: {frames}{f' (stride {stride})' if stride > 1 else ''} at the model's {width}x{height} (input "
         f"{in_w}x{in_h})",

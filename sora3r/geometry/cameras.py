@@ -515,10 +515,9 @@ def recover_cameras(
     """
     if focal_frames < 1:
         raise ValueError(f"recover_cameras: focal_frames must be >= 1, got {focal_frames}")
-    fit = dict(principal_point=principal_point, iterations=iterations, hypotheses=hypotheses,
-               max_fit_pixels=max_fit_pixels, seed=seed, focal_frames=focal_frames)
     if points.ndim in (4, 5) and points.shape[-4] > focal_frames:
-        return _recover_long(points, weights, K, **fit)
+        return _recover_long(points, weights, K, focal_frames, principal_point=principal_point, iterations=iterations,
+                             hypotheses=hypotheses, max_fit_pixels=max_fit_pixels, seed=seed)
     problem = _setup(points, weights, K, principal_point, max_fit_pixels, "recover_cameras")
     generator = torch.Generator(device=problem.points.device)
     generator.manual_seed(seed)
