@@ -400,22 +400,27 @@ class _Problem:
     unbatched: bool
 
 
-def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> _Problem:
-    """Validate inputs, pick the fit grid and normalise pixels and points (see :class:`_Frames`)."""
+def _validate(points, weights, K, principal_point, caller: str) -> None:
+    """Raise ValueError for points not (T,H,W,3) / (B,T,H,W,3), weights of another shape, or both K and
+    principal_point."""
     if points.ndim not in (4, 5) or points.shape[-1] != 3:
         raise ValueError(f"{caller}: points must be (T,H,W,3) or (B,T,H,W,3), got {tuple(points.shape)}")
+    if K is not None and principal_point is not None:
+        raise ValueError(f"{caller}: give either K or principal_point, not both")
+    if weights is not None and weights.shape != points.shape[:-1]:
+        raise ValueError(f"{caller}: weights {tuple(weights.shape)} do not match points {tuple(points.shape)}")
+
+
+def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> _Problem:
+    """Pick the fit grid and normalise pixels and points (see :class:`_Frames`) of inputs `_validate` passed."""
     unbatched = points.ndim == 4
     if unbatched:
         points = points[None]
         weights = None if weights is None else weights[None]
-    if K is not None and principal_point is not None:
-        raise ValueError(f"{caller}: give either K or principal_point, not both")
     num_clips, num_frames, height, width, _ = points.shape
     dtype = points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
     device = points.device
     points = points.to(dtype)
-    if weights is not None and weights.shape != points.shape[:-1]:
-        raise ValueError(f"{caller}: weights {tuple(weights.shape)} do not match points {tuple(points.shape)}")
     index, grid = _fit_grid(height, width, max_fit_pixels, device)
 
     if K is not None:
@@ -515,7 +520,8 @@ def recover_cameras(
     """
     if focal_frames < 1:
         raise ValueError(f"recover_cameras: focal_frames must be >= 1, got {focal_frames}")
-    if points.ndim in (4, 5) and points.shape[-4] > focal_frames:
+    _validate(points, weights, K, principal_point, "recover_cameras")
+    if points.shape[-4] > focal_frames:
         return _recover_long(points, weights, K, focal_frames, principal_point=principal_point, iterations=iterations,
                              hypotheses=hypotheses, max_fit_pixels=max_fit_pixels, seed=seed)
     problem = _setup(points, weights, K, principal_point, max_fit_pixels, "recover_cameras")
@@ -548,8 +554,6 @@ def _recover_long(points: torch.Tensor, weights: torch.Tensor | None, K: torch.T
     if unbatched:
         points = points[None]
         weights = None if weights is None else weights[None]
-    if weights is not None and weights.shape != points.shape[:-1]:
-        raise ValueError(f"recover_cameras: weights {tuple(weights.shape)} do not match points {tuple(points.shape)}")
     num_clips, num_frames = points.shape[:2]
     dtype = points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
     c2w = torch.empty(num_clips, num_frames, 4, 4, dtype=dtype, device=points.device)
@@ -653,6 +657,7 @@ def linear_cameras(
     Same arguments and output as :func:`recover_cameras`; exact on clean pointmaps, not robust to outliers
     (the per-frame poses keep their own DLT focal; ``K`` reports the median over frames).
     """
+    _validate(points, weights, K, principal_point, "linear_cameras")
     problem = _setup(points, weights, K, principal_point, max_fit_pixels, "linear_cameras")
     frames = problem.frames
     focal, rotation, translation = _decompose(_dlt(frames.points, frames.pixels, frames.weights))
