@@ -4,16 +4,18 @@
 #                                                      | export-decoder
 # Runs live under $RUNS (default runs/); a chunk resumes from its run's light checkpoint when there is one.
 # In a new session (no runs/), `dit` continues from the committed bundle: its transformer (bf16 -> fp32, fresh
-# optimizer) and its frozen VAEs. The DiT recipe is the bundle's (docs/recipe_study.md, `xpred`): the mini preset,
-# x-prediction with the loss on the clean latent, logit-normal(1, 1) flow times. See docs/training.md, "Training on a
+# optimizer) and its frozen VAEs; `video-vae` likewise continues the bundle's video VAE (a later `dit` run then trains
+# on its latents, and `export` bundles it; FRESH=1: a fresh tiny video VAE, as the bundle's first run). The DiT recipe
+# is the bundle's (docs/recipe_study.md, `xpred`): the mini preset, x-prediction with the loss on the clean latent,
+# logit-normal(1, 1) flow times. See docs/training.md, "Training on a
 # lent GPU".
 # LAUNCH replaces the Python launcher, e.g. both GPUs of a host through DDP:
 #   LAUNCH="accelerate launch --multi_gpu --num_processes 2 --mixed_precision bf16" scripts/bundled_model.sh dit 8
 # DATA_WORKERS sets the scene-drawing processes per training process (default 12).
 # STEPS and DECAY_STEPS end a chunk at a step count with a linear learning-rate decay to 0 over its last DECAY_STEPS
 # (warmup-stable-decay; the run's final chunk), e.g. STEPS=2400 DECAY_STEPS=2400 scripts/bundled_model.sh dit 8
-# SYNTHETIC picks the synthetic preset of the dit and pointmap-decoder stages (default | realistic | mixed; default:
-# default). GROW=N (stage dit) deepens the bundle's transformer to N blocks, each new one a copy with its residual
+# SYNTHETIC picks the synthetic preset of the video-vae, dit and pointmap-decoder stages (default | realistic | mixed;
+# default: default). GROW=N (stage dit) deepens the bundle's transformer to N blocks, each new one a copy with its residual
 # gates closed (same predictions at the start; `JointLatentTransformer.deepened`). DECODE_SAMPLES=1 trains
 # pointmap-decoder on the latents the bundle's transformer samples (what the decoder decodes at inference) instead of
 # on the encoder's.
@@ -31,8 +33,10 @@ sora3r_train() { ${LAUNCH:-python3} -m sora3r.cli train "$@"; }
 WORKERS=${DATA_WORKERS:-12}
 case $stage in
   video-vae)
-    sora3r_train video-vae --output "$RUNS/video_vae" --preset tiny $CLIP $CHUNK --batch-size 16 --data-workers $WORKERS \
-      --lr 5e-4 --warmup-steps 200 ;;
+    init=(); [ -d "$RUNS/video_vae/light" ] || init=(--init "$BUNDLE/video_vae")
+    [ "${FRESH:-0}" = 1 ] && init=(--preset tiny)  # how the bundle's video VAE started
+    sora3r_train video-vae --output "$RUNS/video_vae" "${init[@]}" $CLIP $DATA $CHUNK --batch-size 16 \
+      --data-workers $WORKERS --lr 5e-4 --warmup-steps 200 ;;
   pointmap-vae)
     sora3r_train pointmap-vae --output "$RUNS/pointmap_vae" --init-video-vae "$VIDEO_VAE" --squash \
       --preset tiny $CLIP $CHUNK --batch-size 16 --data-workers $WORKERS --lr 3e-4 --warmup-steps 200 ;;

@@ -1,0 +1,160 @@
+"""What the DiT can see and the best it can do: a model folder's video VAE PSNR and its pointmap VAE's floor.
+
+    python benchmarks/bench_vae_floor.py [MODEL_DIR] [--clips 24] [--icl ../shared/data/icl_livingroom_micro]
+        [--lady ../shared/data/lady_running] [--steps 4] [--json OUT.json]
+
+For held-out synthetic clips (test-split seeds 0..clips-1 of the default and the realistic preset) and, when given,
+17-frame clips of the ICL room (every 3rd frame from frames 0, 51, 102, 153; its ground truth resampled to the
+model's grid, nearest pixel) and of lady_running (video only: no ground truth), prints per source:
+
+- ``video PSNR``: the video VAE's round trip (encode, decode) of the frames at the model's resolution, in dB over
+  [0, 1] RGB: what the DiT's conditioning keeps of the video.
+- ``truth``: the true pointmaps straight into camera recovery: the floor of the post-processing alone.
+- ``pointmap VAE``: the true pointmaps' round trip through the pointmap VAE (the target normalisation, encode to the
+  posterior mean, decode, undo the normalisation), then camera recovery: the best a DiT that predicted the true
+  latent exactly could score.
+- ``sora3r``: the model itself (``reconstruct``, ``--steps`` sampling steps, seed 0), for comparison.
+
+Scores as in ``benchmarks/quick_check_model.py`` (Abs Rel and delta<1.25 with one scale per clip, the Sim(3)-aligned
+point error, the camera-centre ATE), averaged over clips. The floors recover cameras with the ground truth's valid
+pixels as weights; ``sora3r`` uses none, as ``reconstruct`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from quick_check_model import clip_scores
+from sora3r.data.datasets import iter_sequences
+from sora3r.data.synthetic import render_clip, split_seed, synthetic_config
+from sora3r.data.video import read_video, resize_and_crop
+from sora3r.geometry import first_camera_world, recover_cameras, unproject_depth
+from sora3r.models.inputs import pointmap_to_model, rgb_to_model
+from sora3r.models.vae import decode_latents, encode_latents
+from sora3r.pipeline import Sora3RPipeline
+
+ICL_STARTS = (0, 51, 102, 153)  # 17 frames at stride 3 from each: four clips spread over the 211 frames
+
+
+@dataclass
+class Clip:
+    """Frames at the model's grid and, when known, their ground truth at the same grid (world-frame points)."""
+
+    rgb: torch.Tensor  # uint8 (T, H, W, 3)
+    points: torch.Tensor | None = None  # (T, H, W, 3)
+    depth: torch.Tensor | None = None  # (T, H, W)
+    valid: torch.Tensor | None = None  # bool (T, H, W)
+    c2w: torch.Tensor | None = None  # (T, 4, 4)
+
+
+def video_psnr(pipeline: Sora3RPipeline, rgb: torch.Tensor) -> float:
+    """PSNR in dB of the video VAE's round trip of ``uint8 (T, H, W, 3)`` frames, over [0, 1] RGB."""
+    video = rgb_to_model(rgb[None].to(pipeline.device))
+    decoded = decode_latents(pipeline.video_vae, encode_latents(pipeline.video_vae, video)).float()
+    error = ((decoded.clamp(-1, 1) - video) / 2).square().mean()
+    return float(-10 * torch.log10(error))
+
+
+def cameras_from(points: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Points in the first recovered camera's frame, depth and c2w, as ``reconstruct`` makes them."""
+    cameras = recover_cameras(points, weights=weights)
+    points, cameras = first_camera_world(points, cameras)
+    return points, cameras.depth, cameras.c2w
+
+
+def pointmap_round_trip(pipeline: Sora3RPipeline, clip: Clip) -> torch.Tensor:
+    """The true pointmaps ``(T, H, W, 3)`` through the pointmap VAE, in the normalised target space."""
+    x, _ = pointmap_to_model(clip.points[None], clip.c2w[None], clip.valid[None], pipeline.target)
+    vae = pipeline.pointmap_vae
+    decoded = decode_latents(vae, encode_latents(vae, x.to(pipeline.device))).float().permute(0, 2, 3, 4, 1)
+    return pipeline.target.decode(decoded)[0].cpu()
+
+
+def score_clip(pipeline: Sora3RPipeline, clip: Clip, steps: int) -> dict[str, dict[str, float]]:
+    rows = {"video PSNR": {"psnr_db": video_psnr(pipeline, clip.rgb)}}
+    if clip.points is None:
+        return rows
+    weights = clip.valid.float()
+    rows["truth"] = clip_scores(*cameras_from(clip.points.clone(), weights), clip)
+    rows["pointmap VAE"] = clip_scores(*cameras_from(pointmap_round_trip(pipeline, clip), weights), clip)
+    rec = pipeline.reconstruct(clip.rgb, num_steps=steps)
+    rows["sora3r"] = clip_scores(rec.points, rec.depth, rec.c2w, clip)
+    return rows
+
+
+def synthetic_clips(preset: str, count: int, shape: tuple[int, int, int]) -> list[Clip]:
+    frames, height, width = shape
+    config = synthetic_config(preset, num_frames=frames, height=height, width=width)
+    clips = []
+    for index in range(count):
+        seq = render_clip(split_seed("test", index), config)
+        clips.append(Clip(seq.rgb, seq.points.float(), seq.depth.float(), seq.valid.bool(), seq.c2w.float()))
+    return clips
+
+
+def resample_nearest(values: torch.Tensor, affine: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``values (T, H0, W0, ...)`` at the pixels of the ``(height, width)`` grid that ``affine`` (original pixel ->
+    new pixel, from `resize_and_crop`) maps to, nearest original pixel."""
+    inverse = torch.linalg.inv(affine)
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                          indexing="ij")
+    source = torch.stack([u, v, torch.ones_like(u)], -1) @ inverse.T
+    cols = source[..., 0].round().long().clamp(0, values.shape[2] - 1)
+    rows = source[..., 1].round().long().clamp(0, values.shape[1] - 1)
+    return values[:, rows, cols]
+
+
+def icl_clips(root: Path, shape: tuple[int, int, int]) -> list[Clip]:
+    frames, height, width = shape
+    clips = []
+    for start in ICL_STARTS:
+        seq = next(iter_sequences("icl-micro", root, num_frames=frames, stride=3, start=start))
+        rgb, affine = resize_and_crop(seq.rgb, height, width)
+        points = unproject_depth(seq.depth, seq.K, seq.c2w)  # at the original pixels, then picked
+        clips.append(Clip(rgb, resample_nearest(points.float(), affine, height, width),
+                          resample_nearest(seq.depth.float(), affine, height, width),
+                          resample_nearest(seq.valid, affine, height, width), seq.c2w.float()))
+    return clips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", default=str(Path(__file__).parents[1] / "sora3r/weights/sora3r-tiny"))
+    parser.add_argument("--clips", type=int, default=24, help="held-out clips per synthetic preset")
+    parser.add_argument("--icl", type=Path, default=None, help="the icl_livingroom_micro folder")
+    parser.add_argument("--lady", type=Path, default=None, help="the lady_running folder (video PSNR only)")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--json", default=None, help="also write the table here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pipeline = Sora3RPipeline.from_pretrained(args.model, device=args.device)
+    shape = pipeline.clip_shape
+    sources = {f"synthetic {preset}": synthetic_clips(preset, args.clips, shape) for preset in ("default", "realistic")}
+    if args.icl:
+        sources["ICL room"] = icl_clips(args.icl, shape)
+    if args.lady:
+        frames = resize_and_crop(read_video(args.lady, max_frames=shape[0]), *shape[1:])[0]
+        sources["lady_running"] = [Clip(frames)]
+    table = {}
+    with torch.inference_mode():
+        for source, clips in sources.items():
+            scored = [score_clip(pipeline, clip, args.steps) for clip in clips]
+            table[source] = {row: {key: sum(s[row][key] for s in scored) / len(scored) for key in scored[0][row]}
+                             for row in scored[0]}
+            print(f"{source} ({len(clips)} clips of {'x'.join(map(str, shape))})", flush=True)
+            for row, means in table[source].items():
+                print(f"  {row:14s} " + "  ".join(f"{key} {value:.4f}" for key, value in means.items()), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": args.model, "steps": args.steps, "table": table}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
