@@ -1,7 +1,7 @@
 """Speed and accuracy of camera recovery from pointmaps (`sora3r.geometry.recover_cameras`).
 
 Usage: python benchmarks/bench_camera_recovery.py --device cpu|cuda [--frames 17 --height 384 --width 512]
-       [--repeats 5] [--outliers 0.3]
+       [--repeats 5] [--outliers 0.3] [--profile]
 
 The clip is a synthetic scene (`sora3r.data.synthetic.render_batch`) with exact world-frame pointmaps; a second
 copy has a fraction of its pixels replaced by points uniform in the scene's bounding box. The baseline, timed in
@@ -9,6 +9,10 @@ the same run on the same device, is `linear_cameras`: one plain weighted least-s
 same fit pixels, no robust steps. Times are medians over repeats after one warm-up call (CUDA: events after a
 synchronize). Errors: focal relative to the truth, poses in the frame-0 world (largest rotation-entry or
 translation / mean scene depth difference), depth median relative error on inlier pixels.
+
+``--profile`` then profiles one `recover_cameras` call on the outlier copy (torch.profiler): the ops that took the
+most time (device time on CUDA), and how many kernels were launched and how often the host waited for the device
+(synchronisations and device-to-host copies): whether the fit is bound by launches, syncs or arithmetic.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--outliers", type=float, default=0.3, help="fraction of pixels replaced by garbage")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="profile one call on the outlier copy")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -85,6 +90,30 @@ def main() -> None:
             focal, pose, depth = _errors(function(data), clip, inlier)
             print(f"{name:<18}{label:<16}{seconds:>10.4f}{seconds / baseline_s:>12.2f}x{focal:>11.1e}{pose:>10.1e}"
                   f"{depth:>11.1e}")
+    if args.profile:
+        _profile(lambda: recover_cameras(corrupted), device)
+
+
+def _profile(call, device: torch.device) -> None:
+    """Print the top ops of one ``call`` and its counts of kernel launches and host waits."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    call()  # warm-up
+    with profile(activities=activities) as prof:
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    events = prof.key_averages()
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(events.table(sort_by=sort, row_limit=25))
+    counts = {event.key: event.count for event in events}
+    launches = sum(count for key, count in counts.items() if key in ("cudaLaunchKernel", "cuLaunchKernel",
+                                                                      "cudaLaunchKernelExC", "cuLaunchKernelEx"))
+    waits = {key: count for key, count in counts.items()
+             if "Synchronize" in key or key in ("aten::item", "aten::_local_scalar_dense", "cudaMemcpyAsync")}
+    print(f"aten ops: {sum(count for key, count in counts.items() if key.startswith('aten::'))}, "
+          f"kernel launches: {launches}, host waits: {waits}")
 
 
 if __name__ == "__main__":
