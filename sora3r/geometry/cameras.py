@@ -320,23 +320,22 @@ def _solve_steps(hessian: torch.Tensor, gradient: torch.Tensor, steers_focal: to
                  num_clips: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Damped Gauss-Newton steps: ``(focal step (B,) or None, pose steps (F, 6))``.
 
-    With ``steers_focal`` (per-frame 0/1) the clip's shared focal is solved by a Schur complement that eliminates
-    every frame's pose; otherwise (known K) only the poses move.
+    The pose blocks get ``DAMPING * (diag + 1)`` on their diagonal. With ``steers_focal`` (per-frame 0/1) the clip's
+    shared focal is solved by a Schur complement that eliminates every frame's pose; otherwise (known K) only the
+    poses move.
     """
-    frames_per_clip = hessian.shape[0] // num_clips
     eye = torch.eye(6, dtype=hessian.dtype, device=hessian.device)
-    h_pp = hessian[:, :6, :6]
-    h_pp = h_pp + DAMPING * (torch.diagonal(h_pp, dim1=-2, dim2=-1).diag_embed() + eye)
+    h_pp = hessian[:, :6, :6] * (1 + DAMPING * eye) + DAMPING * eye
     if steers_focal is None:
         return None, -torch.linalg.solve_ex(h_pp, gradient[:, :6]).result
-    # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute.
-    solved = torch.linalg.solve_ex(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1)).result
-    reduced_h = steers_focal * (hessian[:, 6, 6] - (hessian[:, 6, :6] * solved[..., 0]).sum(-1))
-    reduced_g = steers_focal * (gradient[:, 6] - (hessian[:, 6, :6] * solved[..., 1]).sum(-1))
-    reduced_h, reduced_g = reduced_h.reshape(num_clips, -1).sum(1), reduced_g.reshape(num_clips, -1).sum(1)
-    step_focal = -reduced_g / reduced_h.clamp(min=TINY)
-    step_pose = -(solved[..., 1] + solved[..., 0] * step_focal.repeat_interleave(frames_per_clip)[:, None])
-    return step_focal, step_pose
+    # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute. Columns: (focal, r).
+    solved = torch.linalg.solve_ex(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1)).result  # (F, 6, 2)
+    tail = torch.stack([hessian[:, 6, 6], gradient[:, 6]], -1)  # (F, 2)
+    reduced = (steers_focal[:, None] * (tail - (hessian[:, 6, :6, None] * solved).sum(1)))  # (F, 2): h, g
+    reduced = reduced.reshape(num_clips, -1, 2).sum(1)  # (B, 2)
+    step_focal = -reduced[:, 1] / reduced[:, 0].clamp(min=TINY)
+    frame_focal_step = step_focal.repeat_interleave(hessian.shape[0] // num_clips)[:, None]
+    return step_focal, -torch.addcmul(solved[..., 1], solved[..., 0], frame_focal_step)
 
 
 def _gauss_newton(
@@ -379,8 +378,9 @@ def _gauss_newton(
         steers_focal = None
         if estimate_focal:
             # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
-            best_fraction = inlier_fraction.reshape(num_clips, -1).amax(1).repeat_interleave(frames_per_clip)
-            steers_focal = (inlier_fraction >= FOCAL_FRAME_FRACTION * best_fraction).to(hessian.dtype)
+            fraction = inlier_fraction.reshape(num_clips, -1)
+            steers_focal = (fraction >= FOCAL_FRAME_FRACTION * fraction.amax(1, keepdim=True)).reshape(-1)
+            steers_focal = steers_focal.to(hessian.dtype)
         step_focal, step_pose = _solve_steps(hessian, gradient, steers_focal, num_clips)
         if step_focal is not None:
             focal = (focal + step_focal).clamp(min=MIN_FOCAL)
