@@ -331,7 +331,7 @@ def _solve_steps(hessian: torch.Tensor, gradient: torch.Tensor, steers_focal: to
     # Schur complement: eliminate every frame's pose, solve the clip's focal, back-substitute. Columns: (focal, r).
     solved = torch.linalg.solve_ex(h_pp, torch.stack([hessian[:, :6, 6], gradient[:, :6]], -1)).result  # (F, 6, 2)
     tail = torch.stack([hessian[:, 6, 6], gradient[:, 6]], -1)  # (F, 2)
-    reduced = (steers_focal[:, None] * (tail - (hessian[:, 6, :6, None] * solved).sum(1)))  # (F, 2): h, g
+    reduced = steers_focal[:, None] * (tail - (hessian[:, 6, :6, None] * solved).sum(1))  # (F, 2): h, g
     reduced = reduced.reshape(num_clips, -1, 2).sum(1)  # (B, 2)
     step_focal = -reduced[:, 1] / reduced[:, 0].clamp(min=TINY)
     frame_focal_step = step_focal.repeat_interleave(hessian.shape[0] // num_clips)[:, None]
