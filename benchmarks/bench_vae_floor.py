@@ -77,6 +77,8 @@ def pointmap_round_trip(pipeline: Sora3RPipeline, clip: Clip) -> torch.Tensor:
 
 
 def score_clip(pipeline: Sora3RPipeline, clip: Clip, steps: int) -> dict[str, dict[str, float]]:
+    """The table's rows for one clip: video PSNR always; truth, pointmap VAE and sora3r scores when it has ground
+    truth."""
     rows = {"video PSNR": {"psnr_db": video_psnr(pipeline, clip.rgb)}}
     if clip.points is None:
         return rows
@@ -89,6 +91,7 @@ def score_clip(pipeline: Sora3RPipeline, clip: Clip, steps: int) -> dict[str, di
 
 
 def synthetic_clips(preset: str, count: int, shape: tuple[int, int, int]) -> list[Clip]:
+    """Held-out clips (test-split seeds 0..count-1) of a synthetic preset at the model's clip shape."""
     frames, height, width = shape
     config = synthetic_config(preset, num_frames=frames, height=height, width=width)
     clips = []
@@ -111,6 +114,7 @@ def resample_nearest(values: torch.Tensor, affine: torch.Tensor, height: int, wi
 
 
 def icl_clips(root: Path, shape: tuple[int, int, int]) -> list[Clip]:
+    """The ICL room's clips (every 3rd frame from each of ``ICL_STARTS``) at the model's grid, ground truth included."""
     frames, height, width = shape
     clips = []
     for start in ICL_STARTS:
