@@ -1,5 +1,6 @@
 """Writers for a `Reconstruction`: coloured point clouds (PLY, GLB), TUM trajectories, COLMAP text
-models, a lossless npz bundle (with its reader), a colourised depth video, 16-bit depth PNGs and the intrinsics as text.
+models, a lossless npz bundle (with its reader), a colourised depth video, a depth contact sheet, 16-bit depth PNGs
+and the intrinsics as text.
 
 Every writer creates parent folders, writes to a hidden temp file next to the target and renames it
 into place (``os.replace``), so a crash never leaves a half-written file behind. Inputs that break the
@@ -32,6 +33,7 @@ __all__ = [
     "read_npz",
     "write_colmap_text",
     "write_depth_png",
+    "write_depth_sheet",
     "write_depth_video",
     "write_glb",
     "write_intrinsics",
@@ -40,7 +42,8 @@ __all__ = [
     "write_tum",
 ]
 
-EXPORT_FORMATS = ("npz", "ply", "glb", "tum", "colmap", "depth_video", "depth_png", "intrinsics")
+EXPORT_FORMATS = ("npz", "ply", "glb", "tum", "colmap", "depth_video", "depth_sheet", "depth_png", "intrinsics")
+DEPTH_SHEET_FRAMES = 6  # frames of the video in depth_sheet.png, spread evenly from the first to the last
 
 FRUSTUM_FRACTION = 0.05  # default depth of a camera frustum in scene.glb, relative to the median point distance
 # OpenCV camera axes (y down, z forward) -> glTF / OpenGL axes (y up, z backward).
@@ -355,6 +358,17 @@ def write_depth_video(path: str | os.PathLike, rec: Reconstruction, fps: float |
     return encode_video(path, frames, fps or _video_fps(rec.timestamps))
 
 
+def write_depth_sheet(path: str | os.PathLike, rec: Reconstruction, num_frames: int = DEPTH_SHEET_FRAMES) -> Path:
+    """Write a PNG contact sheet: ``num_frames`` input frames spread over the video above their depth, in the colours
+    of `write_depth_video` (one near / far for the whole sheet), to see at a glance whether the depth follows the
+    video (`sora3r.viz.depth.plot_depth_comparison`)."""
+    from sora3r.viz.depth import plot_depth_comparison
+
+    _check_reconstruction(rec, Path(path))
+    title = f"{rec.num_frames} frames, depth at {rec.depth.shape[2]}x{rec.depth.shape[1]}"
+    return plot_depth_comparison(path, rec.rgb, rec.depth, valid=rec.valid, num_frames=num_frames, title=title)
+
+
 def write_depth_png(folder: str | os.PathLike, rec: Reconstruction) -> Path:
     """Write each frame's depth as a 16-bit grayscale PNG ``folder/00000.png, ...`` and the scale beside them.
 
@@ -469,9 +483,9 @@ def export_all(
     """Write ``rec`` in each of ``formats`` under ``out_dir``; return ``{format: written path}``.
 
     Files: ``reconstruction.npz``, ``points.ply``, ``scene.glb``, ``trajectory_tum.txt``, the ``colmap/`` folder,
-    ``depth.mp4``, ``depth/`` (16-bit PNGs and ``depth_scale.json``) and ``intrinsics.txt``. ``stride`` /
-    ``min_confidence`` apply to the point clouds (the COLMAP model uses a 4x coarser grid than the clouds);
-    ``timestamps`` (default ``rec.timestamps``) to the TUM file.
+    ``depth.mp4``, ``depth_sheet.png``, ``depth/`` (16-bit PNGs and ``depth_scale.json``) and ``intrinsics.txt``.
+    ``stride`` / ``min_confidence`` apply to the point clouds (the COLMAP model uses a 4x coarser grid than the
+    clouds); ``timestamps`` (default ``rec.timestamps``) to the TUM file.
     """
     timestamps = rec.timestamps if timestamps is None else timestamps
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
@@ -485,6 +499,7 @@ def export_all(
         "tum": lambda: write_tum(out_dir / "trajectory_tum.txt", rec.c2w, timestamps),
         "colmap": lambda: write_colmap_text(out_dir / "colmap", rec, stride=4 * stride, min_confidence=min_confidence),
         "depth_video": lambda: write_depth_video(out_dir / "depth.mp4", rec),
+        "depth_sheet": lambda: write_depth_sheet(out_dir / "depth_sheet.png", rec),
         "depth_png": lambda: write_depth_png(out_dir / "depth", rec),
         "intrinsics": lambda: write_intrinsics(out_dir / "intrinsics.txt", rec),
     }

@@ -42,8 +42,8 @@ CHROMIUM = Path(os.environ.get("SORA3R_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "app.png"
-EXPORTS = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap.zip", "depth.mp4", "depth.zip",
-           "intrinsics.txt"]
+EXPORTS = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap.zip", "depth.mp4",
+           "depth_sheet.png", "depth.zip", "intrinsics.txt"]
 RUN_TIMEOUT_MS = 240_000  # one 17-frame window on a loaded 2-core CPU takes ~10-40 s
 MODEL_BACKGROUND = np.array([26, 26, 31])  # the 3D view's clear colour (0.1, 0.1, 0.12)
 SHOWN = ["depth-video", "trajectory", "scene", "confidence"]  # where the results render

@@ -31,8 +31,8 @@ from shared_data import ICL, LADY_RUNNING
 
 LADY_MP4 = LADY_RUNNING / "lady-running.mp4"
 LADY_FRAMES = LADY_RUNNING
-EXPORTED = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap", "depth.mp4", "depth",
-            "intrinsics.txt"]
+EXPORTED = ["reconstruction.npz", "points.ply", "scene.glb", "trajectory_tum.txt", "colmap", "depth.mp4",
+            "depth_sheet.png", "depth", "intrinsics.txt"]
 
 def sora3r(*args, cwd: Path, command: list[str] | None = None) -> subprocess.CompletedProcess:
     """Run ``sora3r ARGS`` (``python -m sora3r.cli`` unless ``command`` is given) in ``cwd``."""

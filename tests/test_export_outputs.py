@@ -18,6 +18,7 @@ from sora3r.export import (
     DEPTH_VIDEO_MIN_WIDTH,
     write_colmap_text,
     write_depth_png,
+    write_depth_sheet,
     write_depth_video,
     write_glb,
     write_intrinsics,
@@ -156,3 +157,26 @@ def test_depth_comparison_picture_has_input_prediction_and_truth_rows(tmp_path):
     assert len(prediction_rows) > 0.5 * len(green)  # a whole row of panels, as tall as the input row
     columns = np.nonzero((np.abs(image - [0, 255, 0]).max(axis=2) < 8).any(axis=0))[0]
     assert np.count_nonzero(np.diff(columns) > 1) == 2  # three frames side by side
+
+
+def test_depth_sheet_puts_six_frames_over_their_depth_in_one_range(tmp_path):
+    rec = make_reconstruction()
+    t, h, w = rec.depth.shape
+    rec.rgb = torch.zeros(t, h, w, 3, dtype=torch.uint8)
+    rec.rgb[..., 2] = 255  # pure blue input: the top row only
+    rec.valid = torch.ones(t, h, w, dtype=torch.bool)
+    rec.depth = torch.linspace(1.0, 3.0, t)[:, None, None].expand(t, h, w).clone()  # each frame further away
+    path = write_depth_sheet(tmp_path / "depth_sheet.png", rec)
+    image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    found = lambda colour: np.nonzero((np.abs(image - colour).max(axis=2) < 8))  # noqa: E731
+    blue_rows, blue_columns = found([0, 0, 255])
+    near, middle = colorize_depth(np.array([1.0, 2.0]), *depth_range(rec.depth, rec.valid))
+    near_rows, near_columns = found(near)
+    middle_rows, middle_columns = found(middle)
+    # The first frame is the nearest, the next ones further away, in one range for the sheet (far is near-black, as
+    # the text is, so the test looks at near and middle): below the input row, near in the first column of panels,
+    # the middle depth in a later one.
+    assert len(blue_rows) and len(near_rows) and len(middle_rows)
+    assert blue_rows.max() < near_rows.min() and blue_rows.max() < middle_rows.min()
+    assert near_columns.max() < middle_columns.min()
+    assert np.count_nonzero(np.diff(np.unique(blue_columns)) > 1) == min(t, 6) - 1  # the frames side by side

@@ -63,7 +63,7 @@ class JobResult:
         trajectory_plot: PNG of the camera centres (top-down and side views).
         confidence_figure: PNG of the confidence maps, or ``None`` when the reconstruction has no confidence.
         scene: GLB of the coloured points and camera frusta for the 3D view (thinned to `MAX_SHOWN_POINTS`).
-        downloads: every export: reconstruction.npz, points.ply, scene.glb, trajectory_tum.txt, colmap.zip.
+        downloads: every export (`sora3r.export.EXPORT_FORMATS`), folders as zips (colmap.zip, depth.zip).
         summary: markdown, what was reconstructed and how long it took.
     """
 

@@ -73,24 +73,29 @@ def colorize_depth(depth: torch.Tensor | np.ndarray, near: float, far: float,
 
 
 def plot_depth_comparison(path_png: str | os.PathLike, rgb: torch.Tensor, prediction: torch.Tensor,
-                          ground_truth: torch.Tensor, valid: torch.Tensor | None = None, num_frames: int = 4,
-                          title: str = "") -> Path:
-    """Save a PNG with three rows - input frames, predicted depth, ground-truth depth - for ``num_frames`` frames
-    spread over the clip.
+                          ground_truth: torch.Tensor | None = None, valid: torch.Tensor | None = None,
+                          num_frames: int = 4, title: str = "") -> Path:
+    """Save a PNG with a row of input frames, one of predicted depth and, when given, one of ground-truth depth, for
+    ``num_frames`` frames spread over the clip.
 
-    Both depth rows share the ground truth's range (`depth_range`) and colours (`colorize_depth`), so equal colours
-    are equal depths: pass a prediction already aligned to the ground truth (e.g. `sora3r.geometry.align_depth`).
+    The depth rows share one range (`depth_range` of the ground truth, or of the prediction without it) and colours
+    (`colorize_depth`), for the whole picture, so equal colours are equal depths: pass a prediction already aligned to
+    the ground truth (e.g. `sora3r.geometry.align_depth`).
 
     Args:
-        rgb: ``uint8 (T, H, W, 3)``; prediction, ground_truth: ``(T, H, W)`` depth; valid: ``bool (T, H, W)``
-            pixels with ground truth.
+        rgb: ``uint8 (T, H, W, 3)``; prediction, ground_truth: ``(T, H, W)`` depth; valid: ``bool (T, H, W)``, the
+            pixels with ground truth (with it) or the prediction's valid pixels (without it); others are black.
     """
-    near, far = depth_range(ground_truth, valid)
     frames = np.unique(np.linspace(0, rgb.shape[0] - 1, min(num_frames, rgb.shape[0])).round().astype(int))
-    rows = {"input": rgb.cpu().numpy()[frames],
-            "prediction": colorize_depth(prediction[frames], near, far),
-            "ground truth": colorize_depth(ground_truth[frames], near, far,
-                                           None if valid is None else valid[frames])}
+    picked = None if valid is None else valid[frames]
+    if ground_truth is None:
+        near, far = depth_range(prediction, valid)
+        rows = {"input": rgb.cpu().numpy()[frames], "depth": colorize_depth(prediction[frames], near, far, picked)}
+    else:
+        near, far = depth_range(ground_truth, valid)
+        rows = {"input": rgb.cpu().numpy()[frames],
+                "prediction": colorize_depth(prediction[frames], near, far),
+                "ground truth": colorize_depth(ground_truth[frames], near, far, picked)}
     panel_w = 2.4  # inches per frame; panels keep the frames' aspect
     panel_h = panel_w * rgb.shape[1] / rgb.shape[2]
     figure = Figure(figsize=(panel_w * len(frames) + 0.4, (panel_h + 0.1) * len(rows) + 0.8), layout="constrained")
