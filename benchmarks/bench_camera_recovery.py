@@ -11,8 +11,8 @@ synchronize). Errors: focal relative to the truth, poses in the frame-0 world (l
 translation / mean scene depth difference), depth median relative error on inlier pixels.
 
 ``--profile`` then profiles one `recover_cameras` call on the outlier copy (torch.profiler): the ops that took the
-most time (device time on CUDA), and how many kernels were launched and how often the host waited for the device
-(synchronisations and device-to-host copies): whether the fit is bound by launches, syncs or arithmetic.
+most time (device time on CUDA), how many kernels were launched, and the synchronisations and copies between host
+and device (a ``.item()`` on a CUDA tensor waits for it): whether the fit is bound by launches, syncs or arithmetic.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main() -> None:
 
 
 def _profile(call, device: torch.device) -> None:
-    """Print the top ops of one ``call`` and its counts of kernel launches and host waits."""
+    """Print the top ops of one ``call``, its kernel launches, and its host syncs and copies."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -110,10 +110,10 @@ def _profile(call, device: torch.device) -> None:
     counts = {event.key: event.count for event in events}
     launches = sum(count for key, count in counts.items() if key in ("cudaLaunchKernel", "cuLaunchKernel",
                                                                       "cudaLaunchKernelExC", "cuLaunchKernelEx"))
-    waits = {key: count for key, count in counts.items()
-             if "Synchronize" in key or key in ("aten::item", "aten::_local_scalar_dense", "cudaMemcpyAsync")}
+    syncs = {key: count for key, count in counts.items()
+             if "Synchronize" in key or key in ("aten::_local_scalar_dense", "cudaMemcpyAsync")}
     print(f"aten ops: {sum(count for key, count in counts.items() if key.startswith('aten::'))}, "
-          f"kernel launches: {launches}, host waits: {waits}")
+          f"kernel launches: {launches}, syncs and copies: {syncs}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ of the same length and scored against the same ground truth (``blind``) shows ho
 
 ``--seeds N`` samples every clip with N noise seeds (0..N-1) and prints the mean over seeds and clips with, in
 brackets, the standard deviation of the N per-seed means: the sampling-noise band of the figure. It is wide: the
-bundle of 2026-12-01 scored Abs Rel 0.134 / 0.141 / 0.167 on the same 24 default clips with seeds 0 / 1 / 2, because
+bundle of 2026-12-01 scored Abs Rel 0.134 / 0.141 / 0.167 on the same 24 default clips with seeds 0 / 1 / 2 (CPU), as
 a few clips (close to a wall, a narrow depth range) swing with the noise.
 
 Time per clip is the wall time of ``reconstruct`` (on CUDA synchronised by its results' copy to the host), with the

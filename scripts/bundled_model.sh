@@ -7,16 +7,15 @@
 # optimizer) and its frozen VAEs; `video-vae` likewise continues the bundle's video VAE (a later `dit` run then trains
 # on its latents, and `export` bundles it; FRESH=1: a fresh tiny video VAE, as the bundle's first run). The DiT recipe
 # is the bundle's (docs/recipe_study.md, `xpred`): the mini preset, x-prediction with the loss on the clean latent,
-# logit-normal(1, 1) flow times. See docs/training.md, "Training on a
-# lent GPU".
+# logit-normal(1, 1) flow times. See docs/training.md, "Training on a lent GPU".
 # LAUNCH replaces the Python launcher, e.g. both GPUs of a host through DDP:
 #   LAUNCH="accelerate launch --multi_gpu --num_processes 2 --mixed_precision bf16" scripts/bundled_model.sh dit 8
 # DATA_WORKERS sets the scene-drawing processes per training process (default 12).
 # STEPS and DECAY_STEPS end a chunk at a step count with a linear learning-rate decay to 0 over its last DECAY_STEPS
 # (warmup-stable-decay; the run's final chunk), e.g. STEPS=2400 DECAY_STEPS=2400 scripts/bundled_model.sh dit 8
 # SYNTHETIC picks the synthetic preset of the video-vae, dit and pointmap-decoder stages (default | realistic | mixed;
-# default: default). GROW=N (stage dit) deepens the bundle's transformer to N blocks, each new one a copy with its residual
-# gates closed (same predictions at the start; `JointLatentTransformer.deepened`). DECODE_SAMPLES=1 trains
+# default: default). GROW=N (stage dit) deepens the bundle's transformer to N blocks, each new one a copy with its
+# residual gates closed (same predictions at the start; `JointLatentTransformer.deepened`). DECODE_SAMPLES=1 trains
 # pointmap-decoder on the latents the bundle's transformer samples (what the decoder decodes at inference) instead of
 # on the encoder's.
 set -euo pipefail
