@@ -4,8 +4,8 @@
         [--lady ../shared/data/lady_running] [--steps 4] [--json OUT.json]
 
 For held-out synthetic clips (test-split seeds 0..clips-1 of the default and the realistic preset) and, when given,
-17-frame clips of the ICL room (every 3rd frame from frames 0, 51, 102, 153; its ground truth resampled to the
-model's grid, nearest pixel) and of lady_running (video only: no ground truth), prints per source:
+17-frame clips of the ICL room (every 3rd frame from frames 0, 51, 102, 153, centre-cropped to the model's grid as
+training clips are, `sora3r.data.clips.sample_training_clip`) and of lady_running (video only: no ground truth), prints per source:
 
 - ``video PSNR``: the video VAE's round trip (encode, decode) of the frames at the model's resolution, in dB over
   [0, 1] RGB: what the DiT's conditioning keeps of the video.
@@ -25,32 +25,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from quick_check_model import clip_scores
+from sora3r.data.clips import sample_training_clip
 from sora3r.data.datasets import iter_sequences
 from sora3r.data.synthetic import render_clip, split_seed, synthetic_config
 from sora3r.data.video import read_video, resize_and_crop
-from sora3r.geometry import first_camera_world, recover_cameras, unproject_depth
+from sora3r.geometry import first_camera_world, recover_cameras
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.vae import decode_latents, encode_latents
 from sora3r.pipeline import Sora3RPipeline
+from sora3r.types import VideoSequence
 
 ICL_STARTS = (0, 51, 102, 153)  # 17 frames at stride 3 from each: four clips spread over the 211 frames
-
-
-@dataclass
-class Clip:
-    """Frames at the model's grid and, when known, their ground truth at the same grid (world-frame points)."""
-
-    rgb: torch.Tensor  # uint8 (T, H, W, 3)
-    points: torch.Tensor | None = None  # (T, H, W, 3)
-    depth: torch.Tensor | None = None  # (T, H, W)
-    valid: torch.Tensor | None = None  # bool (T, H, W)
-    c2w: torch.Tensor | None = None  # (T, 4, 4)
 
 
 def video_psnr(pipeline: Sora3RPipeline, rgb: torch.Tensor) -> float:
@@ -68,7 +58,7 @@ def cameras_from(points: torch.Tensor, weights: torch.Tensor | None) -> tuple[to
     return points, cameras.depth, cameras.c2w
 
 
-def pointmap_round_trip(pipeline: Sora3RPipeline, clip: Clip) -> torch.Tensor:
+def pointmap_round_trip(pipeline: Sora3RPipeline, clip: VideoSequence) -> torch.Tensor:
     """The true pointmaps ``(T, H, W, 3)`` through the pointmap VAE, in the normalised target space."""
     x, _ = pointmap_to_model(clip.points[None], clip.c2w[None], clip.valid[None], pipeline.target)
     vae = pipeline.pointmap_vae
@@ -76,7 +66,7 @@ def pointmap_round_trip(pipeline: Sora3RPipeline, clip: Clip) -> torch.Tensor:
     return pipeline.target.decode(decoded)[0].cpu()
 
 
-def score_clip(pipeline: Sora3RPipeline, clip: Clip, steps: int) -> dict[str, dict[str, float]]:
+def score_clip(pipeline: Sora3RPipeline, clip: VideoSequence, steps: int) -> dict[str, dict[str, float]]:
     """The table's rows for one clip: video PSNR always; truth, pointmap VAE and sora3r scores when it has ground
     truth."""
     rows = {"video PSNR": {"psnr_db": video_psnr(pipeline, clip.rgb)}}
@@ -90,41 +80,21 @@ def score_clip(pipeline: Sora3RPipeline, clip: Clip, steps: int) -> dict[str, di
     return rows
 
 
-def synthetic_clips(preset: str, count: int, shape: tuple[int, int, int]) -> list[Clip]:
+def synthetic_clips(preset: str, count: int, shape: tuple[int, int, int]) -> list[VideoSequence]:
     """Held-out clips (test-split seeds 0..count-1) of a synthetic preset at the model's clip shape."""
     frames, height, width = shape
     config = synthetic_config(preset, num_frames=frames, height=height, width=width)
-    clips = []
-    for index in range(count):
-        seq = render_clip(split_seed("test", index), config)
-        clips.append(Clip(seq.rgb, seq.points.float(), seq.depth.float(), seq.valid.bool(), seq.c2w.float()))
-    return clips
+    return [render_clip(split_seed("test", index), config) for index in range(count)]
 
 
-def resample_nearest(values: torch.Tensor, affine: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``values (T, H0, W0, ...)`` at the pixels of the ``(height, width)`` grid that ``affine`` (original pixel ->
-    new pixel, from `resize_and_crop`) maps to, nearest original pixel."""
-    inverse = torch.linalg.inv(affine)
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                          indexing="ij")
-    source = torch.stack([u, v, torch.ones_like(u)], -1) @ inverse.T
-    cols = source[..., 0].round().long().clamp(0, values.shape[2] - 1)
-    rows = source[..., 1].round().long().clamp(0, values.shape[1] - 1)
-    return values[:, rows, cols]
-
-
-def icl_clips(root: Path, shape: tuple[int, int, int]) -> list[Clip]:
-    """The ICL room's clips (every 3rd frame from each of ``ICL_STARTS``) at the model's grid, ground truth included."""
+def icl_clips(root: Path, shape: tuple[int, int, int]) -> list[VideoSequence]:
+    """The ICL room's clips (every 3rd frame from each of ``ICL_STARTS``) at the model's grid, ground truth included:
+    the frames resized and centre-cropped as `reconstruct` does, depth and validity resampled by nearest pixel, K
+    adjusted, points the unprojected depth (`sample_training_clip` with one stride and a centre crop)."""
     frames, height, width = shape
-    clips = []
-    for start in ICL_STARTS:
-        seq = next(iter_sequences("icl-micro", root, num_frames=frames, stride=3, start=start))
-        rgb, affine = resize_and_crop(seq.rgb, height, width)
-        points = unproject_depth(seq.depth, seq.K, seq.c2w)  # at the original pixels, then picked
-        clips.append(Clip(rgb, resample_nearest(points.float(), affine, height, width),
-                          resample_nearest(seq.depth.float(), affine, height, width),
-                          resample_nearest(seq.valid, affine, height, width), seq.c2w.float()))
-    return clips
+    return [sample_training_clip(next(iter_sequences("icl-micro", root, num_frames=frames, stride=3, start=start)),
+                                 frames, height, width, torch.Generator(), max_stride=1, random_crop=False)
+            for start in ICL_STARTS]
 
 
 def main() -> None:
@@ -146,7 +116,7 @@ def main() -> None:
         sources["ICL room"] = icl_clips(args.icl, shape)
     if args.lady:
         frames = resize_and_crop(read_video(args.lady, max_frames=shape[0]), *shape[1:])[0]
-        sources["lady_running"] = [Clip(frames)]
+        sources["lady_running"] = [VideoSequence(name="lady_running", rgb=frames)]
     table = {}
     with torch.inference_mode():
         for source, clips in sources.items():
