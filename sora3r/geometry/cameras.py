@@ -415,6 +415,16 @@ def _validate(points, weights, K, principal_point, caller: str) -> None:
         raise ValueError(f"{caller}: weights {tuple(weights.shape)} do not match points {tuple(points.shape)}")
 
 
+def _working_dtype(points: torch.Tensor) -> torch.dtype:
+    """The dtype the fit runs in: the points' own when float32 / float64, else float32."""
+    return points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _first_clip(estimate: CameraEstimate) -> CameraEstimate:
+    """The single clip of a batch-of-one estimate (the unbatched caller's shapes)."""
+    return CameraEstimate(estimate.K[0], estimate.c2w[0], estimate.depth[0], estimate.focal[0])
+
+
 def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> _Problem:
     """Pick the fit grid and normalise pixels and points (see :class:`_Frames`) of inputs `_validate` passed."""
     unbatched = points.ndim == 4
@@ -422,7 +432,7 @@ def _setup(points, weights, K, principal_point, max_fit_pixels, caller: str) -> 
         points = points[None]
         weights = None if weights is None else weights[None]
     num_clips, num_frames, height, width, _ = points.shape
-    dtype = points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
+    dtype = _working_dtype(points)
     device = points.device
     points = points.to(dtype)
     index, grid = _fit_grid(height, width, max_fit_pixels, device)
@@ -477,7 +487,7 @@ def _finish(problem: _Problem, focal: torch.Tensor, rotation: torch.Tensor, tran
         focal=K[:, 0, 0],
     )
     if problem.unbatched:
-        estimate = CameraEstimate(estimate.K[0], estimate.c2w[0], estimate.depth[0], estimate.focal[0])
+        estimate = _first_clip(estimate)
     return estimate
 
 
@@ -559,7 +569,7 @@ def _recover_long(points: torch.Tensor, weights: torch.Tensor | None, K: torch.T
         points = points[None]
         weights = None if weights is None else weights[None]
     num_clips, num_frames = points.shape[:2]
-    dtype = points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
+    dtype = _working_dtype(points)
     c2w = torch.empty(num_clips, num_frames, 4, 4, dtype=dtype, device=points.device)
     depth = torch.empty(points.shape[:-1], dtype=dtype, device=points.device)
     if K is None:
@@ -575,7 +585,7 @@ def _recover_long(points: torch.Tensor, weights: torch.Tensor | None, K: torch.T
         del chunk
     estimate = CameraEstimate(K=K, c2w=c2w, depth=depth, focal=K[..., 0, 0])
     if unbatched:
-        estimate = CameraEstimate(estimate.K[0], estimate.c2w[0], estimate.depth[0], estimate.focal[0])
+        estimate = _first_clip(estimate)
     return estimate
 
 
