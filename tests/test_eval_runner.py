@@ -162,8 +162,9 @@ def test_tum_layout_folder_oracle_near_zero_static_far_worse(tmp_path):
 @pytest.mark.slow
 def test_bundled_model_reads_its_input_far_better_than_blind(tmp_path):
     """The bundled model against `blind` (the same model on a grey clip) on held-out synthetic clips: its depth error
-    is at most half of blind's, so its depth comes from the video, not from a prior."""
-    options = {"num": 4, "num_frames": 17, "height": 64, "width": 96}
+    is at most half of blind's, so its depth comes from the video, not from a prior. Eight clips: on the first four
+    alone, blind's delta swings by 0.2 between bundles (0.47 / 0.56) while on 24 it stays at 0.34."""
+    options = {"num": 8, "num_frames": 17, "height": 64, "width": 96}
     summaries = {method: run_eval(method, "synthetic", None, tmp_path / method, dataset_options=options,
                                   depth_align="scale") for method in ("sora3r", "blind")}
     assert summaries["sora3r"]["num_failed"] == 0 and summaries["blind"]["num_failed"] == 0
