@@ -1,7 +1,7 @@
 """Speed and accuracy of camera recovery from pointmaps (`sora3r.geometry.recover_cameras`).
 
 Usage: python benchmarks/bench_camera_recovery.py --device cpu|cuda [--frames 17 --height 384 --width 512]
-       [--repeats 5] [--outliers 0.3] [--profile]
+       [--repeats 5] [--outliers 0.3] [--profile] [--compile MODE]
 
 The clip is a synthetic scene (`sora3r.data.synthetic.render_batch`) with exact world-frame pointmaps; a second
 copy has a fraction of its pixels replaced by points uniform in the scene's bounding box. The baseline, timed in
@@ -9,6 +9,10 @@ the same run on the same device, is `linear_cameras`: one plain weighted least-s
 same fit pixels, no robust steps. Times are medians over repeats after one warm-up call (CUDA: events after a
 synchronize). Errors: focal relative to the truth, poses in the frame-0 world (largest rotation-entry or
 translation / mean scene depth difference), depth median relative error on inlier pixels.
+
+``--compile MODE`` adds rows for ``recover_cameras(compile_mode=MODE)`` (its Gauss-Newton iterations through
+``torch.compile``), timed after a first call whose time (compiling included) is printed apart, with their ratio to
+the eager ``recover_cameras`` of the same run; ``--profile`` then profiles the compiled call.
 
 ``--profile`` then profiles one `recover_cameras` call on the outlier copy (torch.profiler): the ops that took the
 most time (device time on CUDA), how many kernels were launched, and the synchronisations and copies between host
@@ -18,6 +22,7 @@ and device (a ``.item()`` on a CUDA tensor waits for it): whether the fit is bou
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -27,8 +32,9 @@ from sora3r.data.synthetic import SyntheticConfig, render_batch
 from sora3r.geometry import CameraEstimate, linear_cameras, recover_cameras, to_first_frame
 
 
-def _median_seconds(call, device: torch.device, repeats: int) -> float:
-    call()  # warm-up
+def _median_seconds(call, device: torch.device, repeats: int, warm_up: bool = True) -> float:
+    if warm_up:
+        call()
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -67,6 +73,7 @@ def main() -> None:
     parser.add_argument("--outliers", type=float, default=0.3, help="fraction of pixels replaced by garbage")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="profile one call on the outlier copy")
+    parser.add_argument("--compile", default=None, help="also time recover_cameras(compile_mode=COMPILE)")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -82,16 +89,25 @@ def main() -> None:
           f"({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
     print(f"{'method':<18}{'input':<16}{'median s':>10}{'vs baseline':>13}{'focal err':>11}{'pose err':>10}"
           f"{'depth err':>11}")
+    compiled = functools.partial(recover_cameras, compile_mode=args.compile)
+    first_call_s = {}
     for label, data, inlier in (("clean", points, everything), (f"{args.outliers:.0%} outliers", corrupted, ~outlier)):
         baseline_s = _median_seconds(lambda: linear_cameras(data), device, args.repeats)
         robust_s = _median_seconds(lambda: recover_cameras(data), device, args.repeats)
-        for name, function, seconds in (("linear (DLT)", linear_cameras, baseline_s),
-                                        ("recover_cameras", recover_cameras, robust_s)):
+        rows = [("linear (DLT)", linear_cameras, baseline_s), ("recover_cameras", recover_cameras, robust_s)]
+        if args.compile:
+            first_call_s[label] = _median_seconds(lambda: compiled(data), device, 1, warm_up=False)
+            rows.append((f"compiled {args.compile}", compiled, _median_seconds(lambda: compiled(data), device,
+                                                                                 args.repeats)))
+        for name, function, seconds in rows:
             focal, pose, depth = _errors(function(data), clip, inlier)
             print(f"{name:<18}{label:<16}{seconds:>10.4f}{seconds / baseline_s:>12.2f}x{focal:>11.1e}{pose:>10.1e}"
-                  f"{depth:>11.1e}")
+                  f"{depth:>11.1e}" + (f"  ({robust_s / seconds:.2f}x eager)" if function is compiled else ""))
+    if args.compile:
+        print("first compiled call (compiling included): "
+              + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in first_call_s.items()))
     if args.profile:
-        _profile(lambda: recover_cameras(corrupted), device)
+        _profile(lambda: (compiled if args.compile else recover_cameras)(corrupted), device)
 
 
 def _profile(call, device: torch.device) -> None:

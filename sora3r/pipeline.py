@@ -334,7 +334,7 @@ class Sora3RPipeline(DiffusionPipeline):
         points, confidence = self._fused_pointmaps(frames, starts, num_steps, seed, num_samples, progress)
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
-        cameras = recover_cameras(points, weights=confidence, K=known_K)
+        cameras = recover_cameras(points, weights=confidence, K=known_K, compile_mode=self.fast_paths.compile)
         points, cameras = first_camera_world(points, cameras, in_place=True)  # c2w[0] = identity
         depth = cameras.depth
         valid = torch.isfinite(depth) & (depth > 0)

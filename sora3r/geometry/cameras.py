@@ -21,6 +21,7 @@ Method (per clip, all frames and clips batched, no host syncs inside the loops):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -46,7 +47,8 @@ MIN_RESIDUAL_SCALE = 1e-3  # pixels; floor of sigma so exact data stays well con
 DAMPING = 1e-6  # Levenberg-Marquardt style diagonal damping of the pose blocks
 RANSAC_CHUNK_VALUES = 1 << 22  # hypotheses x score pixels of the frames scored at once (bounds the memory)
 # Robust Gauss-Newton steps: on the bundled model's predictions of 48 held-out clips, 12 give the depth of 20 to the
-# fourth digit and ATE within 2 % (either way); the RANSAC start is close, so the rest only polish.
+# fourth digit and ATE within 2 % (either way); on 24 realistic clips the ATE still falls a little to 20 (0.083 ->
+# 0.080) and rises below 12 (8: 0.088), a trade for time (docs/speed.md).
 GAUSS_NEWTON_ITERATIONS = 12
 GAUSS_NEWTON_CHUNK_PIXELS = 1 << 19  # fit pixels of the frames refined at once (bounds the memory)
 PREPARE_CHUNK_PIXELS = 1 << 20  # pixels of the frames whose fit data is prepared at once (bounds the memory)
@@ -348,11 +350,12 @@ def _gauss_newton(
     iterations: int,
     min_scale: float,
     max_scale: float,
+    compile_mode: str | None = None,
 ):
     """Robust joint refinement; ``focal`` is ``(B,)`` (shared per clip), poses ``(F, ...)`` with ``F = B * T``.
 
     The per-pixel work runs a chunk of frames at a time (memory does not grow with the number of frames); only the
-    small per-frame normal equations are kept for the joint focal step."""
+    small per-frame normal equations are kept for the joint focal step. ``compile_mode``: see `recover_cameras`."""
     num_frames, num_pixels = frames.weights.shape
     frames_per_clip = num_frames // num_clips
     chunk = max(1, GAUSS_NEWTON_CHUNK_PIXELS // num_pixels)
@@ -361,33 +364,57 @@ def _gauss_newton(
     # would pin the allocator's heap, which then grows with the number of frames (glibc malloc).
     equations = (focal.new_empty(num_frames, 7, 7), focal.new_empty(num_frames, 7), scale,
                  focal.new_empty(num_frames)) if num_frames > chunk else None
+    frame_equations, update = _iteration_functions(compile_mode)
     for step in range(iterations):
+        if compile_mode is not None:
+            torch.compiler.cudagraph_mark_step_begin()  # this iteration may read the previous one's graph outputs
         f = focal.repeat_interleave(frames_per_clip)[:, None]  # (F, 1)
         cauchy = step < iterations * CAUCHY_FRACTION
         if equations is None:  # one chunk: no copies
-            hessian, gradient, scale, inlier_fraction = _frame_equations(frames, f, rotation, translation, scale,
-                                                                         cauchy, min_scale, max_scale)
+            hessian, gradient, scale, inlier_fraction = frame_equations(frames, f, rotation, translation, scale,
+                                                                        cauchy, min_scale, max_scale)
         else:
             for first in range(0, num_frames, chunk):
                 part = slice(first, first + chunk)
-                results = _frame_equations(frames[part], f[part], rotation[part], translation[part], scale[part],
-                                           cauchy, min_scale, max_scale)
+                results = frame_equations(frames[part], f[part], rotation[part], translation[part], scale[part],
+                                          cauchy, min_scale, max_scale)
                 for out, value in zip(equations, results):
                     out[part] = value
             hessian, gradient, scale, inlier_fraction = equations
-        steers_focal = None
-        if estimate_focal:
-            # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
-            fraction = inlier_fraction.reshape(num_clips, -1)
-            steers_focal = (fraction >= FOCAL_FRAME_FRACTION * fraction.amax(1, keepdim=True)).reshape(-1)
-            steers_focal = steers_focal.to(hessian.dtype)
-        step_focal, step_pose = _solve_steps(hessian, gradient, steers_focal, num_clips)
-        if step_focal is not None:
-            focal = (focal + step_focal).clamp(min=MIN_FOCAL)
-        update = _skew_exp(step_pose[:, :3])
-        rotation = update @ rotation
-        translation = (update @ translation[..., None])[..., 0] + step_pose[:, 3:]
+        focal, rotation, translation = update(hessian, gradient, inlier_fraction, focal, rotation, translation,
+                                              num_clips, estimate_focal)
+    if compile_mode is not None:  # CUDA-graph outputs are overwritten by the graph's next replay
+        focal, rotation, translation = focal.clone(), rotation.clone(), translation.clone()
     return focal, rotation, translation
+
+
+def _update(hessian: torch.Tensor, gradient: torch.Tensor, inlier_fraction: torch.Tensor, focal: torch.Tensor,
+            rotation: torch.Tensor, translation: torch.Tensor, num_clips: int,
+            estimate_focal: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Gauss-Newton update of the clips' focal ``(B,)`` and the frames' poses from their normal equations."""
+    steers_focal = None
+    if estimate_focal:
+        # Frames that fit far worse than the clip's best (a failed initialisation) do not steer the shared focal.
+        fraction = inlier_fraction.reshape(num_clips, -1)
+        steers_focal = (fraction >= FOCAL_FRAME_FRACTION * fraction.amax(1, keepdim=True)).reshape(-1)
+        steers_focal = steers_focal.to(hessian.dtype)
+    step_focal, step_pose = _solve_steps(hessian, gradient, steers_focal, num_clips)
+    if step_focal is not None:
+        focal = (focal + step_focal).clamp(min=MIN_FOCAL)
+    rotation_step = _skew_exp(step_pose[:, :3])
+    return (focal, rotation_step @ rotation,
+            (rotation_step @ translation[..., None])[..., 0] + step_pose[:, 3:])
+
+
+@functools.cache
+def _iteration_functions(compile_mode: str | None):
+    """``(_frame_equations, _update)``, eager or through ``torch.compile(mode=compile_mode)`` (made once per mode;
+    each compiled function compiles on its first call of every new shape and flag: fused kernels, on a GPU far fewer
+    launches than the ~115 small ops an eager iteration issues)."""
+    if compile_mode is None:
+        return _frame_equations, _update
+    return tuple(torch.compile(function, mode=compile_mode, dynamic=False, fullgraph=True)
+                 for function in (_frame_equations, _update))
 
 
 @dataclass
@@ -509,6 +536,7 @@ def recover_cameras(
     max_fit_pixels: int = 16384,
     seed: int = 0,
     focal_frames: int = FOCAL_FRAMES,
+    compile_mode: str | None = None,
 ) -> CameraEstimate:
     """Recover intrinsics, poses and depth from world-frame pointmaps, robust to outlier pixels.
 
@@ -526,18 +554,31 @@ def recover_cameras(
         focal_frames: clips with more frames fit their focal on this many evenly spaced frames, then the poses
             with it fixed, this many frames at a time (memory of the fit independent of the length; step 4 of the
             module docstring).
+        compile_mode: ``None`` (eager), or a ``torch.compile`` mode (`sora3r.models.fast.COMPILE_MODES`) for the
+            Gauss-Newton iterations' per-pixel equations and pose updates: the same arithmetic in fused kernels
+            (on a GPU, where eager camera recovery is bound by launching ~115 small ops an iteration). The first
+            call of every new pointmap shape compiles (seconds; PyTorch caches the kernels on disk); a frame-count
+            or known-K change compiles again. ``benchmarks/bench_camera_recovery.py --compile MODE`` measures it.
     Returns:
         :class:`CameraEstimate` with the leading shape of ``points``.
     Raises:
         ValueError: points not ``(T, H, W, 3)`` / ``(B, T, H, W, 3)``, weights of another shape, both ``K`` and
-            ``principal_point``, a frame with fewer than ``SAMPLE_SIZE`` usable pixels, or ``focal_frames < 1``.
+            ``principal_point``, a frame with fewer than ``SAMPLE_SIZE`` usable pixels, ``focal_frames < 1``, or
+            an unknown ``compile_mode``.
     """
     if focal_frames < 1:
         raise ValueError(f"recover_cameras: focal_frames must be >= 1, got {focal_frames}")
+    if compile_mode is not None:
+        from sora3r.models.fast import COMPILE_MODES  # lazily: the models package imports diffusers
+
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"recover_cameras: compile_mode must be one of {COMPILE_MODES} or None, "
+                             f"got {compile_mode!r}")
     _validate(points, weights, K, principal_point, "recover_cameras")
     if points.shape[-4] > focal_frames:
         return _recover_long(points, weights, K, focal_frames, principal_point=principal_point, iterations=iterations,
-                             hypotheses=hypotheses, max_fit_pixels=max_fit_pixels, seed=seed)
+                             hypotheses=hypotheses, max_fit_pixels=max_fit_pixels, seed=seed,
+                             compile_mode=compile_mode)
     problem = _setup(points, weights, K, principal_point, max_fit_pixels, "recover_cameras")
     generator = torch.Generator(device=problem.points.device)
     generator.manual_seed(seed)
@@ -552,6 +593,7 @@ def recover_cameras(
         iterations=iterations,
         min_scale=problem.min_scale,
         max_scale=problem.threshold,
+        compile_mode=compile_mode,
     )
     rotation, translation = _repair_failed_frames(problem, focal, rotation, translation, iterations)
     return _finish(problem, focal, rotation, translation)

@@ -36,8 +36,9 @@ class FastPaths:
             lets PyTorch choose per call (the default).
         channels_last: keep the VAEs' 3D convolution weights (and so their activations) in
             ``torch.channels_last_3d`` memory format.
-        compile: ``torch.compile`` mode (one of :data:`COMPILE_MODES`) for the transformer network and both VAEs'
-            encoder and decoder; ``None`` = eager. ``"reduce-overhead"`` adds CUDA graphs.
+        compile: ``torch.compile`` mode (one of :data:`COMPILE_MODES`) for the transformer network, both VAEs'
+            encoder and decoder, and camera recovery's Gauss-Newton iterations (``recover_cameras(compile_mode=)``);
+            ``None`` = eager. ``"reduce-overhead"`` adds CUDA graphs.
     """
 
     attention: str | None = None
