@@ -367,7 +367,7 @@ def _gauss_newton(
     frame_equations, update = _iteration_functions(compile_mode)
     for step in range(iterations):
         if compile_mode is not None:
-            torch.compiler.cudagraph_mark_step_begin()  # this iteration may read the previous one's graph outputs
+            torch.compiler.cudagraph_mark_step_begin()  # the previous iteration's graph outputs may be overwritten
         f = focal.repeat_interleave(frames_per_clip)[:, None]  # (F, 1)
         cauchy = step < iterations * CAUCHY_FRACTION
         if equations is None:  # one chunk: no copies
@@ -383,8 +383,8 @@ def _gauss_newton(
             hessian, gradient, scale, inlier_fraction = equations
         focal, rotation, translation = update(hessian, gradient, inlier_fraction, focal, rotation, translation,
                                               num_clips, estimate_focal)
-    if compile_mode is not None:  # CUDA-graph outputs are overwritten by the graph's next replay
-        focal, rotation, translation = focal.clone(), rotation.clone(), translation.clone()
+        if compile_mode is not None:  # what the next iteration reads, out of the graphs' memory (CUDA graphs reuse it)
+            focal, rotation, translation, scale = (value.clone() for value in (focal, rotation, translation, scale))
     return focal, rotation, translation
 
 
