@@ -137,8 +137,9 @@ class Reconstruct(ModelOptions):
             # Each frame is resized to the model's grid as it is decoded: memory does not grow with the resolution.
             clip = load_video(self.video, max_frames=self.max_frames, stride=self.stride, size=(height, width))
             if len(clip.rgb) < window:
-                kept = "" if (self.stride, self.max_frames) == (1, None) else \
-                    f" (stride {self.stride}, at most {self.max_frames})"
+                options = [f"--{name} {value}" for name, value, unset in
+                           (("stride", self.stride, 1), ("max-frames", self.max_frames, None)) if value != unset]
+                kept = f" with {' '.join(options)}" if options else ""
                 raise ValueError(f"{self.video}: {plural(len(clip.rgb), 'frame')}{kept}; the model needs at least "
                                  f"{window}")
             K = None
@@ -327,8 +328,8 @@ class Demo(ModelOptions):
     metrics.json"""
     overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
     clip: Annotated[int, Interval(ge=0, lt=DEMO_CLIPS)] = 10
-    """index of the held-out synthetic test clip (10: the bundled model's typical clip, the nearest to its median Abs
-    Rel and ATE over clips 0-23; clip 0 is its worst)"""
+    """index of the held-out synthetic test clip (10: a typical clip for the bundled model, Abs Rel 0.082 against its
+    median 0.088 over clips 0-23; clip 0 is one of its worst)"""
 
     def run(self) -> int:
         from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed

@@ -560,7 +560,8 @@ def recover_cameras(
             call of every new pointmap shape compiles (seconds; PyTorch caches the kernels on disk); a frame-count
             or known-K change compiles again. ``benchmarks/bench_camera_recovery.py --compile MODE`` measures it.
     Returns:
-        :class:`CameraEstimate` with the leading shape of ``points``.
+        :class:`CameraEstimate` with the leading shape of ``points``: ``K`` in pixels of the ``(H, W)`` grid, ``c2w``
+        in the points' world frame and units, ``depth`` (z in each camera) in the points' units.
     Raises:
         ValueError: points not ``(T, H, W, 3)`` / ``(B, T, H, W, 3)``, weights of another shape, both ``K`` and
             ``principal_point``, a frame with fewer than ``SAMPLE_SIZE`` usable pixels, ``focal_frames < 1``, or
