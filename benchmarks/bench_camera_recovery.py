@@ -12,7 +12,7 @@ translation / mean scene depth difference), depth median relative error on inlie
 
 ``--compile MODE`` adds rows for ``recover_cameras(compile_mode=MODE)`` (its Gauss-Newton iterations through
 ``torch.compile``), timed after a first call whose time (compiling included) is printed apart, with their ratio to
-the eager ``recover_cameras`` of the same run; ``--profile`` then profiles the compiled call.
+the eager ``recover_cameras`` of the same run; with ``--profile`` the compiled call is the one profiled.
 
 ``--profile`` then profiles one `recover_cameras` call on the outlier copy (torch.profiler): the ops that took the
 most time (device time on CUDA), how many kernels were launched, and the synchronisations and copies between host
