@@ -29,10 +29,9 @@ from pathlib import Path
 
 import torch
 
-from quick_check_model import clip_scores
+from quick_check_model import clip_scores, held_out_clips
 from sora3r.data.clips import sample_training_clip
 from sora3r.data.datasets import iter_sequences
-from sora3r.data.synthetic import render_clip, split_seed, synthetic_config
 from sora3r.data.video import read_video, resize_and_crop
 from sora3r.geometry import first_camera_world, recover_cameras
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
@@ -80,13 +79,6 @@ def score_clip(pipeline: Sora3RPipeline, clip: VideoSequence, steps: int) -> dic
     return rows
 
 
-def synthetic_clips(preset: str, count: int, shape: tuple[int, int, int]) -> list[VideoSequence]:
-    """Held-out clips (test-split seeds 0..count-1) of a synthetic preset at the model's clip shape."""
-    frames, height, width = shape
-    config = synthetic_config(preset, num_frames=frames, height=height, width=width)
-    return [render_clip(split_seed("test", index), config) for index in range(count)]
-
-
 def icl_clips(root: Path, shape: tuple[int, int, int]) -> list[VideoSequence]:
     """The ICL room's clips (every 3rd frame from each of ``ICL_STARTS``) at the model's grid, ground truth included:
     the frames resized and centre-cropped as `reconstruct` does, depth and validity resampled by nearest pixel, K
@@ -111,7 +103,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pipeline = Sora3RPipeline.from_pretrained(args.model, device=args.device)
     shape = pipeline.clip_shape
-    sources = {f"synthetic {preset}": synthetic_clips(preset, args.clips, shape) for preset in ("default", "realistic")}
+    sources = {f"synthetic {preset}": held_out_clips(preset, args.clips, shape) for preset in ("default", "realistic")}
     if args.icl:
         sources["ICL room"] = icl_clips(args.icl, shape)
     if args.lady:

@@ -39,8 +39,16 @@ from sora3r.eval.depth import depth_metrics
 from sora3r.eval.quick import centre_ate, point_error
 from sora3r.geometry import to_first_frame
 from sora3r.pipeline import Sora3RPipeline
+from sora3r.types import VideoSequence
 
 GREY = 128  # the uint8 value of the input-blind clip
+
+
+def held_out_clips(preset: str, count: int, shape: tuple[int, int, int]) -> list[VideoSequence]:
+    """Held-out clips (test-split seeds 0..count-1) of a synthetic preset at a model's clip shape ``(T, H, W)``."""
+    frames, height, width = shape
+    config = synthetic_config(preset, num_frames=frames, height=height, width=width)
+    return [render_clip(split_seed("test", index), config) for index in range(count)]
 
 
 def clip_scores(points: torch.Tensor, depth: torch.Tensor, c2w: torch.Tensor, seq) -> dict[str, float]:
@@ -78,8 +86,7 @@ def main() -> None:
 
     pipeline = Sora3RPipeline.from_pretrained(args.model, device=args.device)
     frames, height, width = pipeline.clip_shape
-    config = synthetic_config(args.synthetic, num_frames=frames, height=height, width=width)
-    sequences = [render_clip(split_seed("test", index), config) for index in range(args.clips)]
+    sequences = held_out_clips(args.synthetic, args.clips, pipeline.clip_shape)
     grey = torch.full_like(sequences[0].rgb, GREY)
     # rows[name][seed] = per-clip scores drawn with that noise seed (static has no noise: one "seed")
     rows: dict[str, list[list[dict]]] = {"static": [[clip_scores(*static_prediction(seq), seq) for seq in sequences]]}

@@ -88,14 +88,13 @@ def plot_depth_comparison(path_png: str | os.PathLike, rgb: torch.Tensor, predic
     """
     frames = np.unique(np.linspace(0, rgb.shape[0] - 1, min(num_frames, rgb.shape[0])).round().astype(int))
     picked = None if valid is None else valid[frames]
+    near, far = depth_range(prediction if ground_truth is None else ground_truth, valid)
+    rows = {"input": rgb.cpu().numpy()[frames]}
     if ground_truth is None:
-        near, far = depth_range(prediction, valid)
-        rows = {"input": rgb.cpu().numpy()[frames], "depth": colorize_depth(prediction[frames], near, far, picked)}
+        rows["depth"] = colorize_depth(prediction[frames], near, far, picked)
     else:
-        near, far = depth_range(ground_truth, valid)
-        rows = {"input": rgb.cpu().numpy()[frames],
-                "prediction": colorize_depth(prediction[frames], near, far),
-                "ground truth": colorize_depth(ground_truth[frames], near, far, picked)}
+        rows["prediction"] = colorize_depth(prediction[frames], near, far)
+        rows["ground truth"] = colorize_depth(ground_truth[frames], near, far, picked)
     panel_w = 2.4  # inches per frame; panels keep the frames' aspect
     panel_h = panel_w * rgb.shape[1] / rgb.shape[2]
     figure = Figure(figsize=(panel_w * len(frames) + 0.4, (panel_h + 0.1) * len(rows) + 0.8), layout="constrained")
