@@ -87,7 +87,7 @@ def main() -> None:
 
     print(f"camera recovery, {args.frames}x{args.height}x{args.width} clip on {device} "
           f"({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
-    print(f"{'method':<18}{'input':<16}{'median s':>10}{'vs baseline':>13}{'focal err':>11}{'pose err':>10}"
+    print(f"{'method':<26}{'input':<16}{'median s':>10}{'vs baseline':>13}{'focal err':>11}{'pose err':>10}"
           f"{'depth err':>11}")
     compiled = functools.partial(recover_cameras, compile_mode=args.compile)
     first_call_s = {}
@@ -101,7 +101,7 @@ def main() -> None:
                                                                                  args.repeats)))
         for name, function, seconds in rows:
             focal, pose, depth = _errors(function(data), clip, inlier)
-            print(f"{name:<18}{label:<16}{seconds:>10.4f}{seconds / baseline_s:>12.2f}x{focal:>11.1e}{pose:>10.1e}"
+            print(f"{name:<26}{label:<16}{seconds:>10.4f}{seconds / baseline_s:>12.2f}x{focal:>11.1e}{pose:>10.1e}"
                   f"{depth:>11.1e}" + (f"  ({robust_s / seconds:.2f}x eager)" if function is compiled else ""))
     if args.compile:
         print("first compiled call (compiling included): "
