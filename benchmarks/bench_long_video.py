@@ -2,17 +2,21 @@
 grows linearly with the number of windows.
 
 Usage: python benchmarks/bench_long_video.py [--lengths 100 250 500 1000] [--formats npz tum] [--steps N] [--work DIR]
+    [--heaps default fixed]
 
 One generated H.264 video (a 640x360 random texture panning one pixel a frame, as long as the longest length) is
 written once; each length runs `sora3r reconstruct VIDEO --max-frames N` with the bundled model on the CPU in a fresh
 Python process, which reports its own peak RSS (``ru_maxrss``) and the wall time of the command (imports excluded).
 The table gives, per length, the windows, peak RSS, its change from the shortest length, seconds and seconds per
-window.
+window; with glibc malloc's default (``default``) and with its mmap threshold fixed at 128 KiB (``fixed``:
+``MALLOC_MMAP_THRESHOLD_=131072`` in the command's environment, so that freed temporaries go back to the system
+instead of staying in the heap; docs/memory.md has what it gives and costs).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,13 +42,18 @@ def write_video(path: Path, frames: int, width: int = 640, height: int = 360) ->
     return encode_video(path, (texture[:height, index:index + width] for index in range(frames)), fps=30)
 
 
-def measure(video: Path, frames: int, formats: list[str], extra: list[str], work: Path) -> tuple[int, float, int]:
-    """``(peak RSS in bytes, seconds, windows)`` of one fresh process reconstructing the first ``frames`` frames."""
+def measure(video: Path, frames: int, formats: list[str], extra: list[str], work: Path,
+            heap: str) -> tuple[int, float, int]:
+    """``(peak RSS in bytes, seconds, windows)`` of one fresh process reconstructing the first ``frames`` frames with
+    the ``heap`` setting (``fixed`` or ``default``)."""
     from sora3r.export import read_npz
 
-    out = work / f"out_{frames}"
+    out = work / f"out_{frames}_{heap}"
     code = _RUN.format(video=str(video), out=str(out), frames=frames, formats=formats, extra=extra)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    if heap == "fixed":
+        env["MALLOC_MMAP_THRESHOLD_"] = str(128 * 1024)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{frames} frames failed:\n{result.stderr[-2000:]}")
     _, peak, seconds = next(line for line in result.stdout.splitlines() if line.startswith("BENCH")).split()
@@ -58,6 +67,8 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["npz", "tum"], help="reconstruct --formats")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the video and outputs (default: temp)")
+    parser.add_argument("--heaps", nargs="+", choices=["default", "fixed"], default=["default"],
+                        help="glibc malloc settings to run: its default, and/or MALLOC_MMAP_THRESHOLD_=131072")
     args = parser.parse_args()
     extra = [] if args.steps is None else ["--steps", str(args.steps)]
     with tempfile.TemporaryDirectory() as temp:
@@ -65,15 +76,16 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         video = write_video(work / "long.mp4", max(args.lengths))
         print(f"sora3r reconstruct, formats {' '.join(args.formats)}, {extra or 'default steps'}, CPU\n")
-        print("| frames | windows | peak RSS (GiB) | vs first | seconds | s / window |")
-        print("|---|---|---|---|---|---|")
-        first = None
-        for frames in args.lengths:
-            peak, seconds, windows = measure(video, frames, args.formats, extra, work)
-            first = first or peak
-            per_window = f"{seconds / windows:.2f}" if windows else "-"
-            print(f"| {frames} | {windows} | {peak / 2**30:.3f} | {100 * (peak / first - 1):+.1f} % | {seconds:.1f} | "
-                  f"{per_window} |", flush=True)
+        print("| heap | frames | windows | peak RSS (GiB) | vs first | seconds | s / window |")
+        print("|---|---|---|---|---|---|---|")
+        for heap in args.heaps:
+            first = None
+            for frames in args.lengths:
+                peak, seconds, windows = measure(video, frames, args.formats, extra, work, heap)
+                first = first or peak
+                per_window = f"{seconds / windows:.2f}" if windows else "-"
+                print(f"| {heap} | {frames} | {windows} | {peak / 2**30:.3f} | {100 * (peak / first - 1):+.1f} % | "
+                      f"{seconds:.1f} | {per_window} |", flush=True)
 
 
 if __name__ == "__main__":
