@@ -7,10 +7,11 @@ Usage: python benchmarks/bench_long_video.py [--lengths 100 250 500 1000] [--for
 One generated H.264 video (a 640x360 random texture panning one pixel a frame, as long as the longest length) is
 written once; each length runs `sora3r reconstruct VIDEO --max-frames N` with the bundled model on the CPU in a fresh
 Python process, which reports its own peak RSS (``ru_maxrss``) and the wall time of the command (imports excluded).
-The table gives, per length, the windows, peak RSS, its change from the shortest length, seconds and seconds per
-window; with glibc malloc's default (``default``) and with its mmap threshold fixed at 128 KiB (``fixed``:
-``MALLOC_MMAP_THRESHOLD_=131072`` in the command's environment, so that freed temporaries go back to the system
-instead of staying in the heap; docs/memory.md has what it gives and costs).
+The table gives, per length, the windows, peak RSS, its change from the shortest length, seconds, seconds per window
+and the peak RSS of each phase (RSS sampled every 20 ms: reading, the window loop, camera recovery, export); with
+glibc malloc's default (``default``) and with its mmap threshold fixed at 128 KiB (``fixed``:
+``MALLOC_MMAP_THRESHOLD_=131072`` in the command's environment, so that freed temporaries go back to the system instead
+of staying in the heap; docs/memory.md has what it gives and costs).
 """
 
 from __future__ import annotations
@@ -24,12 +25,35 @@ from pathlib import Path
 
 import numpy as np
 
+# The command in a fresh process, its RSS sampled every 20 ms (/proc/self/statm) under the phase it is in: the phases
+# are marked by wrapping the pipeline's window loop and camera recovery.
 _RUN = """
-import resource, time
+import os, resource, threading, time
+import sora3r.pipeline as pipeline
 from sora3r.cli import main
+phase, peaks = ['read'], {{}}
+def sample():
+    page = os.sysconf('SC_PAGE_SIZE')
+    while True:
+        with open('/proc/self/statm') as statm:
+            rss = int(statm.read().split()[1]) * page
+        peaks[phase[0]] = max(peaks.get(phase[0], 0), rss)
+        time.sleep(0.02)
+def marked(function, name, after):
+    def run(*args, **kwargs):
+        phase[0] = name
+        try:
+            return function(*args, **kwargs)
+        finally:
+            phase[0] = after
+    return run
+pipeline.Sora3RPipeline._fused_pointmaps = marked(pipeline.Sora3RPipeline._fused_pointmaps, 'loop', 'camera')
+pipeline.recover_cameras = marked(pipeline.recover_cameras, 'camera', 'export')
+threading.Thread(target=sample, daemon=True).start()
 started = time.perf_counter()
 main(['reconstruct', {video!r}, '-o', {out!r}, '--max-frames', '{frames}', '--formats', *{formats!r}, *{extra!r}])
-print('BENCH', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, time.perf_counter() - started)
+print('BENCH', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, time.perf_counter() - started,
+      *(f'{{name}}={{peak}}' for name, peak in peaks.items()))
 """
 
 
@@ -43,9 +67,10 @@ def write_video(path: Path, frames: int, width: int = 640, height: int = 360) ->
 
 
 def measure(video: Path, frames: int, formats: list[str], extra: list[str], work: Path,
-            heap: str) -> tuple[int, float, int]:
-    """``(peak RSS in bytes, seconds, windows)`` of one fresh process reconstructing the first ``frames`` frames with
-    the ``heap`` setting (``fixed`` or ``default``)."""
+            heap: str) -> tuple[int, float, int, dict[str, int]]:
+    """``(peak RSS in bytes, seconds, windows, {phase: peak RSS in bytes})`` of one fresh process reconstructing the
+    first ``frames`` frames with the ``heap`` setting (``fixed`` or ``default``); phases: read (model load and
+    reading), loop (the windows), camera (camera recovery), export (the rest and writing)."""
     from sora3r.export import read_npz
 
     out = work / f"out_{frames}_{heap}"
@@ -56,9 +81,9 @@ def measure(video: Path, frames: int, formats: list[str], extra: list[str], work
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{frames} frames failed:\n{result.stderr[-2000:]}")
-    _, peak, seconds = next(line for line in result.stdout.splitlines() if line.startswith("BENCH")).split()
+    _, peak, seconds, *phases = next(line for line in result.stdout.splitlines() if line.startswith("BENCH")).split()
     windows = len(read_npz(out / "reconstruction.npz").metadata["windows"]) if "npz" in formats else 0
-    return int(peak), float(seconds), windows
+    return int(peak), float(seconds), windows, {name: int(value) for name, value in map(lambda p: p.split("="), phases)}
 
 
 def main() -> None:
@@ -76,16 +101,17 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         video = write_video(work / "long.mp4", max(args.lengths))
         print(f"sora3r reconstruct, formats {' '.join(args.formats)}, {extra or 'default steps'}, CPU\n")
-        print("| heap | frames | windows | peak RSS (GiB) | vs first | seconds | s / window |")
-        print("|---|---|---|---|---|---|---|")
+        print("| heap | frames | windows | peak RSS (GiB) | vs first | seconds | s / window | peak by phase (MiB) |")
+        print("|---|---|---|---|---|---|---|---|")
         for heap in args.heaps:
             first = None
             for frames in args.lengths:
-                peak, seconds, windows = measure(video, frames, args.formats, extra, work, heap)
+                peak, seconds, windows, phases = measure(video, frames, args.formats, extra, work, heap)
                 first = first or peak
                 per_window = f"{seconds / windows:.2f}" if windows else "-"
                 print(f"| {heap} | {frames} | {windows} | {peak / 2**30:.3f} | {100 * (peak / first - 1):+.1f} % | "
-                      f"{seconds:.1f} | {per_window} |", flush=True)
+                      f"{seconds:.1f} | {per_window} | "
+                      f"{', '.join(f'{name} {value / 2**20:.0f}' for name, value in phases.items())} |", flush=True)
 
 
 if __name__ == "__main__":
