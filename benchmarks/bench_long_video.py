@@ -83,7 +83,7 @@ def measure(video: Path, frames: int, formats: list[str], extra: list[str], work
         raise RuntimeError(f"{frames} frames failed:\n{result.stderr[-2000:]}")
     _, peak, seconds, *phases = next(line for line in result.stdout.splitlines() if line.startswith("BENCH")).split()
     windows = len(read_npz(out / "reconstruction.npz").metadata["windows"]) if "npz" in formats else 0
-    return int(peak), float(seconds), windows, {name: int(value) for name, value in map(lambda p: p.split("="), phases)}
+    return int(peak), float(seconds), windows, {name: int(value) for name, value in (p.split("=") for p in phases)}
 
 
 def main() -> None:
