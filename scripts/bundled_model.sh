@@ -5,7 +5,7 @@
 # Runs live under $RUNS (default runs/); a chunk resumes from its run's light checkpoint when there is one.
 # In a new session (no runs/), `dit` continues from the committed bundle: its transformer (bf16 -> fp32, fresh
 # optimizer) and its frozen VAEs; `video-vae` likewise continues the bundle's video VAE (a later `dit` run then trains
-# on its latents, and `export` bundles it; FRESH=1: a fresh tiny video VAE, as the bundle's first run). The DiT recipe
+# on its latents, and `export` bundles it; FRESH=1: a fresh one of preset VIDEO_VAE_PRESET, default tiny). The DiT recipe
 # is the bundle's (docs/recipe_study.md, `xpred`): the mini preset, x-prediction with the loss on the clean latent,
 # logit-normal(1, 1) flow times. See docs/training.md, "Training on a lent GPU".
 # LAUNCH replaces the Python launcher, e.g. both GPUs of a host through DDP:
@@ -33,7 +33,8 @@ WORKERS=${DATA_WORKERS:-12}
 case $stage in
   video-vae)
     init=(); [ -d "$RUNS/video_vae/light" ] || init=(--init "$BUNDLE/video_vae")
-    [ "${FRESH:-0}" = 1 ] && init=(--preset tiny)  # how the bundle's video VAE started
+    # FRESH=1: a fresh video VAE of preset VIDEO_VAE_PRESET (default tiny, how the bundle's first one started)
+    [ "${FRESH:-0}" = 1 ] && init=(--preset "${VIDEO_VAE_PRESET:-tiny}")
     sora3r_train video-vae --output "$RUNS/video_vae" "${init[@]}" $CLIP $DATA $CHUNK --batch-size 16 \
       --data-workers $WORKERS --lr 5e-4 --warmup-steps 200 ;;
   pointmap-vae)

@@ -50,7 +50,7 @@ BAD_VALUES = [
     (["nope"], ["nope"]),
     ([], ["demo, reconstruct, view, app, eval, synth, train"]),
     (["train", "video-vae", "--output", "run", "--height", "50"], ["--height 50", "multiple of 16"]),
-    (["train", "video-vae", "--output", "run", "--preset", "base"], ["--preset 'base'", "tiny, small, paper"]),
+    (["train", "video-vae", "--output", "run", "--preset", "base"], ["--preset 'base'", "tiny, mini, small, paper"]),
     ([*DIT, "--steps", "0"], ["--steps 0"]),
     ([*DIT, "--num-frames", "16"], ["--num-frames 16", "8k+1"]),
     ([*DIT, "--width", "0"], ["--width 0"]),

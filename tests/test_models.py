@@ -24,6 +24,17 @@ def test_tiny_bundle_fits_parameter_budget():
         vae_config("huge")
 
 
+def test_mini_video_vae_shares_tiny_latent_space_shape_and_crosses_device_transfer():
+    # `mini` exists to replace the bundle's tiny video VAE under a trained DiT: same latent shape, and bf16 weights
+    # under the lent GPU's 16 MiB per returned file.
+    tiny, mini = build_vae("tiny").eval(), build_vae("mini").eval()
+    mini_params = sum(p.numel() for p in mini.parameters())
+    assert 2 * sum(p.numel() for p in tiny.parameters()) < mini_params and 2 * mini_params < 16 * 2**20
+    clip = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert encode_latents(mini, clip).shape == encode_latents(tiny, clip).shape
+
+
 def test_vae_shapes_and_scaling_factor():
     torch.manual_seed(0)
     vae = build_vae("tiny").eval()

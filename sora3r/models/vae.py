@@ -18,6 +18,10 @@ from diffusers import AutoencoderKLCogVideoX
 VAE_PRESETS: dict[str, dict] = {
     # ~2.8 M parameters: the bundled model.
     "tiny": dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1, norm_num_groups=8, latent_channels=16),
+    # ~6.3 M parameters: twice tiny's width past the first block, the largest whose bf16 weights (12.6 MB) cross the
+    # lent GPU's 16 MiB file limit unsharded. Same 16 latent channels and compression as tiny, so a DiT trained on
+    # tiny's latent shapes continues on it.
+    "mini": dict(block_out_channels=(32, 64, 96, 96), layers_per_block=1, norm_num_groups=16, latent_channels=16),
     # ~10 M parameters.
     "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=16, latent_channels=16),
     # The library's default = CogVideoX's VAE (~216 M parameters).
@@ -26,7 +30,7 @@ VAE_PRESETS: dict[str, dict] = {
 
 
 def vae_config(preset: str) -> dict:
-    """Constructor kwargs of ``AutoencoderKLCogVideoX`` (either VAE) for ``preset`` ("tiny" | "small" | "paper")."""
+    """Constructor kwargs of ``AutoencoderKLCogVideoX`` (either VAE) for ``preset`` ("tiny" | "mini" | "small" | "paper")."""
     if preset not in VAE_PRESETS:
         raise ValueError(f"unknown VAE preset {preset!r}; choose one of {sorted(VAE_PRESETS)}")
     config = dict(VAE_PRESETS[preset])
