@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import re
 import signal
 import sys
 from typing import Annotated, NoReturn, Union
@@ -96,8 +97,10 @@ def _raise_usage_error(see_help: str, event) -> NoReturn:
 
     if isinstance(event, _errors.InstantiationFailure):
         message = event.message.splitlines()[0]
-        flag = _flag(event.argument) if event.argument is not None else None
-        raise UsageError(message if flag is None or message.startswith(flag) else f"{flag}: {message}")
+        if event.argument is None:
+            raise UsageError(message)
+        flag = _flag(event.argument)
+        raise UsageError(message if message.startswith(flag) else _value_message(flag, event.argument, message))
     if isinstance(event, _errors.InvalidChoice):
         flag = _flag(event.argument)
         raise UsageError(f"{flag} {event.value!r}: unknown {flag.lstrip('-')}; choose one of "
@@ -113,6 +116,25 @@ def _raise_usage_error(see_help: str, event) -> NoReturn:
     if isinstance(event, _errors.BadValue):
         raise UsageError(f"{_flag(event.argument)}: wrong number of values ({see_help})")
     raise UsageError(f"the command line does not parse ({type(event).__name__}; {see_help})")
+
+
+# How Python and tyro word a value that does not convert; `_value_message` rewrites them in the options' own terms.
+_NOT_CONVERTED = re.compile(r"(?:invalid literal for (int)\(\) with base 10|could not convert string to (float)): '(.*)'$")
+_NO_TYPE_MATCHED = re.compile(r"no type matching .* could be instantiated from \[(.*)\]\.?$")
+
+
+def _value_message(flag: str, argument, message: str) -> str:
+    """``--stride 1.5: not an integer`` or ``--intrinsics 500 500 400: expected FX FY CX CY`` from the
+    message of a value tyro could not convert; other messages pass through after the flag."""
+    metavar = str(argument.lowered.metavar)
+    if match := _NOT_CONVERTED.match(message):
+        values = match[3]
+    elif match := _NO_TYPE_MATCHED.match(message):
+        values = " ".join(value.strip("'\"") for value in match[1].split(", "))
+    else:
+        return f"{flag}: {message}"
+    kinds = {"INT": "not an integer", "FLOAT": "not a number"}
+    return f"{flag} {values}: {kinds.get(metavar, f'expected {metavar}')}"
 
 
 def _terminate(signum, frame) -> NoReturn:

@@ -61,6 +61,12 @@ class ModelOptions:
     def __post_init__(self):
         check_fields(self)
         check_device(self.device)
+        if self.model is None or self.model.is_dir():  # anything else: a Hub id, or an error when the model loads
+            from sora3r.pipeline import model_window
+
+            window = model_window(self.model)
+            if not self.overlap < window:
+                raise invalid("overlap", self.overlap, f"must be less than the model's window of {window} frames")
 
 
 @dataclass(kw_only=True)
@@ -110,6 +116,7 @@ class Reconstruct(ModelOptions):
     """what to write: npz = reconstruction.npz (everything, for `sora3r view`), ply = points.ply (with a confidence
     property when --samples > 1), glb = scene.glb (points + camera frustums), tum = trajectory_tum.txt, colmap =
     colmap/ (text model + images), depth_video = depth.mp4 (colourised, one near/far range for the whole video),
+    depth_sheet = depth_sheet.png (6 input frames spread over the video above their depth, same colours),
     depth_png = depth/*.png (16-bit; depth = value * depth_per_unit of depth/depth_scale.json), intrinsics =
     intrinsics.txt (fx fy cx cy and K, in pixels of the model's grid and of the input video)"""
     stride: Count = 1  # use every n-th frame of the video
@@ -118,6 +125,10 @@ class Reconstruct(ModelOptions):
     """known intrinsics in pixels of the input video (unset: estimated)"""
 
     def __post_init__(self):
+        from sora3r.data.video import check_video_path
+
+        check_fields(self)  # the values, then the video (quick), then the model (its checks import the model code)
+        check_video_path(self.video)
         super().__post_init__()
         if self.intrinsics is not None and not min(self.intrinsics[:2]) > 0:
             raise invalid("intrinsics", self.intrinsics, "the focal lengths FX and FY must be positive (pixels)")
@@ -227,9 +238,6 @@ class App(ModelOptions):
         from sora3r.pipeline import Sora3RPipeline
 
         pipeline = Sora3RPipeline.from_pretrained(self.model, device=self.device)
-        window = pipeline.clip_shape[0]
-        if not self.overlap < window:
-            raise invalid("overlap", self.overlap, f"must be less than the model's window of {window} frames")
         from sora3r.app import JobOptions, serve  # Gradio takes seconds to import: after the model is known good
 
         start = JobOptions(steps=self.steps, samples=self.samples, seed=self.seed, overlap=self.overlap)

@@ -457,6 +457,8 @@ def read_npz(path: str | os.PathLike) -> Reconstruction:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):  # else np.load reads it as a pickle and suggests allow_pickle=True
+        raise ValueError(f"{path}: not an npz bundle (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as bundle:
             arrays = {name: bundle[name] for name in bundle.files}

@@ -83,6 +83,18 @@ def check_model_folder(folder: Path) -> None:
             raise ValueError(f"{folder / 'transformer'}: not a sora3r joint-latent transformer (found {found})")
 
 
+def model_window(folder: Path | None = None) -> int:
+    """Frames per window ``T`` of a local model folder (``None``: the bundled model), read from its
+    ``model_index.json`` without loading any weight, so options that depend on it are checked before any work.
+
+    Raises:
+        FileNotFoundError, ValueError: as `check_model_folder`.
+    """
+    folder = BUNDLED_MODEL if folder is None else Path(folder)
+    check_model_folder(folder)
+    return int(_read_json(folder / "model_index.json")["num_frames"])
+
+
 def combine_samples(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pointmaps and a per-pixel confidence from N samples of one window (benchmarks/bench_confidence.py measured the
     choices; README, "Confidence").

@@ -244,7 +244,7 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
         "missing dataset root": (["eval", "--method", "oracle", "--dataset", "icl-micro", "--root", "no_data",
                                   "-o", "out"], ["no_data"]),
         "missing npz to view": (["view", "missing.npz"], ["missing.npz", "no such file"]),
-        "view a non-npz": (["view", "corrupt.mp4"], ["corrupt.mp4", "not a readable npz"]),
+        "view a non-npz": (["view", "corrupt.mp4"], ["corrupt.mp4: not an npz bundle (not a zip archive)"]),
     }
 
 

@@ -21,10 +21,15 @@ BAD_VALUES = [
     ([*RECONSTRUCT, "--intrinsics", "0", "0", "400", "250"], ["--intrinsics 0 0 400 250", "positive"]),
     ([*RECONSTRUCT, "--intrinsics", "-600", "-500", "400", "250"], ["--intrinsics -600 -500 400 250", "positive"]),
     ([*RECONSTRUCT, "--intrinsics", "nan", "nan", "400", "250"], ["--intrinsics nan nan 400 250", "finite"]),
-    ([*RECONSTRUCT, "--intrinsics", "500", "500", "400"], ["--intrinsics"]),
+    ([*RECONSTRUCT, "--intrinsics", "500", "500", "400"], ["--intrinsics 500 500 400: expected FX FY CX CY"]),
     ([*RECONSTRUCT, "--device", "tpu9"], ["--device tpu9", "not a torch device"]),
     ([*RECONSTRUCT, "--steps", "0"], ["--steps 0", "at least 1"]),
-    ([*RECONSTRUCT, "--steps", "four"], ["--steps", "four"]),
+    ([*RECONSTRUCT, "--steps", "four"], ["--steps four: not an integer"]),
+    ([*RECONSTRUCT, "--stride", "1.5"], ["--stride 1.5: not an integer"]),
+    ([*RECONSTRUCT, "--overlap", "17"], ["--overlap 17", "less than the model's window of 17 frames"]),
+    ([*RECONSTRUCT, "--model", "inputs"], ["inputs: not a sora3r model folder"]),
+    ([*EVAL, "--overlap", "20"], ["--overlap 20", "window of 17"]),
+    (["demo", "--overlap", "17"], ["--overlap 17"]),
     ([*RECONSTRUCT, "--seed", str(2**70)], [f"--seed {2**70}", "at most 4294967295"]),
     ([*RECONSTRUCT, "--seed", "-1"], ["--seed -1", "at least 0"]),
     ([*RECONSTRUCT, "--stride", "0"], ["--stride 0", "at least 1"]),
@@ -60,6 +65,7 @@ BAD_VALUES = [
     ([*DIT, "--max-minutes", "-1"], ["--max-minutes -1"]),
     ([*DIT, "--data-workers", "-2"], ["--data-workers -2"]),
     ([*DIT, "--lr", "nan"], ["--lr nan", "finite"]),
+    ([*DIT, "--lr", "fast"], ["--lr fast: not a number"]),
     ([*DIT, "--lr", "-0.1"], ["--lr -0.1", "at least 0"]),
     ([*DIT, "--ema-decay", "1"], ["--ema-decay 1", "less than 1"]),
     ([*DIT, "--seed", str(2**70)], ["--seed"]),
@@ -107,7 +113,9 @@ def test_configs_made_from_python_are_checked_too():
     with pytest.raises(ValueError, match=r"--formats npz obj: must be one of"):
         Reconstruct(video="v.mp4", output="o", formats=("npz", "obj"))
     assert DiTConfig(max_minutes=0.0).max_minutes == 0.0  # stop at the first check: allowed
-    assert Reconstruct(video="v.mp4", output="o", intrinsics=(500.0, 510.0, -3.0, 240.0)).intrinsics[2] == -3.0
+    assert Reconstruct(video=LADY_MP4, output="o", intrinsics=(500.0, 510.0, -3.0, 240.0)).intrinsics[2] == -3.0
+    with pytest.raises(FileNotFoundError, match=r"v.mp4: no such video file or image folder"):
+        Reconstruct(video="v.mp4", output="o")
 
 
 def test_value_problem_reads_the_annotations():

@@ -130,13 +130,19 @@ class App:
         """
         self.blocks.queue(default_concurrency_limit=1)
         try:
-            _, url, _ = self.blocks.launch(server_name=host, server_port=port, share=share,
-                                           allowed_paths=[str(self.workspace.root)], prevent_thread_lock=not block)
+            # quiet: Gradio's own lines tell a Python user to "set `share=True` in `launch()`"; the line below
+            # names the command's option instead (a public link, when asked for, is printed by Gradio either way).
+            _, url, _ = self.blocks.launch(server_name=host, server_port=port, share=share, quiet=True,
+                                           allowed_paths=[str(self.workspace.root)], prevent_thread_lock=True)
         except OSError as err:
             if "Cannot find empty port" not in str(err):
                 raise
             raise OSError(f"cannot serve on {host}:{port}: the port is in use or the address is not one of this "
                           f"machine's (choose another --port or --host)") from None
+        if block:
+            public = "" if share else "; --share adds a temporary public link"
+            print(f"sora3r app on {url} (Ctrl+C stops it{public})", flush=True)
+            self.blocks.block_thread()
         return url
 
     def close(self) -> None:

@@ -245,10 +245,15 @@ def load_video(path: str | os.PathLike, max_frames: int | None = None, stride: i
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise ValueError(f"size must be (H, W) with positive sizes, got {size}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such video file or image folder")
+    check_video_path(path)
     reader = _image_folder_frames if path.is_dir() else _video_file_frames
     return _collect(reader(path, stride, max_frames), size, path)
+
+
+def check_video_path(path: str | os.PathLike) -> None:
+    """Raise ``FileNotFoundError`` naming ``path`` unless it exists (a video file or a folder of frames)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such video file or image folder")
 
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1) -> torch.Tensor:
