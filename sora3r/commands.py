@@ -61,12 +61,17 @@ class ModelOptions:
     def __post_init__(self):
         check_fields(self)
         check_device(self.device)
+        self.check_inputs()
         if self.model is None or self.model.is_dir():  # anything else: a Hub id, or an error when the model loads
             from sora3r.pipeline import model_window
 
             window = model_window(self.model)
             if not self.overlap < window:
                 raise invalid("overlap", self.overlap, f"must be less than the model's window of {window} frames")
+
+    def check_inputs(self) -> None:
+        """The command's own inputs (files, dataset options), checked after the values and before the model, whose
+        checks import the model code (seconds), so that a mistyped path is reported at once."""
 
 
 @dataclass(kw_only=True)
@@ -124,12 +129,10 @@ class Reconstruct(ModelOptions):
     intrinsics: Annotated[tuple[float, float, float, float] | None, tyro.conf.arg(metavar="FX FY CX CY")] = None
     """known intrinsics in pixels of the input video (unset: estimated)"""
 
-    def __post_init__(self):
+    def check_inputs(self) -> None:
         from sora3r.data.video import check_video_path
 
-        check_fields(self)  # the values, then the video (quick), then the model (its checks import the model code)
         check_video_path(self.video)
-        super().__post_init__()
         if self.intrinsics is not None and not min(self.intrinsics[:2]) > 0:
             raise invalid("intrinsics", self.intrinsics, "the focal lengths FX and FY must be positive (pixels)")
 
@@ -214,9 +217,11 @@ class View:
 
     def run(self) -> int:
         from sora3r.export import read_npz
+
+        rec = read_npz(self.reconstruction)  # before importing the viewer (seconds): a bad file is reported at once
         from sora3r.viz.viewer import serve
 
-        serve(read_npz(self.reconstruction), port=self.port, host=self.host, stride=self.stride)
+        serve(rec, port=self.port, host=self.host, stride=self.stride)
         return 0
 
 
@@ -290,11 +295,12 @@ class Eval(ModelOptions):
     option: tyro.conf.UseAppendAction[tuple[str, ...]] = ()
     """dataset option KEY=VALUE, e.g. num=8 or sequences=all (the dataset reader's keywords)"""
 
-    def __post_init__(self):
-        super().__post_init__()
+    def check_inputs(self) -> None:
         root = inspect.signature(dataset_reader(self.dataset)).parameters["root"]
         if self.root is None and root.default is inspect.Parameter.empty:
             raise ValueError(f"--root: the {self.dataset} dataset needs its folder (docs/datasets.md)")
+        if self.root is not None and not self.root.is_dir():
+            raise FileNotFoundError(f"--root {self.root}: no such folder")
         self.dataset_options()
 
     def dataset_options(self) -> dict:
@@ -315,8 +321,6 @@ class Eval(ModelOptions):
         from sora3r.eval.runner import run_eval
         from sora3r.text import plural
 
-        if self.root is not None and not self.root.is_dir():
-            raise FileNotFoundError(f"--root {self.root}: no such folder")
         method_options = {"model": self.model, "num_steps": self.steps, "seed": self.seed, "device": self.device,
                           "num_samples": self.samples, "overlap": self.overlap}
         summary = run_eval(self.method, self.dataset, self.root, self.output, max_sequences=self.max_sequences,
