@@ -119,7 +119,8 @@ def _raise_usage_error(see_help: str, event) -> NoReturn:
 
 
 # How Python and tyro word a value that does not convert; `_value_message` rewrites them in the options' own terms.
-_NOT_CONVERTED = re.compile(r"(?:invalid literal for (int)\(\) with base 10|could not convert string to (float)): '(.*)'$")
+_NOT_CONVERTED = re.compile(r"(?:invalid literal for (int)\(\) with base 10|could not convert string to (float))"
+                            r": '(.*)'$")
 _NO_TYPE_MATCHED = re.compile(r"no type matching .* could be instantiated from \[(.*)\]\.?$")
 
 

@@ -30,7 +30,8 @@ VAE_PRESETS: dict[str, dict] = {
 
 
 def vae_config(preset: str) -> dict:
-    """Constructor kwargs of ``AutoencoderKLCogVideoX`` (either VAE) for ``preset`` ("tiny" | "mini" | "small" | "paper")."""
+    """Constructor kwargs of ``AutoencoderKLCogVideoX`` (either VAE) for ``preset`` ("tiny" | "mini" | "small" |
+    "paper")."""
     if preset not in VAE_PRESETS:
         raise ValueError(f"unknown VAE preset {preset!r}; choose one of {sorted(VAE_PRESETS)}")
     config = dict(VAE_PRESETS[preset])
