@@ -278,19 +278,22 @@ def _page_config(url: str, server: subprocess.Popen, timeout: float = 240.0) -> 
 
 @pytest.mark.slow
 def test_app_command_serves_its_options_and_cleans_up_on_sigterm(tmp_path):
-    """`sora3r app --steps 7 --samples 3 --seed 11 --overlap 4`: the served page's controls open at those values;
-    SIGTERM stops it with exit status 143 and removes the app's temporary folder."""
+    """`sora3r app --steps 7 --samples 3 --seed 11 --overlap 4`: it prints where it serves (naming --share, not
+    Gradio's `launch()` argument), the served page's controls open at those values; SIGTERM stops it with exit status
+    143 and removes the app's temporary folder."""
     port = _free_port()
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     server = subprocess.Popen([sys.executable, "-m", "sora3r.cli", "app", "--port", str(port), "--steps", "7",
                                "--samples", "3", "--seed", "11", "--overlap", "4"], cwd=tmp_path, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         config = _page_config(f"http://127.0.0.1:{port}", server)
         assert len(list(tmp_path.glob("sora3r-app-*"))) == 1
     finally:
         server.send_signal(signal.SIGTERM)
-        _, err = server.communicate(timeout=60)
+        out, err = server.communicate(timeout=60)
+    assert f"sora3r app on http://127.0.0.1:{port}/ (Ctrl+C stops it; --share adds a temporary public link)" in out
+    assert "launch()" not in out, out
     values = {component["props"].get("elem_id"): component["props"].get("value") for component in config["components"]}
     assert [values[name] for name in ("steps", "samples", "seed", "overlap", "min-confidence")] == [7, 3, 11, 4, 0]
     assert server.returncode == 143 and err.splitlines()[-1] == "sora3r app: terminated", err
