@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -63,6 +64,17 @@ def pointmap_vae_run(tmp_path_factory, video_vae_run):
     config = PointmapVAEConfig(output=str(run), steps=8, lr=2e-3, init_video_vae=str(video_vae_run[0] / "model"),
                                squash=True, **TINY)
     return run, train_pointmap_vae(config, plane_scenes)
+
+
+def test_a_run_folder_is_continued_or_replaced_only_when_asked(tmp_path, video_vae_run):
+    run = tmp_path / "run"
+    shutil.copytree(video_vae_run[0], run)  # an earlier run of 16 steps
+    before = (run / "loss.jsonl").read_bytes()
+    with pytest.raises(FileExistsError, match="pass --resume to continue the run in it, or --overwrite"):
+        train_video_vae(VideoVAEConfig(output=str(run), steps=1, **TINY), plane_scenes)
+    assert (run / "loss.jsonl").read_bytes() == before
+    summary = train_video_vae(VideoVAEConfig(output=str(run), steps=1, overwrite=True, **TINY), plane_scenes)
+    assert summary["step"] == 1 and summary["resumed_from"] is None
 
 
 def test_video_vae_stage_learns_and_saves(video_vae_run):

@@ -72,6 +72,7 @@ class TrainConfig:
     log_every: Count = 10  # steps between loss.jsonl lines (and --max-minutes checks)
     max_minutes: Annotated[float, Ge(0)] | None = None  # stop cleanly with a checkpoint after this many minutes
     resume: bool = False  # continue from state/ (exact) or else light/ when the run folder has one
+    overwrite: bool = False  # start a new run in a run folder that holds an earlier one (without it, or --resume: refused)
     seed: Seed = 0  # seed of the initial weights, the noise and the data order
     gradient_checkpointing: bool = False  # trade compute for activation memory
     mixed_precision: MixedPrecision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
@@ -97,7 +98,8 @@ class TrainConfig:
     def check_inputs(self) -> None:
         """Raise ``FileNotFoundError`` naming the option whose input folder is missing, and ``FileExistsError`` if the
         run folder may not be written: it is written into in place (checkpoints, logs), so it must be new, empty or
-        an earlier sora3r run, and never the working directory, an ancestor of it or an input folder."""
+        an earlier sora3r run (continued with ``resume``, replaced with ``overwrite``), and never the working directory, an
+        ancestor of it or an input folder."""
         for name, (root, _) in (parse_dataset_spec(self.datasets) if self.datasets else {}).items():
             if not Path(root).is_dir():
                 raise FileNotFoundError(f"--datasets {name}={root}: no such folder")
@@ -105,7 +107,11 @@ class TrainConfig:
         for name, folder in zip(self.input_folders, folders):
             if folder is not None:
                 check_model_folder(name, folder)
-        check_output_dir(self.output, overwrite=True, inputs=folders)
+        output = Path(self.output)
+        if not (self.resume or self.overwrite) and output.is_dir() and any(output.iterdir()):
+            raise FileExistsError(f"{output}: the run folder is not empty; pass --resume to continue the run in it, or "
+                                  "--overwrite to start a new one in its place")
+        check_output_dir(output, overwrite=True, inputs=folders)
 
 
 class Stage(Protocol):
