@@ -335,11 +335,23 @@ class Sora3RPipeline(DiffusionPipeline):
         Returns:
             `Reconstruction` at the model's resolution; ``metadata["crop_affine"]`` maps input pixels to it.
         Raises:
-            ValueError: frames of another dtype or shape, fewer than T of them, or a bad ``num_samples`` /
-                ``overlap``.
+            ValueError: frames that are not a uint8 ``(N, H, W, 3)`` tensor, fewer than T of them, a ``K`` that is
+                not a finite ``(3, 3)`` tensor with positive focal lengths, ``num_steps < 1``, or a bad
+                ``num_samples`` / ``overlap``.
         """
+        if not isinstance(frames, torch.Tensor):
+            raise ValueError(f"frames must be a torch.Tensor, got {type(frames).__name__} (torch.from_numpy converts "
+                             "a NumPy array)")
         if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+        if K is not None:
+            if not isinstance(K, torch.Tensor) or K.shape != (3, 3):
+                found = tuple(K.shape) if isinstance(K, torch.Tensor) else type(K).__name__
+                raise ValueError(f"K must be a (3, 3) torch.Tensor shared by all frames, got {found}")
+            if not bool(torch.isfinite(K).all()) or not min(float(K[0, 0]), float(K[1, 1])) > 0:
+                raise ValueError(f"K must be finite with positive focal lengths K[0, 0], K[1, 1], got {K.tolist()}")
+        if num_steps is not None and num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         window, height, width = self.clip_shape
         frames, affine = resize_and_crop(frames, height, width)
         starts = window_starts(frames.shape[0], window, overlap)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import fields
 
+import numpy as np
 import pytest
 import torch
 from diffusers import CogVideoXTransformer3DModel, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
@@ -55,6 +56,21 @@ def test_windows_cover_the_video_and_overlap(num_frames, window, overlap, expect
 def test_too_few_frames_is_a_clear_error():
     with pytest.raises(ValueError, match="needs at least 9"):
         window_starts(5, 9, 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(frames=np.zeros((12, 64, 80, 3), np.uint8)), "frames must be a torch.Tensor, got ndarray"),
+    (dict(K=np.eye(3)), r"K must be a \(3, 3\) torch.Tensor shared by all frames, got ndarray"),
+    (dict(K=torch.eye(3).expand(12, 3, 3)), r"got \(12, 3, 3\)"),
+    (dict(K=torch.zeros(3, 3)), "positive focal lengths"),
+    (dict(K=torch.full((3, 3), float("nan"))), "finite"),
+    (dict(K=torch.diag(torch.tensor([-100.0, -100.0, 1.0]))), "positive focal lengths"),
+    (dict(num_steps=0), "num_steps must be >= 1, got 0"),
+])
+def test_bad_arguments_are_one_clear_error_before_any_work(frames, kwargs, message):
+    pipeline = tiny_pipeline()
+    with pytest.raises(ValueError, match=message):
+        pipeline.reconstruct(**{"frames": frames, **kwargs})
 
 
 def test_reconstruct_runs_end_to_end_and_is_seeded(model_folder, frames):
