@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers.utils import logging as diffusers_logging
 
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS
 from sora3r.fs import atomic_output_dir, check_output_dir
@@ -23,8 +24,15 @@ from sora3r.train.loop import MAX_SHARD, TRAINING_RECORD
 def save_model_folder(output: str | Path, pipeline: Sora3RPipeline, dtype: torch.dtype = torch.bfloat16) -> Path:
     """Write ``pipeline`` (cast to ``dtype``) to ``output`` with `save_pretrained`: atomically (a failed write leaves
     no folder), replacing an earlier sora3r output there (`sora3r.fs`), in shards under 15 MB."""
+    # diffusers warns on every model's .to(dtype) that its modules to keep in float32 (none here: "[]") are cast.
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        pipeline.to(dtype=dtype)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
     with atomic_output_dir(output, overwrite=True, what="sora3r model") as staging:
-        pipeline.to(dtype=dtype).save_pretrained(staging, max_shard_size=MAX_SHARD, safe_serialization=True)
+        pipeline.save_pretrained(staging, max_shard_size=MAX_SHARD, safe_serialization=True)
     return Path(output)
 
 
