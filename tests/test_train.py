@@ -70,7 +70,7 @@ def test_a_run_folder_is_continued_or_replaced_only_when_asked(tmp_path, video_v
     run = tmp_path / "run"
     shutil.copytree(video_vae_run[0], run)  # an earlier run of 16 steps
     before = (run / "loss.jsonl").read_bytes()
-    with pytest.raises(FileExistsError, match="pass --resume to continue the run in it, or --overwrite"):
+    with pytest.raises(FileExistsError, match="holds an earlier run; pass --resume to continue it, or --overwrite"):
         train_video_vae(VideoVAEConfig(output=str(run), steps=1, **TINY), plane_scenes)
     assert (run / "loss.jsonl").read_bytes() == before
     summary = train_video_vae(VideoVAEConfig(output=str(run), steps=1, overwrite=True, **TINY), plane_scenes)

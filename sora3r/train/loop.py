@@ -108,10 +108,10 @@ class TrainConfig:
             if folder is not None:
                 check_model_folder(name, folder)
         output = Path(self.output)
+        check_output_dir(output, overwrite=True, inputs=folders)  # refuses folders sora3r did not write
         if not (self.resume or self.overwrite) and output.is_dir() and any(output.iterdir()):
-            raise FileExistsError(f"{output}: the run folder is not empty; pass --resume to continue the run in it, or "
-                                  "--overwrite to start a new one in its place")
-        check_output_dir(output, overwrite=True, inputs=folders)
+            raise FileExistsError(f"{output}: holds an earlier run; pass --resume to continue it, or --overwrite to "
+                                  "start a new one in its place")
 
 
 class Stage(Protocol):
