@@ -233,11 +233,15 @@ class Sora3RPipeline(DiffusionPipeline):
         """The normalisation the pointmap VAE decodes into (frame-0 world, unit mean distance, optional squash)."""
         return PointmapTarget(squash=bool(self.config.squash))
 
+    def _steps(self, num_steps: int | None) -> int:
+        """``num_steps``, or the config's ``sampler_steps`` when it is ``None`` (0 stays 0, which the sampler refuses)."""
+        return int(self.config.sampler_steps if num_steps is None else num_steps)
+
     def sample_pointmap_latent(self, video_latent: torch.Tensor, num_steps: int | None = None,
                                generator: torch.Generator | None = None) -> torch.Tensor:
         """Scaled pointmap latent ``(B, C, t, h, w)`` for a scaled video latent, by Euler steps (no host syncs) over
         the registered scheduler's flow times; ``num_steps`` defaults to the config's ``sampler_steps``."""
-        steps = int(num_steps or self.config.sampler_steps)
+        steps = self._steps(num_steps)
         with attention_context(self.fast_paths.attention):
             return euler_sample(self.transformer, video_latent.to(self.transformer.dtype), steps, generator,
                                 self.scheduler)
@@ -350,8 +354,6 @@ class Sora3RPipeline(DiffusionPipeline):
                 raise ValueError(f"K must be a (3, 3) torch.Tensor shared by all frames, got {found}")
             if not bool(torch.isfinite(K).all()) or not min(float(K[0, 0]), float(K[1, 1])) > 0:
                 raise ValueError(f"K must be finite with positive focal lengths K[0, 0], K[1, 1], got {K.tolist()}")
-        if num_steps is not None and num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         window, height, width = self.clip_shape
         frames, affine = resize_and_crop(frames, height, width)
         starts = window_starts(frames.shape[0], window, overlap)
@@ -366,7 +368,7 @@ class Sora3RPipeline(DiffusionPipeline):
             points=points.cpu(), depth=depth.cpu(), c2w=cameras.c2w.cpu(), K=cameras.K.cpu(), rgb=frames.cpu(),
             confidence=None if confidence is None else confidence.cpu(), valid=valid.cpu(),
             metadata={"method": "sora3r", "scale": "relative (mean point distance about 1 in the first window)",
-                      "sampler_steps": int(num_steps or self.config.sampler_steps), "seed": seed,
+                      "sampler_steps": self._steps(num_steps), "seed": seed,
                       "num_samples": num_samples, "windows": starts, "window_overlap": overlap,
                       "crop_affine": affine.tolist()},
         )

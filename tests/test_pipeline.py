@@ -67,7 +67,7 @@ def test_too_few_frames_is_a_clear_error():
     (dict(K=torch.diag(torch.tensor([-100.0, -100.0, 1.0]))), "positive focal lengths"),
     (dict(num_steps=0), "num_steps must be >= 1, got 0"),
 ])
-def test_bad_arguments_are_one_clear_error_before_any_work(frames, kwargs, message):
+def test_bad_arguments_are_one_clear_error(frames, kwargs, message):
     pipeline = tiny_pipeline()
     with pytest.raises(ValueError, match=message):
         pipeline.reconstruct(**{"frames": frames, **kwargs})
