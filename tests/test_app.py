@@ -289,10 +289,14 @@ def test_app_command_serves_its_options_and_cleans_up_on_sigterm(tmp_path):
     try:
         config = _page_config(f"http://127.0.0.1:{port}", server)
         assert len(list(tmp_path.glob("sora3r-app-*"))) == 1
+        # The page can answer while Gradio's launch() is still finishing, before the start line is printed: wait for
+        # the line (EOF if the server died) before stopping the server.
+        started = server.stdout.readline()
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=60)
-    assert f"sora3r app on http://127.0.0.1:{port}/ (Ctrl+C stops it; --share adds a temporary public link)" in out
+    url = f"http://127.0.0.1:{port}/"
+    assert started == f"sora3r app on {url} (Ctrl+C stops it; --share adds a temporary public link)\n", started
     assert "launch()" not in out, out
     values = {component["props"].get("elem_id"): component["props"].get("value") for component in config["components"]}
     assert [values[name] for name in ("steps", "samples", "seed", "overlap", "min-confidence")] == [7, 3, 11, 4, 0]
