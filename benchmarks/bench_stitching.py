@@ -1,7 +1,9 @@
 """Do the windows of a long video stitch? A long held-out synthetic clip through `Sora3RPipeline.reconstruct` for
-several window overlaps.
+several window overlaps, with each window sampled conditioned on the frames it shares with the previous ones (the
+default) and without (``--conditioning on off``: both).
 
     python benchmarks/bench_stitching.py [--model DIR] [--frames 257] [--clip 3] [--overlaps 1 3 5 8] [--device cpu]
+        [--conditioning on off]
 
 Per overlap: the largest camera step at a window boundary (the step into the first frame a window adds) over the
 median camera step inside windows (a jump shows as a large ratio; the target is <= 3); the whole-sequence ATE (Sim(3)
@@ -31,6 +33,8 @@ def main() -> None:
     parser.add_argument("--overlaps", type=int, nargs="+", default=[1, 3, 5, 8])
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--conditioning", nargs="+", choices=["on", "off"], default=["on", "off"],
+                        help="sample later windows conditioned on their shared frames (on), or not (off)")
     args = parser.parse_args()
 
     pipeline = Sora3RPipeline.from_pretrained(args.model, device=args.device)
@@ -41,9 +45,10 @@ def main() -> None:
     window_ates: dict[int, float] = {}
     print(f"{seq.name}: {args.frames} frames {height}x{width}, windows of {window}, {args.samples} sample(s), "
           f"{args.device}")
-    for overlap in args.overlaps:
+    for overlap, conditioning in [(overlap, mode) for overlap in args.overlaps for mode in args.conditioning]:
         started = time.perf_counter()
-        rec = pipeline.reconstruct(seq.rgb, overlap=overlap, num_samples=args.samples)
+        rec = pipeline.reconstruct(seq.rgb, overlap=overlap, num_samples=args.samples,
+                                   condition_overlap=conditioning == "on")
         seconds = time.perf_counter() - started
         starts = rec.metadata["windows"]
         for start in starts:
@@ -54,7 +59,7 @@ def main() -> None:
                 cameras = recover_cameras(points, weights=confidence)
                 window_ates[start] = centre_ate(cameras.c2w.cpu(), gt_c2w[start:start + window])
         scores = stitching_scores(rec.c2w, gt_c2w, starts, window, window_ates)
-        print(f"overlap {overlap}: {len(starts)} windows, boundary jump / median step {scores['jump_ratio']:.2f}, "
+        print(f"overlap {overlap}, conditioning {conditioning}: {len(starts)} windows, boundary jump / median step {scores['jump_ratio']:.2f}, "
               f"ATE {scores['ate']:.4f} / mean window ATE {scores['ate_window']:.4f} = {scores['ate_ratio']:.2f}, "
               f"{seconds:.1f} s", flush=True)
 

@@ -5,9 +5,10 @@ conditioned on the video latent (rectified-flow Euler steps over the registered 
 the pointmap VAE and undo the target normalisation. With ``num_samples = N > 1`` each window draws N samples in one
 batch: each is aligned to their mean by a robust Sim(3), the pointmaps are the mean of the aligned samples and their
 per-pixel spread gives a confidence in (0, 1] (`combine_samples`). Videos longer than T are cut into windows that share
-``overlap`` frames with the previous one; each window is brought into the first window's frame by a robust Sim(3) fit
-on all the frames it shares with those already placed (`sora3r.geometry.stitch`), and the shared frames are
-cross-faded. Cameras, intrinsics and depth then come from the fused world-frame pointmaps
+``overlap`` frames with the previous one. Each later window is sampled conditioned on the frames it shares with those
+already placed (their points re-expressed in the window's own frame and encoded, `euler_sample`'s ``known``: the first
+``1 + 4k`` of them, whole latent frames), then brought into the first window's frame by a robust Sim(3) fit on all the
+frames it shares (`sora3r.geometry.stitch`), and the shared frames are cross-faded. Cameras, intrinsics and depth then come from the fused world-frame pointmaps
 (`sora3r.geometry.recover_cameras`, weighted by the confidence).
 
 Model folder (diffusers' pipeline layout, written by `save_pretrained`): ``model_index.json`` (component classes, clip
@@ -32,11 +33,11 @@ from tqdm import tqdm
 from sora3r.data.video import adjust_intrinsics, resize_and_crop
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
 from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras
-from sora3r.geometry.stitch import DEFAULT_OVERLAP, blend_shared, robust_sim3, window_starts
+from sora3r.geometry.stitch import DEFAULT_OVERLAP, blend_shared, robust_sim3, shared_in_window_frame, window_starts
 from sora3r.models.fast import FastPaths, attention_context, compile_modules, set_channels_last
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
-from sora3r.models.vae import check_num_frames, decode_latents, encode_latents
+from sora3r.models.vae import check_num_frames, decode_latents, encode_latents, encode_leading_latents
 from sora3r.types import Reconstruction
 
 BUNDLED_MODEL = Path(__file__).parent / "weights" / "sora3r-tiny"
@@ -238,30 +239,44 @@ class Sora3RPipeline(DiffusionPipeline):
         return int(self.config.sampler_steps if num_steps is None else num_steps)
 
     def sample_pointmap_latent(self, video_latent: torch.Tensor, num_steps: int | None = None,
-                               generator: torch.Generator | None = None) -> torch.Tensor:
+                               generator: torch.Generator | None = None,
+                               known: torch.Tensor | None = None) -> torch.Tensor:
         """Scaled pointmap latent ``(B, C, t, h, w)`` for a scaled video latent, by Euler steps (no host syncs) over
-        the registered scheduler's flow times; ``num_steps`` defaults to the config's ``sampler_steps``."""
+        the registered scheduler's flow times; ``num_steps`` defaults to the config's ``sampler_steps``; ``known``
+        (the clean latent of the first latent frames) conditions the sample on them (`euler_sample`)."""
         steps = self._steps(num_steps)
         with attention_context(self.fast_paths.attention):
             return euler_sample(self.transformer, video_latent.to(self.transformer.dtype), steps, generator,
-                                self.scheduler)
+                                self.scheduler, known=None if known is None else known.to(self.transformer.dtype))
 
     @torch.inference_mode()
     def sample_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,
-                         generator: torch.Generator | None = None, num_samples: int = 1) -> torch.Tensor:
+                         generator: torch.Generator | None = None, num_samples: int = 1,
+                         known_points: torch.Tensor | None = None) -> torch.Tensor:
         """``num_samples`` world-frame (= frame-0 camera), unit-mean-distance pointmaps ``float (N, T, H, W, 3)`` of
         exactly one window ``uint8 (T, H, W, 3)`` at the model's clip shape, drawn in one batch from independent initial
         noise (the Euler sampler adds no noise after it).
 
+        ``known_points``, ``float (1 + 4k, H, W, 3)`` pointmaps of the window's first frames in that same frame and
+        scale (e.g. `sora3r.geometry.stitch.shared_in_window_frame` of frames already reconstructed), conditions
+        the samples on them: they are encoded with the pointmap VAE and their latent frames are known to the sampler.
+
         Raises:
-            ValueError: ``num_samples < 1``, or the model produced NaN or infinite points (broken weights, or an
-                overflow).
+            ValueError: ``num_samples < 1``, ``known_points`` of another shape or not ``1 + 4k`` frames with
+                ``1 + 4k < T``, or the model produced NaN or infinite points (broken weights, or an overflow).
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         video = rgb_to_model(frames[None].to(self.device))
         video_latent = encode_latents(self.video_vae, video).expand(num_samples, -1, -1, -1, -1)
-        pointmap_latent = self.sample_pointmap_latent(video_latent, num_steps, generator)
+        known = None
+        if known_points is not None:
+            if known_points.shape[1:] != frames.shape[1:] or not 0 < known_points.shape[0] < frames.shape[0]:
+                raise ValueError(f"known_points {tuple(known_points.shape)} must be (S, H, W, 3) with S < "
+                                 f"{frames.shape[0]} frames of {tuple(frames.shape[1:3])}")
+            target = self.target.encode_scale_free(known_points.float().to(self.device))
+            known = encode_leading_latents(self.pointmap_vae, target.permute(3, 0, 1, 2)[None])
+        pointmap_latent = self.sample_pointmap_latent(video_latent, num_steps, generator, known)
         decoded = decode_latents(self.pointmap_vae, pointmap_latent).float().permute(0, 2, 3, 4, 1)  # (N, T, H, W, 3)
         samples = self.target.decode(decoded)
         finite = torch.isfinite(samples).all(dim=-1).all(dim=0)
@@ -275,9 +290,10 @@ class Sora3RPipeline(DiffusionPipeline):
 
     @torch.inference_mode()
     def predict_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,
-                          generator: torch.Generator | None = None,
-                          num_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Pointmaps of exactly one window ``uint8 (T, H, W, 3)`` at the model's clip shape (`sample_pointmaps`).
+                          generator: torch.Generator | None = None, num_samples: int = 1,
+                          known_points: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pointmaps of exactly one window ``uint8 (T, H, W, 3)`` at the model's clip shape (`sample_pointmaps`, also
+        for ``known_points``).
 
         Returns:
             ``(points float (T, H, W, 3), confidence float (T, H, W) or None)``: with ``num_samples > 1`` the mean of
@@ -285,11 +301,12 @@ class Sora3RPipeline(DiffusionPipeline):
         Raises:
             ValueError: as `sample_pointmaps`.
         """
-        samples = self.sample_pointmaps(frames, num_steps, generator, num_samples)
+        samples = self.sample_pointmaps(frames, num_steps, generator, num_samples, known_points)
         return (samples[0], None) if num_samples == 1 else combine_samples(samples)
 
     def _fused_pointmaps(self, frames: torch.Tensor, starts: list[int], num_steps: int | None, seed: int,
-                         num_samples: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                         num_samples: int, progress: bool,
+                         condition_overlap: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Pointmaps ``(N, H, W, 3)`` of all frames in the first window's frame, and their confidence ``(N, H, W)``
         (``None`` with one sample), window by window (see the module doc)."""
         window, height, width = self.clip_shape
@@ -297,9 +314,15 @@ class Sora3RPipeline(DiffusionPipeline):
         points = torch.empty(frames.shape[0], height, width, 3, device=self.device)
         confidence = torch.ones(frames.shape[0], height, width, device=self.device) if num_samples > 1 else None
         filled = 0
+        group = int(self.pointmap_vae.config.temporal_compression_ratio)
         for start in tqdm(starts, desc="sampling windows", disable=not progress or len(starts) == 1):
+            known = None
+            if condition_overlap and filled > start:
+                usable = 1 + group * ((filled - start - 1) // group)  # whole latent frames of the shared ones
+                known = shared_in_window_frame(points[start:start + usable],
+                                               None if confidence is None else confidence[start:start + usable])
             local, local_confidence = self.predict_pointmaps(frames[start:start + window], num_steps, generator,
-                                                             num_samples)
+                                                             num_samples, known)
             if local_confidence is None:
                 local_confidence = torch.ones(local.shape[:-1], device=local.device)
             shared = filled - start  # frames [start, filled) are already placed
@@ -323,7 +346,7 @@ class Sora3RPipeline(DiffusionPipeline):
     @torch.inference_mode()
     def reconstruct(self, frames: torch.Tensor, K: torch.Tensor | None = None, num_steps: int | None = None,
                     seed: int = 0, progress: bool = False, num_samples: int = 1,
-                    overlap: int = DEFAULT_OVERLAP) -> Reconstruction:
+                    overlap: int = DEFAULT_OVERLAP, condition_overlap: bool = True) -> Reconstruction:
         """Reconstruct a video.
 
         Args:
@@ -336,6 +359,9 @@ class Sora3RPipeline(DiffusionPipeline):
             num_samples: samples drawn per window (in one batch); with more than one, the points are their mean and
                 ``confidence`` (T, H, W) comes from their spread and weights camera recovery and window stitching.
             overlap: frames consecutive windows share (1 .. T - 1).
+            condition_overlap: sample each later window conditioned on the frames it shares with those already
+                placed (the default; ``False``: each window from the video alone, as before 2026-12-01, for
+                ablations). One camera recovery on the shared frames per window; no change for one window.
         Returns:
             `Reconstruction` at the model's resolution; ``metadata["crop_affine"]`` maps input pixels to it.
         Raises:
@@ -357,7 +383,8 @@ class Sora3RPipeline(DiffusionPipeline):
         window, height, width = self.clip_shape
         frames, affine = resize_and_crop(frames, height, width)
         starts = window_starts(frames.shape[0], window, overlap)
-        points, confidence = self._fused_pointmaps(frames, starts, num_steps, seed, num_samples, progress)
+        points, confidence = self._fused_pointmaps(frames, starts, num_steps, seed, num_samples, progress,
+                                                   condition_overlap)
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
         cameras = recover_cameras(points, weights=confidence, K=known_K, compile_mode=self.fast_paths.compile)
@@ -370,6 +397,7 @@ class Sora3RPipeline(DiffusionPipeline):
             metadata={"method": "sora3r", "scale": "relative (mean point distance about 1 in the first window)",
                       "sampler_steps": self._steps(num_steps), "seed": seed,
                       "num_samples": num_samples, "windows": starts, "window_overlap": overlap,
+                      "overlap_conditioning": condition_overlap,
                       "crop_affine": affine.tolist()},
         )
 

@@ -100,3 +100,28 @@ def test_flow_times_come_from_the_scheduler():
     assert not torch.allclose(ours, euler_sample(model, video, 4, torch.Generator().manual_seed(2)))
     with pytest.raises(ValueError, match="num_steps"):
         flow_sigmas(FlowMatchEulerDiscreteScheduler(), 0, "cpu")
+
+
+def test_known_frames_follow_their_noisy_path_and_only_the_rest_is_sampled():
+    """With ``known``, every model call sees the first latent frames on the known latent's path at that flow time,
+    ``(1 - t) known + t noise`` with the sample's own initial noise; the other frames are the plain Euler steps."""
+    torch.manual_seed(0)
+    video = torch.randn(2, 4, 5, 2, 2)
+    known = torch.randn(1, 4, 2, 2, 2)
+    target = torch.randn(2, 4, 5, 2, 2)
+    seen = []
+
+    def towards_target(x, video_latent, t):  # the exact velocity towards a fixed clean latent
+        seen.append((x.clone(), float(t[0])))
+        return (x - target) / t.reshape(-1, 1, 1, 1, 1)
+
+    out = euler_sample(towards_target, video, 4, torch.Generator().manual_seed(3), known=known)
+    noise = initial_noise(video, torch.Generator().manual_seed(3))
+    assert [t for _, t in seen] == [1.0, 0.75, 0.5, 0.25]
+    for x, t in seen:
+        torch.testing.assert_close(x[:, :, :2], (1 - t) * known.expand(2, -1, -1, -1, -1) + t * noise[:, :, :2])
+    torch.testing.assert_close(out, target)  # the last step lands on the model's prediction, known frames included
+    torch.testing.assert_close(seen[1][0][:, :, 2:], 0.75 * noise[:, :, 2:] + 0.25 * target[:, :, 2:])  # one Euler step
+    for bad in (torch.randn(1, 4, 5, 2, 2), torch.randn(1, 3, 2, 2, 2), torch.randn(1, 4, 2, 2, 3)):
+        with pytest.raises(ValueError, match="known latent"):
+            euler_sample(towards_target, video, 4, known=bad)

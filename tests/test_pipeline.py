@@ -112,7 +112,7 @@ def test_perfect_windows_fuse_into_the_true_trajectory(model_folder, monkeypatch
     target = PointmapTarget(squash=False)
     true_points, true_c2w = to_first_frame(seq.points, seq.c2w)
 
-    def exact_window(self, frames, num_steps=None, generator=None, num_samples=1):
+    def exact_window(self, frames, num_steps=None, generator=None, num_samples=1, known_points=None):
         return true_window(seq, target, frames)[1], None
 
     monkeypatch.setattr(Sora3RPipeline, "predict_pointmaps", exact_window)
@@ -229,7 +229,7 @@ def test_noisy_windows_of_a_long_video_stitch_without_jumps_or_drift(model_folde
     target = PointmapTarget(squash=False)
     _, true_c2w = to_first_frame(seq.points, seq.c2w)
 
-    def noisy_window(self, frames, num_steps=None, generator=None, num_samples=1):
+    def noisy_window(self, frames, num_steps=None, generator=None, num_samples=1, known_points=None):
         start, points = true_window(seq, target, frames)
         g = torch.Generator().manual_seed(start)
         points = points * (1 + 0.02 * torch.randn(points.shape[1:-1] + (1,), generator=g))
@@ -249,3 +249,20 @@ def test_noisy_windows_of_a_long_video_stitch_without_jumps_or_drift(model_folde
     extent = float((centres - centres.mean(0)).norm(dim=-1).square().mean().sqrt())
     assert scores["jump_ratio"] <= 3.0, scores
     assert scores["ate"] <= 0.02 * extent, (scores, extent)
+
+
+@pytest.mark.slow
+def test_bundled_windows_conditioned_on_their_shared_frames_drift_less():
+    """The bundled model on 65 frames of a held-out hand-held walk (test clip 3, 5 windows sharing 5 frames): sampling
+    each later window conditioned on the frames it shares with the earlier ones halves the whole-sequence ATE against
+    sampling each window from the video alone (measured 2026-12-01: 0.172 against 0.373, the windows' own mean 0.049).
+    """
+    pipeline = Sora3RPipeline.from_pretrained(BUNDLED_MODEL)
+    seq = render_clip(split_seed("test", 3), SyntheticConfig(num_frames=65, height=64, width=96))
+    _, true_c2w = to_first_frame(seq.points, seq.c2w)
+    ate = {}
+    for conditioned in (True, False):
+        rec = pipeline.reconstruct(seq.rgb, condition_overlap=conditioned)
+        assert rec.metadata["overlap_conditioning"] is conditioned and len(rec.metadata["windows"]) == 5
+        ate[conditioned] = centre_ate(rec.c2w, true_c2w)
+    assert ate[True] < 0.6 * ate[False], ate

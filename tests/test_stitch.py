@@ -1,5 +1,6 @@
 """Window stitching: the robust Sim(3) recovers a known similarity where a plain Umeyama fit is pulled off by
-outliers and by far points, and windows cover a video with the asked overlap."""
+outliers and by far points, windows cover a video with the asked overlap, and the frames a window shares come back in
+the frame the model predicts that window in."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from sora3r.geometry import apply_sim3, umeyama
-from sora3r.geometry.stitch import blend_shared, robust_sim3, window_starts
+from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
+from sora3r.geometry import PointmapTarget, apply_sim3, umeyama
+from sora3r.geometry.stitch import blend_shared, robust_sim3, shared_in_window_frame, window_starts
 
 
 def known_similarity(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,3 +90,16 @@ def test_window_starts_cover_the_video_with_the_overlap(num_frames, window, over
         window_starts(num_frames, window, window)
     with pytest.raises(ValueError, match="1 frame;"):
         window_starts(1, window, overlap)
+
+
+def test_shared_frames_come_back_as_the_model_predicts_their_window():
+    """Frames 6-10 of a clip, placed in another world at another scale, come back as the normalised target of the
+    window that starts at frame 6 would begin (frame 6's camera at the origin, unit mean distance over them)."""
+    seq = render_clip(split_seed("test", 1), SyntheticConfig(num_frames=17, height=32, width=48))
+    shared = slice(6, 11)
+    expected, _ = PointmapTarget(squash=False).encode(seq.points[shared], seq.c2w[shared], None)
+    scale, rotation, translation = known_similarity(4)
+    placed = apply_sim3(scale.float(), rotation.float(), translation.float(), seq.points[shared])
+    local = shared_in_window_frame(placed)
+    error = (local - expected).norm(dim=-1)
+    assert float(error.mean()) < 1e-3 * float(expected.norm(dim=-1).mean()), float(error.mean())

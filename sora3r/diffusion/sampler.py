@@ -47,9 +47,17 @@ def euler_sample(
     num_steps: int = DEFAULT_NUM_STEPS,
     generator: torch.Generator | None = None,
     scheduler: FlowMatchEulerDiscreteScheduler | None = None,
+    known: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Pointmap latent ``(B, C, t, h, w)`` after ``num_steps`` Euler steps from noise over the flow times of
     ``scheduler`` (default: ``FlowMatchEulerDiscreteScheduler(shift=1.0)``, uniform steps).
+
+    ``known``, a clean latent ``(B or 1, C, L, h, w)`` of the first ``L < t`` latent frames, conditions the sample on
+    them by replacement (RePaint, Lugmayr et al., CVPR 2022, on the straight paths of rectified flow): before each
+    model call those frames of the sample are set to where the known latent's path is at that flow time,
+    ``(1 - t) known + t noise`` with the sample's own initial noise, so the model fills in the other frames to agree
+    with them; their final values stay the model's. The window stitching of `Sora3RPipeline` uses it to start each
+    window from the frames it shares with the previous one.
 
     The steps are this loop rather than ``scheduler.step``, which computes the same update
     ``x + (sigma_next - sigma) v`` (in float32 the two agree bit for bit, tests/test_diffusion.py): ``step`` finds its
@@ -63,7 +71,16 @@ def euler_sample(
     times = flow_sigmas(scheduler, num_steps, video_latent.device)
     sample = initial_noise(video_latent, generator)
     batch = video_latent.shape[0]
+    if known is not None:
+        if known.ndim != 5 or known.shape[1] != sample.shape[1] or known.shape[3:] != sample.shape[3:] \
+                or not 0 < known.shape[2] < sample.shape[2]:
+            raise ValueError(f"known latent {tuple(known.shape)} must be (B, C, L, h, w) with L < t for a sample of "
+                             f"{tuple(sample.shape)}")
+        frames = known.shape[2]
+        known, noise = known.to(sample.dtype), sample[:, :, :frames].clone()
     for i in range(num_steps):
+        if known is not None:
+            sample[:, :, :frames] = (1 - times[i]).to(sample.dtype) * known + times[i].to(sample.dtype) * noise
         velocity = velocity_model(sample, video_latent, times[i].expand(batch))
         sample = sample + (times[i + 1] - times[i]).to(sample.dtype) * velocity.to(sample.dtype)
     return sample

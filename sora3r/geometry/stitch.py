@@ -1,5 +1,7 @@
 """Stitching the windows of a long video: place each window's pointmaps in the first window's world by a robust
-Sim(3) fit on all the frames it shares with the windows already placed, then blend the shared frames.
+Sim(3) fit on all the frames it shares with the windows already placed, then blend the shared frames. Before that,
+the pipeline samples each window conditioned on those shared frames (`shared_in_window_frame` gives them in the frame
+the model predicts a window in), so that the two windows agree on them in the first place.
 
 Why robust and relative: the model's pointmaps of two windows disagree most at depth discontinuities, on moving
 objects and far away (the squashed target compresses far points, so their absolute error is large). A plain
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from sora3r.geometry.transforms import apply_sim3, umeyama
+from sora3r.geometry.cameras import recover_cameras
+from sora3r.geometry.target import normalize_scale
+from sora3r.geometry.transforms import apply_sim3, to_first_frame, umeyama
 
 DEFAULT_OVERLAP = 5  # frames consecutive windows share (benchmarks/bench_stitching.py: 5 drifted least of 1, 3, 5, 8)
 CAUCHY_MEDIAN_FACTOR = 2.0  # Cauchy width = this times the median relative residual (robust to ~50 % outliers)
@@ -75,6 +79,26 @@ def _symmetric_scale(source: torch.Tensor, target: torch.Tensor, weight: torch.T
     target_var = (w * (target - target_mean).square().sum(-1)).sum()
     scale = (target_var / source_var.clamp_min(1e-30)).sqrt()
     return scale, rotation, target_mean - scale * rotation @ source_mean
+
+
+def shared_in_window_frame(placed: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The placed pointmaps of the frames a window shares with the windows before it, re-expressed as the model
+    predicts a window: in the first shared frame's camera (the window's world), divided by their mean distance.
+
+    The shared frames' cameras come from the placed points themselves (`recover_cameras`, weighted by ``weights``).
+
+    Args:
+        placed: ``float (S, H, W, 3)`` pointmaps of the S shared frames in the first window's world.
+        weights: ``(S, H, W)`` per-pixel confidence for the camera fit, or ``None``.
+    Returns:
+        ``float (S, H, W, 3)`` scale-free points, frame 0's camera at the origin.
+    Raises:
+        ValueError: as `recover_cameras` (e.g. no valid points).
+    """
+    cameras = recover_cameras(placed, weights=weights)
+    local, _ = to_first_frame(placed, cameras.c2w.to(placed.dtype))
+    local, _ = normalize_scale(local, None)
+    return local
 
 
 def blend_shared(placed: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:

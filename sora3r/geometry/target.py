@@ -76,6 +76,11 @@ class PointmapTarget:
             points = squash(points)
         return points, scale
 
+    def encode_scale_free(self, points: torch.Tensor) -> torch.Tensor:
+        """Scale-free frame-0-world points ``(..., T, H, W, 3)`` (what `decode` returns) -> target: the squash alone,
+        the exact inverse of `decode`."""
+        return squash(points) if self.squash else points
+
     def decode(self, target: torch.Tensor) -> torch.Tensor:
         """``target (..., T, H, W, 3)`` -> scale-free frame-0-world points ``(..., T, H, W, 3)``."""
         return unsquash(target) if self.squash else target
