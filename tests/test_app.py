@@ -161,7 +161,9 @@ def _check_results_shown(page: Page, empty: dict[str, np.ndarray]) -> np.ndarray
     page.wait_for_function("() => { const v = document.querySelector('#depth-video video');"
                            " return v && v.readyState >= 2 && v.videoWidth > 0; }")
     assert page.eval_on_selector("#depth-video video", "v => [v.videoWidth, v.videoHeight]") == [4 * 192, 4 * 64]
-    assert page.eval_on_selector("#trajectory img", "img => img.complete && img.naturalWidth") > 0
+    # the plot's image may still be loading when the video is ready (it did once on a slow machine): wait for it
+    page.wait_for_function("() => { const img = document.querySelector('#trajectory img');"
+                           " return img && img.complete && img.naturalWidth > 0; }")
     scene = page.locator("#scene canvas")
     scene.wait_for()
     page.wait_for_timeout(1500)  # the 3D view draws the points after the GLB has loaded

@@ -2,7 +2,6 @@
 augmentation; and that the default preset still draws exactly the clips it drew before these existed."""
 
 import dataclasses
-import hashlib
 import math
 
 import pytest
@@ -12,7 +11,6 @@ from sora3r.data.synthetic import (
     PATH_KINDS, SyntheticConfig, render_batch, render_scenes, sample_scene, split_seed, synthetic_config,
 )
 from sora3r.data.synthetic.textures import BANK, BASE, TEXELS, radial_power_slope, texture_bank
-from sora3r.types import ClipBatch
 from test_synthetic import _trimesh_depth
 
 SMALL = dict(num_frames=5, height=24, width=32)
@@ -20,20 +18,29 @@ REALISTIC = synthetic_config("realistic", **SMALL)
 CLEAN = dataclasses.replace(REALISTIC, augment=False)
 
 
-def _digest(out: ClipBatch) -> str:
-    fields = dataclasses.asdict(out)
-    digest = hashlib.sha256()
-    for key in sorted(fields):
-        digest.update(key.encode())
-        digest.update(fields[key].contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+# Sums and sums of squares of each field of the 24 default clips (test seeds 0-23, 5x24x32), taken before the
+# realistic options existed. Compared within float32 rounding, not bit for bit: the renderer's floating-point results
+# differ in their last bits between CPUs (an AVX2-only AMD EPYC gave another SHA-256 of the same clips than the machine
+# the reference was taken on), while a changed scene, camera path or shading moves these sums by far more.
+DEFAULT_CLIPS = {
+    "K": (1920.3482818603516, 46159.558052269436), "c2w": (297.5043588853441, 7064.715930270193),
+    "depth": (1210314.4170224369, 50623524.02225614), "points": (106886.89798462205, 51687546.32683879),
+    "rgb": (25555554.0, 3312798660.0), "dynamic": (10433.0, 10433.0), "valid": (92160.0, 92160.0),
+}
 
 
 def test_default_preset_draws_the_clips_it_always_drew():
-    """The held-out test clips (seeds 0..9999 of the default config) are what the evaluations were made on: the digest
-    below was taken before the realistic options existed."""
+    """The held-out test clips (seeds 0..9999 of the default config) are what the evaluations were made on: each
+    field's sum and sum of squares match those taken before the realistic options existed (float32 rounding aside; a
+    few edge pixels may flip between CPUs)."""
     assert synthetic_config("default", **SMALL) == SyntheticConfig(**SMALL)
-    assert _digest(render_batch(list(range(24)), SyntheticConfig(**SMALL))) == "5ade8b3571354793"
+    fields = dataclasses.asdict(render_batch(list(range(24)), SyntheticConfig(**SMALL)))
+    assert sorted(fields) == sorted(DEFAULT_CLIPS)
+    for key, (total, squares) in DEFAULT_CLIPS.items():
+        value = fields[key].double()
+        tolerance = 2e-3 if key in ("dynamic", "valid") else 1e-5  # masks: pixel counts
+        assert float(value.sum()) == pytest.approx(total, rel=tolerance), key
+        assert float(value.square().sum()) == pytest.approx(squares, rel=tolerance), key
 
 
 def test_bank_noise_has_the_spectrum_of_natural_images():
