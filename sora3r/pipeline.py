@@ -8,8 +8,8 @@ per-pixel spread gives a confidence in (0, 1] (`combine_samples`). Videos longer
 ``overlap`` frames with the previous one. Each later window is sampled conditioned on the frames it shares with those
 already placed (their points re-expressed in the window's own frame and encoded, `euler_sample`'s ``known``: the first
 ``1 + 4k`` of them, whole latent frames), then brought into the first window's frame by a robust Sim(3) fit on all the
-frames it shares (`sora3r.geometry.stitch`), and the shared frames are cross-faded. Cameras, intrinsics and depth then come from the fused world-frame pointmaps
-(`sora3r.geometry.recover_cameras`, weighted by the confidence).
+frames it shares (`sora3r.geometry.stitch`), and the shared frames are cross-faded. Cameras, intrinsics and depth
+then come from the fused world-frame pointmaps (`sora3r.geometry.recover_cameras`, weighted by the confidence).
 
 Model folder (diffusers' pipeline layout, written by `save_pretrained`): ``model_index.json`` (component classes, clip
 shape ``num_frames`` / ``height`` / ``width``, ``squash``, ``sampler_steps``), ``video_vae/`` and ``pointmap_vae/``
