@@ -59,8 +59,8 @@ def main() -> None:
                 cameras = recover_cameras(points, weights=confidence)
                 window_ates[start] = centre_ate(cameras.c2w.cpu(), gt_c2w[start:start + window])
         scores = stitching_scores(rec.c2w, gt_c2w, starts, window, window_ates)
-        print(f"overlap {overlap}, conditioning {conditioning}: {len(starts)} windows, boundary jump / median step {scores['jump_ratio']:.2f}, "
-              f"ATE {scores['ate']:.4f} / mean window ATE {scores['ate_window']:.4f} = {scores['ate_ratio']:.2f}, "
+        print(f"overlap {overlap}, conditioning {conditioning}: {len(starts)} windows, boundary jump / median step "
+              f"{scores['jump_ratio']:.2f}, ATE {scores['ate']:.4f} / mean window ATE {scores['ate_window']:.4f} = {scores['ate_ratio']:.2f}, "
               f"{seconds:.1f} s", flush=True)
 
 

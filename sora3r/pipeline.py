@@ -316,16 +316,16 @@ class Sora3RPipeline(DiffusionPipeline):
         filled = 0
         group = int(self.pointmap_vae.config.temporal_compression_ratio)
         for start in tqdm(starts, desc="sampling windows", disable=not progress or len(starts) == 1):
+            shared = filled - start  # frames [start, filled) are already placed
             known = None
-            if condition_overlap and filled > start:
-                usable = 1 + group * ((filled - start - 1) // group)  # whole latent frames of the shared ones
+            if condition_overlap and shared > 0:
+                usable = 1 + group * ((shared - 1) // group)  # whole latent frames of the shared ones
                 known = shared_in_window_frame(points[start:start + usable],
                                                None if confidence is None else confidence[start:start + usable])
             local, local_confidence = self.predict_pointmaps(frames[start:start + window], num_steps, generator,
                                                              num_samples, known)
             if local_confidence is None:
                 local_confidence = torch.ones(local.shape[:-1], device=local.device)
-            shared = filled - start  # frames [start, filled) are already placed
             if shared > 0:
                 weights = local_confidence[:shared]
                 if confidence is not None:

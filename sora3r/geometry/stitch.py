@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from sora3r.geometry.cameras import recover_cameras
-from sora3r.geometry.target import normalize_scale
-from sora3r.geometry.transforms import apply_sim3, to_first_frame, umeyama
+from sora3r.geometry.target import PointmapTarget
+from sora3r.geometry.transforms import apply_sim3, umeyama
 
 DEFAULT_OVERLAP = 5  # frames consecutive windows share (benchmarks/bench_stitching.py: 5 drifted least of 1, 3, 5, 8)
 CAUCHY_MEDIAN_FACTOR = 2.0  # Cauchy width = this times the median relative residual (robust to ~50 % outliers)
@@ -96,9 +96,7 @@ def shared_in_window_frame(placed: torch.Tensor, weights: torch.Tensor | None = 
         ValueError: as `recover_cameras` (e.g. no valid points).
     """
     cameras = recover_cameras(placed, weights=weights)
-    local, _ = to_first_frame(placed, cameras.c2w.to(placed.dtype))
-    local, _ = normalize_scale(local, None)
-    return local
+    return PointmapTarget(squash=False).encode(placed, cameras.c2w.to(placed.dtype), None)[0]
 
 
 def blend_shared(placed: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:

@@ -72,9 +72,7 @@ class PointmapTarget:
         ``(target (..., T, H, W, 3), scale (...))``."""
         points, _ = to_first_frame(points, c2w)
         points, scale = normalize_scale(points, valid)
-        if self.squash:
-            points = squash(points)
-        return points, scale
+        return self.encode_scale_free(points), scale
 
     def encode_scale_free(self, points: torch.Tensor) -> torch.Tensor:
         """Scale-free frame-0-world points ``(..., T, H, W, 3)`` (what `decode` returns) -> target: the squash alone,
