@@ -17,14 +17,15 @@
 # default: default). GROW=N (stage dit) deepens the bundle's transformer to N blocks, each new one a copy with its
 # residual gates closed (same predictions at the start; `JointLatentTransformer.deepened`). DECODE_SAMPLES=1 trains
 # pointmap-decoder on the latents the bundle's transformer samples (what the decoder decodes at inference) instead of
-# on the encoder's.
+# on the encoder's. KNOWN=P (stage dit) conditions a fraction P of the training clips on their first latent frames
+# (--known-frames-prob; the bundle's transformer gets known-frame inputs, which the window stitching then uses).
 set -euo pipefail
 stage=$1; minutes=${2:-8}
 RUNS=${RUNS:-runs}
 BUNDLE=sora3r/weights/sora3r-tiny
 CLIP="--num-frames 17 --height 64 --width 96"
 DATA="--synthetic ${SYNTHETIC:-default}"
-DIT_RECIPE="--preset mini --prediction sample --loss sample --logit-mean 1.0"
+DIT_RECIPE="--preset mini --prediction sample --loss sample --logit-mean 1.0 --known-frames-prob ${KNOWN:-0}"
 CHUNK="--max-minutes $minutes --steps ${STEPS:-1000000} --decay-steps ${DECAY_STEPS:-0} --checkpoint-mode light --checkpoint-every 500 --log-every 50 --resume"
 VIDEO_VAE=$RUNS/video_vae/model; [ -d "$VIDEO_VAE" ] || VIDEO_VAE=$BUNDLE/video_vae
 POINTMAP_VAE=$RUNS/pointmap_vae/model; [ -d "$POINTMAP_VAE" ] || POINTMAP_VAE=$BUNDLE/pointmap_vae

@@ -6,8 +6,9 @@ the pointmap VAE and undo the target normalisation. With ``num_samples = N > 1``
 batch: each is aligned to their mean by a robust Sim(3), the pointmaps are the mean of the aligned samples and their
 per-pixel spread gives a confidence in (0, 1] (`combine_samples`). Videos longer than T are cut into windows that share
 ``overlap`` frames with the previous one. Each later window is sampled conditioned on the frames it shares with those
-already placed (their points re-expressed in the window's own frame and encoded, `euler_sample`'s ``known``: the first
-``1 + 4k`` of them, whole latent frames), then brought into the first window's frame by a robust Sim(3) fit on all the
+already placed (their points re-expressed in the window's own frame and encoded: the first ``1 + 4k`` of them, whole
+latent frames, given to the transformer's known-frame inputs, or for a transformer without them fixed along the flow
+path by `euler_sample`'s ``known``), then brought into the first window's frame by a robust Sim(3) fit on all the
 frames it shares (`sora3r.geometry.stitch`), and the shared frames are cross-faded. Cameras, intrinsics and depth
 then come from the fused world-frame pointmaps (`sora3r.geometry.recover_cameras`, weighted by the confidence).
 
@@ -19,6 +20,7 @@ shape ``num_frames`` / ``height`` / ``width``, ``squash``, ``sampler_steps``), `
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -243,11 +245,17 @@ class Sora3RPipeline(DiffusionPipeline):
                                known: torch.Tensor | None = None) -> torch.Tensor:
         """Scaled pointmap latent ``(B, C, t, h, w)`` for a scaled video latent, by Euler steps (no host syncs) over
         the registered scheduler's flow times; ``num_steps`` defaults to the config's ``sampler_steps``; ``known``
-        (the clean latent of the first latent frames) conditions the sample on them (`euler_sample`)."""
+        (the clean latent ``(1, C, L, h, w)`` of the first latent frames) conditions the sample on them: through the
+        transformer's own known-frame inputs when it has them (trained for it, `JointLatentTransformer`), else by
+        replacement along the flow path (`euler_sample`)."""
         steps = self._steps(num_steps)
+        dtype = self.transformer.dtype
+        known = None if known is None else known.to(dtype)
+        model, replaced = self.transformer, known
+        if known is not None and self.transformer.config.known_frame_inputs:
+            model, replaced = functools.partial(self.transformer, known=known), None
         with attention_context(self.fast_paths.attention):
-            return euler_sample(self.transformer, video_latent.to(self.transformer.dtype), steps, generator,
-                                self.scheduler, known=None if known is None else known.to(self.transformer.dtype))
+            return euler_sample(model, video_latent.to(dtype), steps, generator, self.scheduler, known=replaced)
 
     @torch.inference_mode()
     def sample_pointmaps(self, frames: torch.Tensor, num_steps: int | None = None,

@@ -198,3 +198,34 @@ def test_leading_latents_are_those_of_the_longer_clip():
     assert float((five - whole[:, :, :2]).abs().mean()) < 0.1 * float(whole.abs().mean())
     with pytest.raises(ValueError, match="1 \\+ 4k frames"):
         encode_leading_latents(vae, clip[:, :, :6])
+
+
+def test_known_frame_inputs_start_closed_then_carry_the_known_latent():
+    """`with_known_frame_inputs`: 3C + 1 input channels whose new weights are zero (same predictions, with or without
+    known frames); once they are non-zero the known frames change the prediction, and only through the frames marked
+    known (``known_frames``)."""
+    torch.manual_seed(0)
+    model = JointLatentTransformer.from_preset("tiny", prediction_type="sample").eval()
+    widened = model.with_known_frame_inputs().eval()
+    assert widened.config.known_frame_inputs and widened.transformer.config.in_channels == 3 * 16 + 1
+    noisy, video, t = torch.randn(2, 16, 3, 4, 6), torch.randn(2, 16, 3, 4, 6), torch.tensor([0.3, 0.9])
+    known = torch.randn(1, 16, 2, 4, 6)
+    with torch.no_grad():
+        plain = model(noisy, video, t)
+        torch.testing.assert_close(widened(noisy, video, t), plain, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(widened(noisy, video, t, known=known), plain, rtol=1e-4, atol=1e-5)
+        torch.nn.init.normal_(widened.transformer.patch_embed.proj.weight, std=0.05)
+        base = widened(noisy, video, t)
+        assert (widened(noisy, video, t, known=known) - base).abs().max() > 1e-3
+        # Known frames marked as none (count 0) are ignored; values past each count are never read.
+        torch.testing.assert_close(widened(noisy, video, t, known=known.expand(2, -1, -1, -1, -1),
+                                           known_frames=torch.tensor([0, 0])), base)
+        one = widened(noisy, video, t, known=known[:, :, :1])
+        padded = torch.cat([known[:, :, :1], torch.randn(1, 16, 2, 4, 6)], dim=2)
+        torch.testing.assert_close(widened(noisy, video, t, known=padded, known_frames=torch.tensor([1, 1])), one)
+    with pytest.raises(ValueError, match="takes no known frames"):
+        model(noisy, video, t, known=known)
+    with pytest.raises(ValueError, match="known latent"):
+        widened(noisy, video, t, known=torch.randn(1, 16, 4, 4, 6))
+    with pytest.raises(ValueError, match="already takes"):
+        widened.with_known_frame_inputs()

@@ -266,3 +266,19 @@ def test_bundled_windows_conditioned_on_their_shared_frames_drift_less():
         assert rec.metadata["overlap_conditioning"] is conditioned and len(rec.metadata["windows"]) == 5
         ate[conditioned] = centre_ate(rec.c2w, true_c2w)
     assert ate[True] < 0.6 * ate[False], ate
+
+
+def test_known_frames_go_to_the_transformer_inputs_when_it_has_them():
+    """A transformer with known-frame inputs is conditioned through them, not by replacement along the flow path: with
+    those inputs still closed (zero weights) the known latent changes nothing, while the replacement used for a
+    transformer without them does change the sample."""
+    pipeline = tiny_pipeline()
+    video_latent, known = torch.randn(1, 16, 3, 4, 6), torch.randn(1, 16, 2, 4, 6)
+
+    def sample(**kwargs):
+        return pipeline.sample_pointmap_latent(video_latent, generator=torch.Generator().manual_seed(0), **kwargs)
+
+    plain = sample()
+    assert (sample(known=known) - plain).abs().max() > 1e-3  # replacement
+    pipeline.register_modules(transformer=pipeline.transformer.with_known_frame_inputs())
+    torch.testing.assert_close(sample(known=known), plain, rtol=1e-4, atol=1e-5)

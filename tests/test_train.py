@@ -10,9 +10,10 @@ import torch
 from sora3r.cli import main
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
-from sora3r.models.vae import build_vae, encode_latents
+from sora3r.geometry.target import PointmapTarget
+from sora3r.models.vae import build_vae, encode_latents, encode_leading_latents
 from sora3r.pipeline import Sora3RPipeline
-from sora3r.train.dit import DiTConfig, train_dit
+from sora3r.train.dit import DiTConfig, DiTStage, train_dit
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
 from sora3r.types import ClipBatch
@@ -309,3 +310,37 @@ def test_dit_x_prediction_with_decoded_pointmap_loss_learns(tmp_path, video_vae_
     with pytest.raises(ValueError, match="predicts sample"):
         train_dit(dit_config(tmp_path / "next", video_vae_run, pointmap_vae_run,
                              init_transformer=str(tmp_path / "model")), plane_scenes)
+
+
+def test_dit_learns_known_frames_from_an_exported_transformer_and_resumes(tmp_path, video_vae_run, pointmap_vae_run,
+                                                                          exported_run):
+    """``--known-frames-prob``: the exported transformer is widened to known-frame inputs (its predictions unchanged,
+    tests/test_models.py), trained with them through a replay pool, and the resumed run keeps the widened shape."""
+    known = dict(init_transformer=str(exported_run[1] / "transformer"), known_frames_prob=0.5, replay_clips=6,
+                 replay_batch_size=3, checkpoint_mode="light", resume=True)
+    train_dit(dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=2, **known), plane_scenes)
+    summary = train_dit(dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=4, **known), plane_scenes)
+    assert summary["resumed_from"] == "light" and summary["step"] == 4 and math.isfinite(losses(tmp_path)[-1])
+    model = JointLatentTransformer.from_pretrained(tmp_path / "model")
+    assert model.config.known_frame_inputs
+    assert model.transformer.config.in_channels == 3 * model.config.latent_channels + 1
+
+
+def test_known_latents_are_the_leading_frames_normalised_alone(tmp_path, video_vae_run, pointmap_vae_run):
+    """Clip j knows its first ``1 + j mod (t - 1)`` latent frames, encoded from those frames normalised on their own
+    (as the stitching gives them), zeros after."""
+
+    stage = DiTStage(dit_config(tmp_path, video_vae_run, pointmap_vae_run, known_frames_prob=1.0), torch.device("cpu"))
+    batch = plane_scenes(0, 3)
+    video, pointmap, known, count = stage.training_tensors(batch)
+    latent_frames = pointmap.shape[2]
+    assert count.tolist() == [1 + j % (latent_frames - 1) for j in range(3)]
+    for j, frames in enumerate(count.tolist()):
+        pixels = 1 + 4 * (frames - 1)
+        target, _ = pointmap_to_model(batch.points[j:j + 1, :pixels], batch.c2w[j:j + 1, :pixels],
+                                      batch.valid[j:j + 1, :pixels], PointmapTarget(squash=True))
+        expected = encode_leading_latents(stage.pointmap_vae, target)[0]
+        torch.testing.assert_close(known[j, :, :frames], expected, atol=1e-5, rtol=1e-4)
+        assert known[j, :, frames:].abs().max() == 0
+    if latent_frames > 2:  # a longer prefix alone is normalised differently from the whole clip's target
+        assert not torch.allclose(known[1, :, :2], pointmap[1, :, :2], atol=1e-3)

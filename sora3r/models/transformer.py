@@ -1,7 +1,10 @@
 """Joint-latent diffusion transformer: diffusers ``CogVideoXTransformer3DModel`` on ``[noisy pointmap, video]`` latents.
 
 The input is the channel concatenation of the noisy pointmap latent and the clean video latent
-(in_channels = 2C). The network's output (out_channels = C) is either the velocity of the pointmap latent
+(in_channels = 2C). A model with ``known_frame_inputs`` also takes the clean pointmap latent of a window's first
+latent frames when they are known (zeros elsewhere) and a one-channel mask of those frames (in_channels = 3C + 1), as
+CogVideoX's image-to-video model concatenates its first-frame latent: the window stitching conditions each window on
+the frames it shares with those already placed. The network's output (out_channels = C) is either the velocity of the pointmap latent
 (``prediction_type="velocity"``, the rectified-flow default) or the clean pointmap latent itself
 (``prediction_type="sample"``, x-prediction: the network never has to reproduce the noise, which a small model does
 poorly; Li & He, "Back to Basics: Let Denoising Generative Models Denoise", 2025). ``forward`` returns either the
@@ -49,19 +52,21 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
         latent_channels: C, the latent channels of each VAE.
         transformer_kwargs: further ``CogVideoXTransformer3DModel`` arguments (layers, heads, ...);
             ``in_channels`` / ``out_channels`` are set from ``latent_channels``.
+        prediction_type: what the network outputs, ``"velocity"`` or ``"sample"`` (the clean latent).
+        known_frame_inputs: whether the model takes known leading pointmap latent frames (``forward``'s ``known``).
     """
 
     _supports_gradient_checkpointing = True
 
     @register_to_config
     def __init__(self, latent_channels: int = 16, transformer_kwargs: dict | None = None,
-                 prediction_type: str = "velocity"):
+                 prediction_type: str = "velocity", known_frame_inputs: bool = False):
         super().__init__()
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
         kwargs = dict(use_rotary_positional_embeddings=True, sample_height=8, sample_width=8, sample_frames=9)
         kwargs.update(transformer_kwargs or {})
-        kwargs.update(in_channels=2 * latent_channels, out_channels=latent_channels)
+        kwargs.update(in_channels=input_channels(latent_channels, known_frame_inputs), out_channels=latent_channels)
         self.transformer = CogVideoXTransformer3DModel(**kwargs)
         config = self.transformer.config
         self.null_conditioning = nn.Parameter(0.02 * torch.randn(config.max_text_seq_length, config.text_embed_dim))
@@ -69,7 +74,7 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_preset(cls, preset: str, latent_channels: int = 16, prediction_type: str = "velocity",
-                    patch_size: int | None = None) -> "JointLatentTransformer":
+                    patch_size: int | None = None, known_frame_inputs: bool = False) -> "JointLatentTransformer":
         """A randomly initialised model of a preset ("tiny" | "mini" | "small" | "base" | "paper"); ``patch_size``
         overrides the preset's spatial patch size (CogVideoX's default is 2)."""
         if preset not in TRANSFORMER_PRESETS:
@@ -77,7 +82,8 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
         kwargs = dict(TRANSFORMER_PRESETS[preset])
         if patch_size is not None:
             kwargs["patch_size"] = patch_size
-        return cls(latent_channels=latent_channels, transformer_kwargs=kwargs, prediction_type=prediction_type)
+        return cls(latent_channels=latent_channels, transformer_kwargs=kwargs, prediction_type=prediction_type,
+                   known_frame_inputs=known_frame_inputs)
 
     @classmethod
     def from_video_transformer(cls, path_or_model: str | os.PathLike | CogVideoXTransformer3DModel) -> "JointLatentTransformer":
@@ -100,14 +106,29 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
         kwargs = {k: v for k, v in config.items() if k in init_keys}
         model = cls(latent_channels=channels, transformer_kwargs=kwargs)
         state = pretrained.state_dict()
-        weight = state["patch_embed.proj.weight"]
-        if weight.ndim == 4:  # Conv2d (D, C, p, p)
-            state["patch_embed.proj.weight"] = torch.cat([weight, torch.zeros_like(weight)], dim=1)
-        else:  # Linear (D, C * p_t * p * p), flattened channel-major
-            per_channel = weight.reshape(weight.shape[0], channels, -1)
-            state["patch_embed.proj.weight"] = torch.cat([per_channel, torch.zeros_like(per_channel)], dim=1).flatten(1)
+        state["patch_embed.proj.weight"] = _widened_patch_embedding(state["patch_embed.proj.weight"], channels,
+                                                                    2 * channels)
         model.transformer.load_state_dict(state)
         return model.to(dtype=pretrained.dtype)
+
+    def with_known_frame_inputs(self) -> "JointLatentTransformer":
+        """A copy that also takes known leading pointmap latent frames (``known_frame_inputs``) and predicts exactly
+        what this model predicts until training uses them: the patch embedding's weights of the new ``C + 1`` input
+        channels are zero.
+
+        Raises:
+            ValueError: the model already takes them.
+        """
+        if self.config.known_frame_inputs:
+            raise ValueError("with_known_frame_inputs: the model already takes known frames")
+        channels = self.config.latent_channels
+        widened = type(self)(latent_channels=channels, transformer_kwargs=self.config.transformer_kwargs,
+                             prediction_type=self.config.prediction_type, known_frame_inputs=True)
+        state = self.state_dict()
+        key = "transformer.patch_embed.proj.weight"
+        state[key] = _widened_patch_embedding(state[key], 2 * channels, input_channels(channels, True))
+        widened.load_state_dict(state)
+        return widened.to(dtype=self.dtype)
 
     def deepened(self, num_layers: int) -> "JointLatentTransformer":
         """A copy with ``num_layers`` transformer blocks that computes exactly the same function (more capacity to
@@ -128,7 +149,8 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
             raise ValueError(f"deepened: num_layers must exceed the current {old}, got {num_layers}")
         kwargs = dict(self.config.transformer_kwargs or {}, num_layers=num_layers)
         deeper = type(self)(latent_channels=self.config.latent_channels, transformer_kwargs=kwargs,
-                            prediction_type=self.config.prediction_type)
+                            prediction_type=self.config.prediction_type,
+                            known_frame_inputs=self.config.known_frame_inputs)
         state = {k: v for k, v in self.state_dict().items() if ".transformer_blocks." not in f".{k}"}
         width = config.num_attention_heads * config.attention_head_dim
         source = [j * old // num_layers for j in range(num_layers)]
@@ -161,14 +183,24 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
         return self._rotary_cache[key]
 
     def forward(self, noisy_pointmap_latent: torch.Tensor, video_latent: torch.Tensor, timestep: torch.Tensor,
-                output: str = "velocity") -> torch.Tensor:
+                output: str = "velocity", known: torch.Tensor | None = None,
+                known_frames: torch.Tensor | None = None) -> torch.Tensor:
         """The velocity (``output="velocity"``) or the clean pointmap latent (``output="sample"``), ``(B, C, t, h, w)``,
         for noisy latents at flow times ``timestep (B,)`` in [0, 1]; converted from the network's own parameterisation
         by ``x_t = (1 - t) x_0 + t eps``, i.e. ``v = (x_t - x_0) / t`` and ``x_0 = x_t - t v``.
 
+        ``known`` (models with ``known_frame_inputs`` only): the clean pointmap latent ``(B or 1, C, L, h, w)`` of the
+        first ``L <= t`` latent frames; ``known_frames`` ``int (B,)``, how many of them each sample knows (default: all
+        L; 0: none, as without ``known``). The noisy latent's frames stay as given: the model reads the known ones
+        from their own input channels.
+
         Both outputs go through ``forward`` so that a DDP-wrapped model synchronises gradients either way.
+
+        Raises:
+            ValueError: latent shapes that differ, ``known`` for a model without known-frame inputs or of another
+                shape, or an unknown ``output``.
         """
-        raw = self._network(noisy_pointmap_latent, video_latent, timestep)
+        raw = self._network(noisy_pointmap_latent, video_latent, timestep, known, known_frames)
         if output == self.config.prediction_type:
             return raw
         if output == "velocity":  # the network predicts x_0
@@ -177,13 +209,37 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
             return clean_from_velocity(noisy_pointmap_latent, raw, timestep)
         raise ValueError(f"output must be one of {PREDICTION_TYPES}, got {output!r}")
 
-    def _network(self, noisy_pointmap_latent: torch.Tensor, video_latent: torch.Tensor,
-                 timestep: torch.Tensor) -> torch.Tensor:
+    def _known_channels(self, video_latent: torch.Tensor, known: torch.Tensor | None,
+                        known_frames: torch.Tensor | None) -> torch.Tensor:
+        """The known-frame input channels ``(B, C + 1, t, h, w)``: the known latent where a frame is known, else 0,
+        and the mask of known frames."""
+        batch, channels, frames, height, width = video_latent.shape
+        if known is None:
+            return video_latent.new_zeros(batch, channels + 1, frames, height, width)
+        if known.ndim != 5 or known.shape[0] not in (1, batch) or known.shape[1] != channels \
+                or known.shape[3:] != video_latent.shape[3:] or known.shape[2] > frames:
+            raise ValueError(f"known latent {tuple(known.shape)} must be (B or 1, C, L <= t, h, w) for latents of "
+                             f"{tuple(video_latent.shape)}")
+        if known_frames is None:
+            known_frames = torch.full((batch,), known.shape[2], device=known.device)
+        known = known.to(video_latent.dtype).expand(batch, -1, -1, -1, -1)
+        known = torch.nn.functional.pad(known, (0, 0, 0, 0, 0, frames - known.shape[2]))
+        mask = torch.arange(frames, device=known.device) < known_frames.reshape(-1, 1).to(known.device)
+        mask = mask.to(known.dtype).reshape(batch, 1, frames, 1, 1).expand(-1, -1, -1, height, width)
+        return torch.cat([known * mask, mask], dim=1)
+
+    def _network(self, noisy_pointmap_latent: torch.Tensor, video_latent: torch.Tensor, timestep: torch.Tensor,
+                 known: torch.Tensor | None = None, known_frames: torch.Tensor | None = None) -> torch.Tensor:
         """The transformer's raw output ``(B, C, t, h, w)`` (velocity or clean latent, see ``prediction_type``)."""
         if noisy_pointmap_latent.shape != video_latent.shape:
             raise ValueError(f"latent shapes differ: {tuple(noisy_pointmap_latent.shape)} vs {tuple(video_latent.shape)}")
+        inputs = [noisy_pointmap_latent, video_latent]
+        if self.config.known_frame_inputs:
+            inputs.append(self._known_channels(video_latent, known, known_frames))
+        elif known is not None:
+            raise ValueError("this transformer takes no known frames (known_frame_inputs is off)")
         batch, _, frames, height, width = video_latent.shape
-        joint = torch.cat([noisy_pointmap_latent, video_latent], dim=1).transpose(1, 2)  # (B, t, 2C, h, w)
+        joint = torch.cat(inputs, dim=1).transpose(1, 2)  # (B, t, in_channels, h, w)
         rotary = None
         if self.transformer.config.use_rotary_positional_embeddings:
             rotary = self._rotary_embedding(frames, height, width, joint.device)
@@ -196,3 +252,18 @@ class JointLatentTransformer(ModelMixin, ConfigMixin):
             return_dict=False,
         )[0]
         return out.transpose(1, 2)
+
+
+def input_channels(latent_channels: int, known_frame_inputs: bool) -> int:
+    """The network's input channels: noisy pointmap and video latents, plus known pointmap latent and mask."""
+    return (3 * latent_channels + 1) if known_frame_inputs else 2 * latent_channels
+
+
+def _widened_patch_embedding(weight: torch.Tensor, channels: int, wider: int) -> torch.Tensor:
+    """A patch-embedding weight for ``channels`` input channels widened to ``wider`` with zero weights for the new
+    ones: Conv2d ``(D, C, p, p)`` or Linear ``(D, C * p_t * p * p)`` (flattened channel-major)."""
+    if weight.ndim == 4:
+        return torch.cat([weight, weight.new_zeros(weight.shape[0], wider - channels, *weight.shape[2:])], dim=1)
+    per_channel = weight.reshape(weight.shape[0], channels, -1)
+    extra = per_channel.new_zeros(weight.shape[0], wider - channels, per_channel.shape[2])
+    return torch.cat([per_channel, extra], dim=1).flatten(1)

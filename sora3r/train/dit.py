@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
-from annotated_types import Ge, Gt
+from annotated_types import Ge, Gt, Le
 
 from sora3r.diffusion.flow import TIMESTEP_SAMPLINGS, clean_from_velocity, flow_loss, noisy_sample, sample_timesteps
 from sora3r.geometry.target import PointmapTarget
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import PREDICTION_TYPES, TRANSFORMER_PRESETS, JointLatentTransformer
-from sora3r.models.vae import build_vae, decode_latents, encode_latents
+from sora3r.models.vae import build_vae, decode_latents, encode_latents, encode_leading_latents
 from sora3r.options import Count, NonNegative, invalid
 from sora3r.train.data import DataSource
 from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
@@ -54,6 +54,10 @@ class DiTConfig(TrainConfig):
     """the mean squared error on the flow velocity (for an x-prediction network (x_t - x0)/t, t floored at 0.05) or on
     the clean latent (which weights flow times by t^2 relative to the velocity loss, i.e. towards pure noise)"""
     patch_size: Count | None = None  # spatial patch size of a fresh transformer (unset: the preset's)
+    known_frames_prob: Annotated[float, Ge(0), Le(1)] = 0.0
+    """probability that a training clip is conditioned on the clean pointmap latent of its first 1 to t - 1 latent
+    frames, normalised on those frames alone, as the window stitching gives them (the transformer gets known-frame
+    inputs; a transformer without them is widened, `JointLatentTransformer.with_known_frame_inputs`); 0: never"""
     pointmap_loss_weight: Annotated[float, Ge(0)] = 0.0
     """weight of a Huber loss between the pointmaps decoded (frozen pointmap VAE decoder) from the predicted clean
     latent and the target pointmaps, on valid pixels (0: the latent loss only)"""
@@ -139,10 +143,14 @@ class DiTStage:
                                  f", not {config.prediction} (--prediction)")
             if config.grow_layers is not None:
                 self.model = self.model.deepened(config.grow_layers)
+            if config.known_frames_prob > 0 and not self.model.config.known_frame_inputs:
+                self.model = self.model.with_known_frame_inputs()
         else:
             self.model = JointLatentTransformer.from_preset(config.preset, latent_channels=channels,
                                                             prediction_type=config.prediction,
-                                                            patch_size=config.patch_size)
+                                                            patch_size=config.patch_size,
+                                                            known_frame_inputs=config.known_frames_prob > 0)
+        self.known_frames = bool(self.model.config.known_frame_inputs)
         self.trainable = self.model
         self.replay = LatentReplay(config.replay_clips) if config.replay_clips > 0 else None
 
@@ -157,26 +165,53 @@ class DiTStage:
 
     @torch.no_grad()
     def training_tensors(self, batch: ClipBatch) -> tuple[torch.Tensor, ...]:
-        """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32, then, when the decoded
-        pointmap loss is on, the target pointmaps ``bf16 (B, 3, T, H, W)`` and ``valid bool (B, 1, T, H, W)``."""
+        """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32; then, for a transformer with
+        known-frame inputs, `known_latents`; then, when the decoded pointmap loss is on, the target pointmaps
+        ``bf16 (B, 3, T, H, W)`` and ``valid bool (B, 1, T, H, W)``."""
         video = encode_latents(self.video_vae, rgb_to_model(batch.rgb))
         target, valid = pointmap_to_model(batch.points, batch.c2w, batch.valid, self.target)
         pointmap = encode_latents(self.pointmap_vae, target)
+        tensors = [video.float(), pointmap.float()]
+        if self.known_frames:
+            tensors += self.known_latents(batch, pointmap.shape[2])
         if self.config.pointmap_loss_weight > 0:
-            return video.float(), pointmap.float(), target.to(torch.bfloat16), valid
-        return video.float(), pointmap.float()
+            tensors += [target.to(torch.bfloat16), valid]
+        return tuple(tensors)
+
+    def known_latents(self, batch: ClipBatch, latent_frames: int) -> list[torch.Tensor]:
+        """``[known float32 (B, C, t, h, w), count long (B,)]``: clip j's first ``L = 1 + j mod (t - 1)`` latent
+        frames (frames ``0 .. 4L - 4``) encoded on their own, normalised on those frames alone (what
+        `sora3r.geometry.stitch.shared_in_window_frame` gives at inference), zeros after them; ``count`` is L."""
+        group = int(self.pointmap_vae.config.temporal_compression_ratio)
+        count = 1 + torch.arange(batch.rgb.shape[0], device=batch.rgb.device) % (latent_frames - 1)
+        known = None
+        for frames in count.unique().tolist():
+            clips = (count == frames).nonzero()[:, 0]
+            pixels = 1 + group * (frames - 1)
+            target, _ = pointmap_to_model(batch.points[clips, :pixels], batch.c2w[clips, :pixels],
+                                          batch.valid[clips, :pixels], self.target)
+            latent = encode_leading_latents(self.pointmap_vae, target).float()
+            if known is None:
+                known = latent.new_zeros(batch.rgb.shape[0], latent.shape[1], latent_frames, *latent.shape[3:])
+            known[clips, :, :frames] = latent
+        return [known, count]
 
     def loss(self, trainable, batch: ClipBatch, generator: torch.Generator) -> torch.Tensor:
         tensors = self.training_tensors(batch)
         if self.replay is not None:
             self.replay.add(*tensors)
             tensors = self.replay.sample(self.config.replay_batch_size, generator)
-        video, x0 = tensors[:2]
+        (video, x0), tensors = tensors[:2], tensors[2:]
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         t = sample_timesteps(x0.shape[0], generator, x0.device, self.config.timestep_sampling,
                              self.config.logit_mean, self.config.logit_std)
         x_t = noisy_sample(x0, noise, t)
-        prediction = trainable(x_t, video, t, output=self.config.prediction)  # the network's own output
+        known = {}
+        if self.known_frames:
+            (latent, count), tensors = tensors[:2], tensors[2:]
+            used = torch.rand(count.shape, generator=generator, device=count.device) < self.config.known_frames_prob
+            known = dict(known=latent, known_frames=torch.where(used, count, 0))
+        prediction = trainable(x_t, video, t, output=self.config.prediction, **known)  # the network's own output
         clean = prediction if self.config.prediction == "sample" else clean_from_velocity(x_t, prediction, t)
         if self.config.loss == "velocity" and self.config.prediction == "velocity":
             loss = flow_loss(prediction, x0, noise)
@@ -186,7 +221,7 @@ class DiTStage:
         else:
             loss = torch.nn.functional.mse_loss(clean.float(), x0)
         if self.config.pointmap_loss_weight > 0:
-            target, valid = tensors[2:]
+            target, valid = tensors
             decoded = decode_latents(self.pointmap_vae, clean)
             huber = masked_huber(decoded, target.float(), valid, POINTMAP_HUBER_DELTA)
             loss = loss + self.config.pointmap_loss_weight * huber
