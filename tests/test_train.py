@@ -274,6 +274,11 @@ def test_grow_layers_needs_a_transformer_to_deepen():
         DiTConfig(grow_layers=8, **TINY)
 
 
+def test_known_frames_need_two_latent_frames():
+    with pytest.raises(ValueError, match="--known-frames-prob 0.5: needs clips of at least 5 frames"):
+        DiTConfig(known_frames_prob=0.5, **{**TINY, "num_frames": 1})
+
+
 def test_dit_continues_from_an_exported_transformer(tmp_path, video_vae_run, pointmap_vae_run, exported_run):
     """Training further from a model folder's transformer (how the bundled model grows across GPU sessions)."""
     bundle = exported_run[1]

@@ -68,6 +68,9 @@ class DiTConfig(TrainConfig):
         super().__post_init__()
         if self.grow_layers is not None and self.init_transformer is None:
             raise invalid("grow_layers", self.grow_layers, "needs --init-transformer (the trained transformer to deepen)")
+        if self.known_frames_prob > 0 and self.num_frames < 5:
+            raise invalid("known_frames_prob", self.known_frames_prob,
+                          f"needs clips of at least 5 frames (2 latent frames), not --num-frames {self.num_frames}")
 
 
 def pointmap_vae_squash(pointmap_vae_dir: str | Path, requested: bool | None) -> bool:
