@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import inspect
 import re
 import signal
 import sys
@@ -72,10 +73,33 @@ def parse(argv: list[str]):
     from tyro import _errors
 
     markers = tuple(getattr(tyro.conf, name) for name in TYRO_MARKERS)
+    _join_help_lines()
     selected = argv[0] if argv else None
     # tyro draws its parse errors as multi-line panels; its parse-error hook hands us each one to say in one line.
     with _errors.on_parse_error(functools.partial(_raise_usage_error, f"see {_prog(argv)} --help")):
         return tyro.cli(command_type(selected), args=argv, prog="sora3r", description=DESCRIPTION, config=markers)
+
+
+def _join_help_lines() -> None:
+    """Make tyro join the lines of a multi-line option docstring into one paragraph, as it means to.
+
+    tyro 1.0.17 joins single line breaks of a field's docstring only before a line that starts with a letter, and it
+    does so before dedenting: the continuation lines of a docstring under a dataclass field start with the class
+    body's indentation, so every source line break stayed in ``--help`` (ragged lines). Cleaning each docstring first
+    (`inspect.cleandoc`) lets tyro's own joining work; lines after a blank line or starting with other characters
+    (lists) keep their breaks as tyro intends. Patches ``tyro._docstrings`` once, at the first parse.
+    """
+    from tyro import _docstrings
+
+    parse_fields = _docstrings.parse_docstring_from_object
+    if getattr(parse_fields, "sora3r_cleaned", False):
+        return
+
+    def cleaned(obj: object) -> dict[str, str]:
+        return {name: inspect.cleandoc(text) for name, text in parse_fields(obj).items()}
+
+    cleaned.sora3r_cleaned = True
+    _docstrings.parse_docstring_from_object = cleaned
 
 
 def _prog(argv: list[str]) -> str:

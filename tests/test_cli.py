@@ -358,3 +358,17 @@ def test_plain_help_does_not_load_the_library():
             "assert 'torch' not in sys.modules and 'sora3r.train' not in sys.modules, sorted(sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_multi_line_option_help_reads_as_one_paragraph(capsys, monkeypatch):
+    """A docstring that spans source lines is one paragraph on the help page, wrapped to the terminal only (tyro left
+    every source line break of an indented field docstring in place: "... tum =" at a line's end)."""
+    monkeypatch.setenv("COLUMNS", "400")
+    from sora3r.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    lines = [line.replace("│", " ").strip() for line in capsys.readouterr().out.splitlines()]
+    formats = [line for line in lines if line.startswith("what to write:")]
+    # "colmap =" ends one source line and "colmap/ (text model + images)" starts the next.
+    assert len(formats) == 1 and "colmap = colmap/ (text model + images)" in formats[0]
