@@ -127,8 +127,9 @@ def _raise_usage_error(see_help: str, event) -> NoReturn:
         raise UsageError(message if message.startswith(flag) else _value_message(flag, event.argument, message))
     if isinstance(event, _errors.InvalidChoice):
         flag = _flag(event.argument)
+        spaces = "; separate several with spaces" if "," in str(event.value) else ""
         raise UsageError(f"{flag} {event.value!r}: unknown {flag.lstrip('-')}; choose one of "
-                         f"{', '.join(c for c in event.choices if c != 'None')}")
+                         f"{', '.join(c for c in event.choices if c != 'None')}{spaces}")
     if isinstance(event, _errors.MissingSubcommand):
         names = ", ".join(event.subcommand_spec.parser_from_name)
         found = f"{event.found_token!r} is not a command; " if event.found_token else ""

@@ -455,6 +455,10 @@ def write_npz(path: str | os.PathLike, rec: Reconstruction) -> Path:
 def read_npz(path: str | os.PathLike) -> Reconstruction:
     """Read a bundle written by `write_npz` back into a `Reconstruction` (CPU tensors, same dtypes)."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / "reconstruction.npz"
+        hint = f"; did you mean {inside}?" if inside.is_file() else " (an npz file is needed)"
+        raise IsADirectoryError(f"{path}: is a folder{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):  # else np.load reads it as a pickle and suggests allow_pickle=True

@@ -95,12 +95,12 @@ def check_output_dir(path: PathLike, overwrite: bool = False, inputs: Iterable[P
             raise FileExistsError(f"{path}: is or holds the input {item}; choose another output folder")
     if not path.is_dir() or not any(path.iterdir()):
         return
+    if not _is_marked(path):  # said first: --overwrite would not help
+        raise FileExistsError(f"{path}: not a folder written by sora3r (no {OUTPUT_MARKER}); refusing to replace it: "
+                              "choose another output folder or remove it yourself")
     if not overwrite:
         raise FileExistsError(f"{path}: output folder exists and is not empty (pass {option} to replace an "
                               "earlier sora3r output)")
-    if not _is_marked(path):
-        raise FileExistsError(f"{path}: not a folder written by sora3r (no {OUTPUT_MARKER}); refusing to replace it: "
-                              "choose another output folder or remove it yourself")
 
 
 @contextlib.contextmanager

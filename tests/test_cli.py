@@ -245,6 +245,7 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[list, list[str]]]:
                                   "-o", "out"], ["no_data"]),
         "missing npz to view": (["view", "missing.npz"], ["missing.npz", "no such file"]),
         "view a non-npz": (["view", "corrupt.mp4"], ["corrupt.mp4: not an npz bundle (not a zip archive)"]),
+        "view a folder": (["view", "no_images"], ["no_images: is a folder (an npz file is needed)"]),
     }
 
 

@@ -35,6 +35,10 @@ BAD_VALUES = [
     ([*RECONSTRUCT, "--stride", "0"], ["--stride 0", "at least 1"]),
     ([*RECONSTRUCT, "--max-frames", "-3"], ["--max-frames -3", "at least 1"]),
     ([*RECONSTRUCT, "--formats", "npz", "obj"], ["--formats 'obj'", "npz, ply, glb, tum, colmap"]),
+    ([*RECONSTRUCT, "--formats", "npz,ply"], ["--formats 'npz,ply'", "separate several with spaces"]),
+    ([*RECONSTRUCT, "--intrinsics", "740", "740", "5000", "240"],
+     ["--intrinsics 740 740 5000 240", "principal point CX CY must lie in the 854x480 input frames"]),
+    ([*DIT, "--known-frames-prob", "1.5"], ["--known-frames-prob 1.5", "at most 1"]),
     ([*RECONSTRUCT, "--frobnicate"], ["unrecognized arguments: --frobnicate", "sora3r reconstruct --help"]),
     (["reconstruct", LADY_MP4], ["missing --output"]),
     ([*EVAL, "--option", "foo=3"], ["--option foo=3", "num_frames, stride, start"]),
@@ -113,7 +117,9 @@ def test_configs_made_from_python_are_checked_too():
     with pytest.raises(ValueError, match=r"--formats npz obj: must be one of"):
         Reconstruct(video="v.mp4", output="o", formats=("npz", "obj"))
     assert DiTConfig(max_minutes=0.0).max_minutes == 0.0  # stop at the first check: allowed
+    # The principal point is checked against the input's size once the video is read (BAD_VALUES).
     assert Reconstruct(video=LADY_MP4, output="o", intrinsics=(500.0, 510.0, -3.0, 240.0)).intrinsics[2] == -3.0
+    assert Reconstruct(video=LADY_MP4, output="o", formats=("npz", "tum", "npz")).formats == ("npz", "tum")
     with pytest.raises(FileNotFoundError, match=r"v.mp4: no such video file or image folder"):
         Reconstruct(video="v.mp4", output="o")
 

@@ -48,9 +48,10 @@ def test_overwrite_never_touches_the_working_directory_or_the_input(user_folder)
     before = tree(user_folder)
     assert_user_error(sora3r("reconstruct", "data/clip.mp4", "-o", "data", "--overwrite", cwd=user_folder), "data",
                       "input")
-    # A folder of the user's that sora3r did not write.
-    assert_user_error(sora3r("synth", "-o", "data", "--overwrite", "--num", 1, "--frames", 9, "--height", 16,
-                             "--width", 16, cwd=user_folder), "data", OUTPUT_MARKER)
+    # A folder of the user's that sora3r did not write: refused as such, with or without --overwrite.
+    for overwrite in (["--overwrite"], []):
+        assert_user_error(sora3r("synth", "-o", "data", *overwrite, "--num", 1, "--frames", 9, "--height", 16,
+                                 "--width", 16, cwd=user_folder), "data", OUTPUT_MARKER, "not a folder written")
     assert tree(user_folder) == before
 
 

@@ -183,7 +183,7 @@ def test_image_folder_errors_say_what_is_there(tmp_path):
     (parent / "rgb").mkdir(parents=True)
     iio.imwrite(parent / "rgb" / "0.png", np.zeros((8, 8, 3), np.uint8))
     (parent / "rgb.txt").write_text("# list\n")
-    with pytest.raises(ValueError, match=r"sequence: no .* images in this folder \(its subfolders rgb hold images"):
+    with pytest.raises(ValueError, match=r"sequence: no .* images in this folder \(its subfolder rgb holds images"):
         load_video(parent)
     iphone = tmp_path / "iphone"
     iphone.mkdir()

@@ -148,6 +148,8 @@ def _folder_hint(folder: Path) -> str:
     visible = natsorted((entry for entry in folder.iterdir() if not entry.name.startswith(".")), key=lambda p: p.name)
     holders = [entry.name for entry in visible if entry.is_dir() and frame_files(entry)]
     if holders:
+        if len(holders) == 1:
+            return f" (its subfolder {holders[0]} holds images: pass it)"
         return f" (its subfolders {', '.join(holders[:3])} hold images: pass one of them)"
     others = Counter(entry.suffix.lower() or "no suffix" for entry in visible if entry.is_file())
     return f" (it holds {', '.join(f'{count} {kind}' for kind, count in others.most_common(3))})" if others else ""

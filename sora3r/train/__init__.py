@@ -25,7 +25,7 @@ from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
 class ExportConfig:
     """Assemble the pipeline's model folder from the model/ folders of the three stages."""
 
-    output: str  # the model folder to write (an earlier sora3r model folder there is replaced)
+    output: Annotated[str, tyro.conf.arg(aliases=("-o",))]  # the model folder to write (an earlier sora3r model folder there is replaced)
     video_vae: str  # stage-0 model/ folder
     pointmap_vae: str  # stage-1 model/ folder
     transformer: str  # stage-2 model/ folder

@@ -17,7 +17,7 @@ from sora3r.models.transformer import PREDICTION_TYPES, TRANSFORMER_PRESETS, Joi
 from sora3r.models.vae import build_vae, decode_latents, encode_latents, encode_leading_latents
 from sora3r.options import Count, NonNegative, invalid
 from sora3r.train.data import DataSource
-from sora3r.train.loop import TRAINING_RECORD, TrainConfig, run_stage
+from sora3r.train.loop import TRAINING_RECORD, RunFolder, TrainConfig, run_stage
 from sora3r.train.pointmap_vae import masked_huber
 from sora3r.types import ClipBatch
 
@@ -29,7 +29,7 @@ class DiTConfig(TrainConfig):
     """Stage 2: the joint-latent diffusion transformer, trained with rectified flow on the latents of the two frozen
     VAEs."""
 
-    output: str = "runs/dit"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    output: RunFolder = "runs/dit"  # run folder (state/, light/, model/, loss.jsonl, config.json)
     preset: TransformerPreset = "tiny"  # transformer size when --init-transformer is unset
     video_vae: str = "runs/video_vae/model"  # frozen video VAE folder (stage 0 model/ or a model folder's video_vae/)
     pointmap_vae: str = "runs/pointmap_vae/model"  # frozen pointmap VAE folder (stage 1 model/ or pointmap_vae/)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Protocol
 
 import torch
+import tyro
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 from annotated_types import Ge, Gt, Interval, MinLen, MultipleOf
@@ -51,12 +52,15 @@ VAEPreset = Literal[tuple(VAE_PRESETS)]  # the VAE sizes of sora3r.models.vae
 SIZE_MULTIPLE = 16  # clip sides: 8x VAE downsampling, then the transformer's 2x2 patches
 
 
+RunFolder = Annotated[str, MinLen(1), tyro.conf.arg(aliases=("-o",))]  # a run folder: --output / -o
+
+
 @dataclass
 class TrainConfig:
     """Settings every stage shares (stage configs extend it). Values are checked when the config is made
     (`sora3r.options`); the folders and datasets it reads are checked by :meth:`check_inputs` before a run starts."""
 
-    output: Annotated[str, MinLen(1)] = "runs/stage"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    output: RunFolder = "runs/stage"  # run folder (state/, light/, model/, loss.jsonl, config.json)
     steps: Count = 1000  # total optimisation steps of the run (a resumed run continues up to it)
     batch_size: Count = 4  # clips per step and process (stage 2 with a replay pool: fresh clips per step)
     lr: Annotated[float, Ge(0)] = 2e-4  # AdamW learning rate after warm-up (0: the weights stay as they start)

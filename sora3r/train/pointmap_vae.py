@@ -16,7 +16,7 @@ from sora3r.models.vae import (
 )
 from sora3r.options import invalid
 from sora3r.train.data import DataSource
-from sora3r.train.loop import TrainConfig, VAEPreset, run_stage
+from sora3r.train.loop import RunFolder, TrainConfig, VAEPreset, run_stage
 from sora3r.train.vae_objective import SCALING_BATCHES, VAEReconstruction
 from sora3r.types import ClipBatch
 
@@ -25,7 +25,7 @@ from sora3r.types import ClipBatch
 class PointmapVAEConfig(TrainConfig):
     """Stage 1: the pointmap VAE, a copy of the video VAE fine-tuned on normalised pointmaps (Huber + small KL)."""
 
-    output: str = "runs/pointmap_vae"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    output: RunFolder = "runs/pointmap_vae"  # run folder (state/, light/, model/, loss.jsonl, config.json)
     preset: VAEPreset = "tiny"  # VAE size when --init-video-vae is unset
     init_video_vae: str | None = None  # the stage-0 VAE folder to start from (unset: a fresh --preset, for ablations)
     init_pointmap_vae: str | None = None  # continue from a trained pointmap VAE folder instead (e.g. a bundle's)

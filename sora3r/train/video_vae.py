@@ -12,7 +12,7 @@ from annotated_types import Ge
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.vae import build_vae, estimate_scaling_factor
 from sora3r.train.data import DataSource
-from sora3r.train.loop import TrainConfig, VAEPreset, run_stage
+from sora3r.train.loop import RunFolder, TrainConfig, VAEPreset, run_stage
 from sora3r.train.vae_objective import SCALING_BATCHES, VAEReconstruction, spatial_gradient_l1
 from sora3r.types import ClipBatch
 
@@ -21,7 +21,7 @@ from sora3r.types import ClipBatch
 class VideoVAEConfig(TrainConfig):
     """Stage 0: the video VAE on RGB clips (L1 + image-gradient L1 + small KL)."""
 
-    output: str = "runs/video_vae"  # run folder (state/, light/, model/, loss.jsonl, config.json)
+    output: RunFolder = "runs/video_vae"  # run folder (state/, light/, model/, loss.jsonl, config.json)
     preset: VAEPreset = "tiny"  # VAE size of a fresh run
     init: str | None = None  # a diffusers VAE folder to continue from (unset: a fresh --preset)
     gradient_weight: Annotated[float, Ge(0)] = 0.5  # weight of the L1 loss on image gradients (sharper edges)
