@@ -170,11 +170,7 @@ class Reconstruct(ModelOptions):
                 K = adjust_intrinsics(K, clip.affine)  # pixels of the upright input -> pixels of the read frames
             rec = pipeline.reconstruct(clip.rgb, K=K, num_steps=self.steps, seed=self.seed, progress=True,
                                        num_samples=self.samples, overlap=self.overlap)
-            rec.metadata["source"] = str(self.video)
-            model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
-            rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
-            rec.metadata["input_hw"] = list(clip.source_hw)
-            rec.timestamps = clip.timestamps
+            clip.describe(rec, self.video)  # timestamps, input size, input pixels -> model pixels
             export_all(staging, rec, formats=self.formats)
         print(_reconstruct_summary(rec, window, self.stride, time.perf_counter() - started))
         view = f"; view with: sora3r view {self.output}/reconstruction.npz" if "npz" in self.formats else ""

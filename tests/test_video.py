@@ -317,3 +317,23 @@ def test_frames_are_resized_as_they_are_decoded(lady_mp4):
     assert torch.equal(clip.rgb, expected) and torch.equal(clip.affine, affine)
     assert clip.source_hw == (480, 854)
     assert torch.equal(load_video(LADY_MP4, max_frames=2).affine, torch.eye(3, dtype=torch.float64))
+
+
+def test_describe_records_the_source_for_the_exports(tmp_path):
+    """`VideoClip.describe`: a reconstruction of clip frames gets the clip's timestamps, the source's size and path,
+    and a crop affine that maps source pixels (not the read frames') to the model's grid."""
+    from sora3r.data.video import VideoClip
+    from sora3r.types import Reconstruction
+
+    read = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)  # source -> read
+    clip = VideoClip(rgb=torch.zeros(3, 8, 8, 3, dtype=torch.uint8), timestamps=torch.tensor([0.0, 0.1, 0.2]),
+                     affine=read, source_hw=(16, 16))
+    rec = Reconstruction(points=torch.zeros(3, 4, 4, 3), depth=torch.ones(3, 4, 4), c2w=torch.eye(4).expand(3, 4, 4),
+                         K=torch.eye(3), rgb=torch.zeros(3, 4, 4, 3, dtype=torch.uint8),
+                         metadata={"crop_affine": [[0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]]})
+    clip.describe(rec, tmp_path / "clip.mp4")
+    assert rec.metadata["input_hw"] == [16, 16] and rec.metadata["source"] == str(tmp_path / "clip.mp4")
+    torch.testing.assert_close(rec.timestamps, clip.timestamps)
+    source_pixel = torch.tensor([12.0, 4.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64) @ source_pixel,
+                               torch.tensor([3.0, 1.0, 1.0], dtype=torch.float64))

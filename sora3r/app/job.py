@@ -162,10 +162,7 @@ def run_job(pipeline, video: str | Path, options: JobOptions, folder: str | Path
     report(0.05, "sampling pointmaps")
     rec = pipeline.reconstruct(clip.rgb, num_steps=options.steps, seed=options.seed, progress=True,
                                num_samples=options.samples, overlap=options.overlap)
-    rec.metadata["source"] = video.name
-    model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
-    rec.metadata["crop_affine"] = (model_affine @ clip.affine).tolist()  # input pixels -> model pixels
-    rec.timestamps = clip.timestamps
+    clip.describe(rec, video.name)  # timestamps, input size, input pixels -> model pixels
     report(0.85, "writing the exports")
     downloads = _downloads(folder, rec, min_confidence)
     report(0.95, "drawing the figures")

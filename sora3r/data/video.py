@@ -199,6 +199,18 @@ class VideoClip:
     affine: torch.Tensor
     source_hw: tuple[int, int]
 
+    def describe(self, rec, source: str | os.PathLike | None = None) -> None:
+        """Record in a `Reconstruction` of these frames where they came from, for the exports: the timestamps, the
+        source's size (``metadata["input_hw"]``), the source's path (``metadata["source"]``, if given) and its
+        ``metadata["crop_affine"]`` composed with `affine`, so that it maps pixels of the source (not of ``rgb``) to
+        the model's grid (intrinsics.txt then also gives K in pixels of the input video)."""
+        rec.timestamps = self.timestamps
+        rec.metadata["input_hw"] = list(self.source_hw)
+        if source is not None:
+            rec.metadata["source"] = str(source)
+        model_affine = torch.tensor(rec.metadata["crop_affine"], dtype=torch.float64)
+        rec.metadata["crop_affine"] = (model_affine @ self.affine.double()).tolist()
+
 
 def _collect(frames: Iterator[_Frame], size: tuple[int, int] | None, path: Path) -> VideoClip:
     """Stack the frames, each resized and centre-cropped to ``size`` as soon as it is decoded (when given)."""
