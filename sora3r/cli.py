@@ -135,7 +135,11 @@ def _raise_usage_error(see_help: str, event) -> NoReturn:
         found = f"{event.found_token!r} is not a command; " if event.found_token else ""
         raise UsageError(f"{found}choose one of {names} ({see_help})")
     if isinstance(event, _errors.MissingArgs):
-        raise UsageError(f"missing {', '.join(_flag(item.arg) for item in event.missing_arguments)} ({see_help})")
+        missing = ", ".join(_flag(item.arg) for item in event.missing_arguments)
+        if event.unrecognized_tokens:  # a mistyped option is the likelier cause: said first
+            raise UsageError(f"unrecognized arguments: {' '.join(event.unrecognized_tokens)}; missing {missing} "
+                             f"({see_help})")
+        raise UsageError(f"missing {missing} ({see_help})")
     if isinstance(event, _errors.UnrecognizedArgs):
         raise UsageError(f"unrecognized arguments: {' '.join(event.tokens)} ({see_help})")
     if isinstance(event, _errors.BadValue):

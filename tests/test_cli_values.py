@@ -41,6 +41,7 @@ BAD_VALUES = [
     ([*DIT, "--known-frames-prob", "1.5"], ["--known-frames-prob 1.5", "at most 1"]),
     ([*RECONSTRUCT, "--frobnicate"], ["unrecognized arguments: --frobnicate", "sora3r reconstruct --help"]),
     (["reconstruct", LADY_MP4], ["missing --output"]),
+    (["reconstruct", LADY_MP4, "-0", "z"], ["unrecognized arguments: -0 z; missing --output"]),
     ([*EVAL, "--option", "foo=3"], ["--option foo=3", "num_frames, stride, start"]),
     ([*EVAL, "--option", "num_frames=many"], ["--option num_frames=many", "an integer"]),
     ([*EVAL, "--option", "num_frames"], ["--option num_frames", "KEY=VALUE"]),
