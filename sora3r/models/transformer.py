@@ -4,8 +4,8 @@ The input is the channel concatenation of the noisy pointmap latent and the clea
 (in_channels = 2C). A model with ``known_frame_inputs`` also takes the clean pointmap latent of a window's first
 latent frames when they are known (zeros elsewhere) and a one-channel mask of those frames (in_channels = 3C + 1), as
 CogVideoX's image-to-video model concatenates its first-frame latent: the window stitching conditions each window on
-the frames it shares with those already placed. The network's output (out_channels = C) is either the velocity of the pointmap latent
-(``prediction_type="velocity"``, the rectified-flow default) or the clean pointmap latent itself
+the frames it shares with those already placed. The network's output (out_channels = C) is either the velocity of
+the pointmap latent (``prediction_type="velocity"``, the rectified-flow default) or the clean pointmap latent itself
 (``prediction_type="sample"``, x-prediction: the network never has to reproduce the noise, which a small model does
 poorly; Li & He, "Back to Basics: Let Denoising Generative Models Denoise", 2025). ``forward`` returns either the
 velocity (what the sampler integrates) or the clean latent, whichever parameterisation the weights were trained in.

@@ -76,6 +76,11 @@ def check_num_frames(num_frames: int) -> None:
 def encode_latents(vae: AutoencoderKLCogVideoX, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Scaled latent ``(B, C, t, h, w)`` of ``x (B, 3, T, H, W)``: posterior mean, or a sample given ``generator``."""
     check_num_frames(x.shape[2])
+    return _scaled_latent(vae, x, generator)
+
+
+def _scaled_latent(vae: AutoencoderKLCogVideoX, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The encoder's posterior mean (or a sample given ``generator``) times the scaling factor, any frame count."""
     posterior = vae.encode(x.to(vae.dtype)).latent_dist
     latent = posterior.mean if generator is None else posterior.sample(generator)
     return latent * vae.config.scaling_factor
@@ -96,7 +101,7 @@ def encode_leading_latents(vae: AutoencoderKLCogVideoX, x: torch.Tensor) -> torc
     if (x.shape[2] - 1) % vae.config.temporal_compression_ratio:
         raise ValueError(f"encode_leading_latents: need 1 + {vae.config.temporal_compression_ratio}k frames, "
                          f"got {x.shape[2]}")
-    return vae.encode(x.to(vae.dtype)).latent_dist.mean * vae.config.scaling_factor
+    return _scaled_latent(vae, x, None)
 
 
 def decode_latents(vae: AutoencoderKLCogVideoX, latent: torch.Tensor) -> torch.Tensor:
