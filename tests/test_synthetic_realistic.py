@@ -190,11 +190,36 @@ def test_realistic_clips_do_not_depend_on_the_batch():
     assert not torch.equal(together["rgb"][0], together["rgb"][1])
 
 
-def test_bad_texture_and_motion_names_are_rejected():
+def test_indoor_lamps_light_what_is_near_them_most():
+    """Lit "indoor", a room gets 1-2 lamps: switched off (the same scene, power 0), the picture is darker, and the
+    light a pixel loses falls with its squared distance from the lamps; open scenes keep the sun alone."""
+    scenes = [sample_scene(split_seed("train", i), CLEAN) for i in range(10)]
+    rooms = [s for s in scenes if s.environment == "room"]
+    assert rooms and len(rooms) < len(scenes)
+    assert all(s.sun == 1.0 and not s.lamps.any() for s in scenes if s.environment == "open")
+    room = rooms[0]
+    assert 0.0 <= room.sun < 1.0 and room.lamps[0, 3] > 0
+    dark = dataclasses.replace(room, lamps=torch.zeros_like(room.lamps))
+    out = render_scenes([room, dark], CLEAN)
+    lit, unlit = out.rgb.double().mean(-1)  # (T, H, W) grey levels
+    assert torch.equal(out.points[0], out.points[1]) and float((lit - unlit).min()) >= 0.0
+    assert float((lit - unlit).mean()) > 5.0  # grey levels of 255 (13.5 here)
+    lamps = room.lamps[room.lamps[:, 3] > 0]
+    squared = (out.points[0].double()[..., None, :] - lamps[:, :3]).square().sum(-1)  # (T, H, W, L)
+    irradiance = (lamps[:, 3] / squared).sum(-1)
+    unclipped = (lit < 250) & (unlit > 5)
+    gain = ((lit + 1) / (unlit + 1))[unclipped]
+    ranks = torch.stack([irradiance[unclipped].argsort().argsort(), gain.argsort().argsort()]).double()
+    assert float(torch.corrcoef(ranks)[0, 1]) > 0.4  # Spearman (0.52 here): nearer a lamp, more light gained
+
+
+def test_bad_texture_motion_and_lighting_names_are_rejected():
     with pytest.raises(ValueError, match="textures"):
         SyntheticConfig(textures="photoreal")
     with pytest.raises(ValueError, match="motion"):
         SyntheticConfig(motion="drone")
+    with pytest.raises(ValueError, match="lighting"):
+        SyntheticConfig(lighting="studio")
     with pytest.raises(ValueError, match="preset"):
         synthetic_config("fancy")
 

@@ -225,6 +225,8 @@ class SceneBatch:
     light_dir: torch.Tensor  # (B, 3)
     ambient: torch.Tensor  # (B,)
     light_colour: torch.Tensor  # (B, 3)
+    sun: torch.Tensor  # (B,)
+    lamps: torch.Tensor | None  # (B, L, 4) point lights (position, power); None when no scene has one
     natural: bool = False  # surfaces are image-texture rows (`textures.image_albedo`)
     boxes: BoxGroup | None = None
 
@@ -282,6 +284,7 @@ def stack_scenes(scenes, device) -> SceneBatch:
         surfaces[b, :scene.surfaces.shape[0]] = scene.surfaces
         dynamic[b, NUM_ENV_SURFACES:NUM_ENV_SURFACES + len(scene.object_kind)] = scene.object_dynamic
         dynamic[b, scene.box_surface[scene.box_dynamic]] = True
+    lamps = torch.stack([s.lamps for s in scenes])
     return SceneBatch(
         K=torch.stack([s.K for s in scenes]).to(**f32),
         c2w=torch.stack([s.c2w for s in scenes]).to(**f32),
@@ -293,6 +296,8 @@ def stack_scenes(scenes, device) -> SceneBatch:
         light_dir=torch.stack([s.light_dir for s in scenes]).to(**f32),
         ambient=torch.tensor([s.ambient for s in scenes], **f32),
         light_colour=torch.stack([s.light_colour for s in scenes]).to(**f32),
+        sun=torch.tensor([s.sun for s in scenes], **f32),
+        lamps=lamps.to(**f32) if bool((lamps[..., 3] > 0).any()) else None,
         natural=scenes[0].textures == "natural", boxes=_box_group(scenes, num_frames, f32))
 
 
@@ -515,10 +520,11 @@ def _image_colour(batch: SceneBatch, surface: torch.Tensor, coords: Vec, tex_nor
     return image_albedo(texture_bank(surface.device), row, u, v, footprint), row[IMG_EMISSIVE] > 0
 
 
-def _shade(batch: SceneBatch, normal: Vec, coords: Vec, tex_normal: Vec, direction: Vec, depth: torch.Tensor,
-           surface: torch.Tensor) -> torch.Tensor:
+def _shade(batch: SceneBatch, points: Vec, normal: Vec, coords: Vec, tex_normal: Vec, direction: Vec,
+           depth: torch.Tensor, surface: torch.Tensor) -> torch.Tensor:
     """``uint8 (B, T, N, 3)`` colours: band-limited albedo (procedural, or image textures when ``batch.natural``)
-    times Lambert shading (emissive surfaces unshaded)."""
+    times Lambert shading (emissive surfaces unshaded): ambient plus the directional light and the point lights,
+    whose irradiance falls off with the squared distance (no shadows)."""
     B, T = batch.c2w.shape[:2]
     along_ray = _dot(normal, direction)
     facing = torch.where(along_ray > 0, -1.0, 1.0)  # flip normals to face the camera
@@ -532,6 +538,13 @@ def _shade(batch: SceneBatch, normal: Vec, coords: Vec, tex_normal: Vec, directi
         tex = _gather_rays(batch.surfaces[:, None].expand(B, T, -1, -1), surface)
         albedo, emissive = _albedo(tex, coords, footprint), tex[TEX_EMISSIVE] > 0
     lambert = (_dot(normal, _components(batch.light_dir[:, None, None])) * facing).clamp(min=0.0)
+    lambert = batch.sun[:, None, None] * lambert
+    if batch.lamps is not None:  # a scene without lamps has power 0 in every slot: it adds exactly 0 there
+        for lamp in batch.lamps.unbind(1):
+            to_lamp = tuple(lamp[:, k, None, None] - p for k, p in enumerate(points))
+            squared = _dot(to_lamp, to_lamp).clamp(min=1e-4)
+            cosine_in = (_dot(normal, to_lamp) * facing).clamp(min=0.0) / torch.sqrt(squared)
+            lambert = lambert + lamp[:, 3, None, None] * cosine_in / squared
     ambient = batch.ambient[:, None, None]
     shade = torch.where(emissive, 1.0, ambient + (1.0 - ambient) * lambert)
     light = _components(batch.light_colour[:, None, None])
@@ -558,7 +571,7 @@ def cast(batch: SceneBatch, height: int, width: int) -> dict[str, torch.Tensor]:
                                                            height, width)
     points = tuple(o + depth * d for o, d in zip(origin, direction))
     normal, coords, tex_normal = _normals_and_coords(batch, points, depth, wall, ground, winner, slots, box_key)
-    rgb = _shade(batch, normal, coords, tex_normal, direction, depth, surface)
+    rgb = _shade(batch, points, normal, coords, tex_normal, direction, depth, surface)
     dynamic = torch.gather(batch.surface_dynamic, 1, surface.reshape(B, -1))
     shape = (B, T, height, width)
     return {"rgb": rgb.reshape(*shape, 3), "depth": depth.reshape(shape),

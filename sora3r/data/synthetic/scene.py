@@ -31,6 +31,8 @@ from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_
 ENVIRONMENTS = ("room", "open")
 TEXTURE_KINDS = ("procedural", "natural")
 MOTIONS = ("classic", "handheld")
+LIGHTINGS = ("sun", "indoor")
+MAX_LAMPS = 2  # point lights of an "indoor" room (unused slots have power 0)
 
 _CAMERA_WALL_MARGIN = 0.3  # metres between a room camera and the walls
 
@@ -58,6 +60,9 @@ class SyntheticConfig:
             phone footage 60 % of the time, each classic kind 10 %).
         augment: photometric augmentation of the rendered RGB (`augment`: blur, noise, exposure, white balance,
             vignetting, compression); depth, points and cameras are untouched.
+        lighting: "sun" (a directional light and ambient light, so a flat surface is evenly lit) or "indoor" (rooms
+            also get 1-2 point lights whose light falls off with the square of the distance, and a weaker sun, so
+            walls and floors carry the brightness gradients of real interiors; open scenes keep the sun).
         chunk_rays: rays traced at once (memory bound); ``None`` picks 2**20 on CPU, 2**24 on CUDA.
             Output does not depend on it.
     """
@@ -76,6 +81,7 @@ class SyntheticConfig:
     furnish: bool = False
     motion: str = "classic"
     augment: bool = False
+    lighting: str = "sun"
     chunk_rays: int | None = None
 
     def __post_init__(self) -> None:
@@ -101,17 +107,20 @@ class SyntheticConfig:
             raise ValueError(f"SyntheticConfig: textures must be one of {TEXTURE_KINDS}, got {self.textures!r}")
         if self.motion not in MOTIONS:
             raise ValueError(f"SyntheticConfig: motion must be one of {MOTIONS}, got {self.motion!r}")
+        if self.lighting not in LIGHTINGS:
+            raise ValueError(f"SyntheticConfig: lighting must be one of {LIGHTINGS}, got {self.lighting!r}")
         if self.chunk_rays is not None and self.chunk_rays < 1:
             raise ValueError(f"SyntheticConfig: chunk_rays must be positive, got {self.chunk_rays}")
 
 
 # Named settings of `SyntheticConfig` (besides the clip size), what the training command's ``--synthetic`` picks.
-# "realistic": natural-image textures, furnished rooms and structured open scenes, hand-held motion (shake on 80 %
-# of clips) and photometric augmentation; fewer free-floating objects (2-6), since furniture fills the rooms.
+# "realistic": natural-image textures, furnished rooms lit by lamps and structured open scenes, hand-held motion
+# (shake on 80 % of clips) and photometric augmentation; fewer free-floating objects (2-6), since furniture fills the
+# rooms.
 SYNTHETIC_PRESETS: dict[str, dict] = {
     "default": {},
     "realistic": dict(textures="natural", furnish=True, motion="handheld", augment=True, shake_probability=0.8,
-                      num_objects=(2, 6)),
+                      num_objects=(2, 6), lighting="indoor"),
 }
 
 
@@ -147,7 +156,9 @@ class SyntheticScene:
             rectangles outside which a box cannot be seen (see `layout.screen_rects`).
         photometric: ``(P,)`` parameters of the RGB augmentation (`augment`), or None.
         light_dir: ``(3,)`` unit vector towards the directional light; ambient: ambient fraction in (0, 1);
-        light_colour: ``(3,)`` RGB multiplier.
+        light_colour: ``(3,)`` RGB multiplier; sun: strength of the directional light (1 unless lit "indoor");
+        lamps: ``(MAX_LAMPS, 4)`` point lights, world position (metres) and power (irradiance at 1 m, in units of
+        the directional light's; 0: no lamp).
     """
 
     seed: int
@@ -167,6 +178,8 @@ class SyntheticScene:
     light_dir: torch.Tensor
     ambient: float
     light_colour: torch.Tensor
+    sun: float
+    lamps: torch.Tensor
     textures: str
     box_lo: torch.Tensor
     box_hi: torch.Tensor
@@ -391,9 +404,9 @@ def _texture(rng: Sampler, wavelength: tuple[float, float], sky: bool = False) -
 # Image textures per material: (texture kinds or photo names of `textures.BANK`, metres one texture spans,
 # contrast range, colour scheme). A grey texture maps to two colours of the scheme, a colour one gets a tint.
 _MATERIALS = {
-    "wall": (("noise", "stripes", "tiles", "brick"), (0.6, 3.0), (0.2, 1.0), "light"),
+    "wall": (("noise", "stripes", "tiles", "brick"), (0.6, 3.0), (0.05, 1.0), "light"),
     "floor": (("planks", "tiles", "grain", "noise", "gravel"), (0.8, 3.0), (0.5, 1.5), "wood"),
-    "ceiling": (("noise",), (0.8, 3.0), (0.1, 0.6), "light"),
+    "ceiling": (("noise",), (0.8, 3.0), (0.05, 0.6), "light"),
     "wood": (("grain", "planks"), (0.3, 1.5), (0.6, 1.5), "wood"),
     "fabric": (("noise", "grain", "stripes"), (0.15, 0.8), (0.5, 1.5), "any"),
     "paint": (("noise",), (0.3, 2.0), (0.2, 0.8), "any"),
@@ -553,6 +566,23 @@ def _people(rng: Sampler, environment: str, room: torch.Tensor, dome_radius: flo
     return walkers(rng, times, bound_lo, bound_hi, c2w, layout, (positions, scales.norm(dim=-1)), count, distance)
 
 
+def _indoor_light(rng: Sampler, room: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    """Light of an "indoor" room: (ambient, sun, lamps). A ceiling lamp, and half the time a second lamp lower
+    down (a floor lamp, or the light from a window), each at least 0.3 m from the walls; a lamp's power is set so
+    that its irradiance at the room's height from it is 0.4-1.5 (first) or 0.2-1.0 (second) times the sun's."""
+    lamps = torch.zeros(MAX_LAMPS, 4, dtype=F64)
+    inside = room[:2] - 0.3
+    height = float(room[2])
+    lamps[0, :2] = rng.vector(-inside, inside)
+    lamps[0, 2] = height - rng.uniform(0.05, 0.6)
+    lamps[0, 3] = rng.uniform(0.4, 1.5) * height ** 2
+    if rng.chance(0.5):
+        lamps[1, :2] = rng.vector(-inside, inside)
+        lamps[1, 2] = rng.uniform(0.5, height - 0.3)
+        lamps[1, 3] = rng.uniform(0.2, 1.0) * height ** 2
+    return rng.uniform(0.15, 0.45), rng.uniform(0.0, 0.7), lamps
+
+
 def _boxes(layout: Layout | None, people: Walkers | None, frames: int):
     """The scene's boxes: per-frame ``lo, hi (T, F, 3)``, surface offsets ``(F,)`` past the objects' rows, and
     which move ``(F,)``: the layout's (static) first, then the people's."""
@@ -594,12 +624,15 @@ def sample_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Synt
     surfaces = make_surfaces(rng, environment, dome_radius, scales, layout, people.materials if people else ())
     light_dir = direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 75)))
     ambient, light_colour = rng.uniform(0.25, 0.55), 1.0 - rng.vector([0.0] * 3, [0.15] * 3)
+    sun, lamps = 1.0, torch.zeros(MAX_LAMPS, 4, dtype=F64)
+    if config.lighting == "indoor" and environment == "room":
+        ambient, sun, lamps = _indoor_light(rng, room)
     boxes = _boxes(layout, people, len(times))
     return SyntheticScene(
         seed=seed, environment=environment, path_kind=path_kind, shake=shake, K=K, c2w=c2w, room=room,
         dome_radius=dome_radius, object_kind=kinds, object_scale=scales, object_rotation=rotations,
         object_position=positions, object_dynamic=dynamic, surfaces=surfaces, light_dir=light_dir, ambient=ambient,
-        light_colour=light_colour, textures=config.textures, box_lo=boxes[0], box_hi=boxes[1],
+        light_colour=light_colour, sun=sun, lamps=lamps, textures=config.textures, box_lo=boxes[0], box_hi=boxes[1],
         box_surface=NUM_ENV_SURFACES + len(kinds) + boxes[2], box_dynamic=boxes[3],
         box_rect=screen_rects(boxes[0], boxes[1], K, c2w, config.height, config.width),
         photometric=sample_photometric(seed) if config.augment else None)
