@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_speed.sh                 # on the GPU machine (diffusers etc. importable, e.g. from .whl/)
 #   bash benchmarks/gpu_speed.sh --device cpu    # dry run of every part at a small size on the CPU
-#   bash benchmarks/gpu_speed.sh --compile-only  # part 3 alone with ~9.5 minutes for compiling (a call of its own:
+#   bash benchmarks/gpu_speed.sh --compile-only  # part 3 alone with BUDGET seconds (default 570) for compiling (a call of its own:
 #                                                # inductor's compile and autotune of the paper models outlast what
 #                                                # the full run leaves them)
 #
@@ -44,7 +44,7 @@ inference() {
 }
 
 if [ "$compile_only" = 1 ]; then
-  budget=570
+  budget=${BUDGET:-570}  # seconds for the whole part (less where the call's device time is shorter)
   echo "== inference with torch.compile, $preset presets, $dtype ($(left) s)"
   inference inference_compile.txt --compile default
   exit 0
