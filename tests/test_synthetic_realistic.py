@@ -153,6 +153,35 @@ def test_handheld_paths_look_like_casual_footage():
     assert min(steps) < 0.1 and max(steps) > 0.5  # from standing still-ish to walking
 
 
+def _axes_meeting_point(c2w: torch.Tensor) -> tuple[float, float, float]:
+    """The point closest (least squares) to the optical axes of all frames: (largest distance of an axis from it,
+    nearest and farthest depth of it along the axes)."""
+    eye, axis = c2w[:, :3, 3], c2w[:, :3, 2]
+    projector = torch.eye(3, dtype=c2w.dtype) - axis[:, :, None] * axis[:, None, :]  # (T, 3, 3)
+    point = torch.linalg.solve(projector.sum(0), (projector @ eye[:, :, None]).sum(0))[:, 0]
+    offset = point - eye
+    along = (offset * axis).sum(-1)
+    return float((offset - along[:, None] * axis).norm(dim=-1).max()), float(along.min()), float(along.max())
+
+
+def test_handheld_paths_often_film_one_thing_while_moving_around_it():
+    # ICL-NUIM's living-room camera turns to keep what it films in view while it moves (its image motion over 17
+    # frames is half what its rotation alone would make); hand-held clips must show that motion often, and the
+    # other paths rarely show it by chance.
+    config = dataclasses.replace(CLEAN, num_frames=17, height=16, width=16)
+    handheld = [scene for scene in (sample_scene(split_seed("train", i), config) for i in range(120))
+                if scene.path_kind == "handheld"]
+    fixating = 0
+    for scene in handheld:
+        miss, near, far = _axes_meeting_point(scene.c2w)
+        R = scene.c2w[0, :3, :3].T @ scene.c2w[-1, :3, :3]
+        turn = math.degrees(math.acos(float(((R.trace() - 1) / 2).clamp(-1, 1))))
+        moved = float((scene.c2w[-1, :3, 3] - scene.c2w[0, :3, 3]).norm())
+        # every axis within 0.2 m of one point 0.5-6 m ahead, while the camera turns > 4 deg and moves > 0.1 m
+        fixating += miss < 0.2 and near > 0.5 and far < 6.0 and turn > 4.0 and moved > 0.1
+    assert len(handheld) >= 50 and 0.25 < fixating / len(handheld) < 0.6  # measured 32 of 77; 4 before it existed
+
+
 def test_augmentation_changes_only_rgb():
     seeds = [split_seed("train", i) for i in range(4)]
     augmented, clean = render_batch(seeds, REALISTIC), render_batch(seeds, CLEAN)
@@ -193,24 +222,28 @@ def test_realistic_clips_do_not_depend_on_the_batch():
 def test_indoor_lamps_light_what_is_near_them_most():
     """Lit "indoor", a room gets 1-2 lamps: switched off (the same scene, power 0), the picture is darker, and the
     light a pixel loses falls with its squared distance from the lamps; open scenes keep the sun alone."""
-    scenes = [sample_scene(split_seed("train", i), CLEAN) for i in range(10)]
+    scenes = [sample_scene(split_seed("train", i), CLEAN) for i in range(20)]
     rooms = [s for s in scenes if s.environment == "room"]
-    assert rooms and len(rooms) < len(scenes)
+    assert 4 <= len(rooms) < len(scenes)
     assert all(s.sun == 1.0 and not s.lamps.any() for s in scenes if s.environment == "open")
-    room = rooms[0]
-    assert 0.0 <= room.sun < 1.0 and room.lamps[0, 3] > 0
-    dark = dataclasses.replace(room, lamps=torch.zeros_like(room.lamps))
-    out = render_scenes([room, dark], CLEAN)
-    lit, unlit = out.rgb.double().mean(-1)  # (T, H, W) grey levels
-    assert torch.equal(out.points[0], out.points[1]) and float((lit - unlit).min()) >= 0.0
-    assert float((lit - unlit).mean()) > 5.0  # grey levels of 255 (13.5 here)
-    lamps = room.lamps[room.lamps[:, 3] > 0]
-    squared = (out.points[0].double()[..., None, :] - lamps[:, :3]).square().sum(-1)  # (T, H, W, L)
-    irradiance = (lamps[:, 3] / squared).sum(-1)
-    unclipped = (lit < 250) & (unlit > 5)
-    gain = ((lit + 1) / (unlit + 1))[unclipped]
-    ranks = torch.stack([irradiance[unclipped].argsort().argsort(), gain.argsort().argsort()]).double()
-    assert float(torch.corrcoef(ranks)[0, 1]) > 0.4  # Spearman (0.52 here): nearer a lamp, more light gained
+    spearman = []
+    for room in rooms[:4]:
+        assert 0.0 <= room.sun < 1.0 and room.lamps[0, 3] > 0
+        dark = dataclasses.replace(room, lamps=torch.zeros_like(room.lamps))
+        out = render_scenes([room, dark], CLEAN)
+        lit, unlit = out.rgb.double().mean(-1)  # (T, H, W) grey levels
+        assert torch.equal(out.points[0], out.points[1]) and float((lit - unlit).min()) >= 0.0
+        assert float((lit - unlit).mean()) > 5.0  # grey levels of 255
+        lamps = room.lamps[room.lamps[:, 3] > 0]
+        squared = (out.points[0].double()[..., None, :] - lamps[:, :3]).square().sum(-1)  # (T, H, W, L)
+        irradiance = (lamps[:, 3] / squared).sum(-1)
+        unclipped = (lit < 250) & (unlit > 5)
+        gain = ((lit + 1) / (unlit + 1))[unclipped]
+        ranks = torch.stack([irradiance[unclipped].argsort().argsort(), gain.argsort().argsort()]).double()
+        spearman.append(float(torch.corrcoef(ranks)[0, 1]))
+    # nearer a lamp, more light gained: Spearman 0.24 / 0.67 / 0.51 / 0.79 here (one view alone varies with what it
+    # sees of the room and with the surfaces' angles to the lamps, so the bound is on the mean)
+    assert sum(spearman) / len(spearman) > 0.4
 
 
 def test_bad_texture_motion_and_lighting_names_are_rejected():

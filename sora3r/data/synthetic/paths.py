@@ -118,13 +118,15 @@ def _fit_inside(eye: torch.Tensor, arena: Arena) -> torch.Tensor:
 def _handheld(rng: Sampler, arena: Arena, times: torch.Tensor, eye0: torch.Tensor, to_centre: float) -> torch.Tensor:
     """Casual phone footage: the hand drifts in a smooth random walk (a few cm to a few dm) while the view wanders a
     few degrees in yaw, pitch and roll; sometimes the person walks forward or sideways, sometimes pans smoothly over
-    part of the clip."""
+    part of the clip; 40 % of the time the person films one thing while moving around it (see below) instead of walking
+    or panning."""
     duration = float(times[-1]) if len(times) > 1 else 1.0
     yaw = to_centre + math.radians(rng.uniform(-70.0, 70.0)) + _random_walk(rng, times, math.radians(
         rng.uniform(0.5, 5.0)))
     pitch = math.radians(rng.uniform(-35.0, 10.0)) + _random_walk(rng, times, math.radians(rng.uniform(0.3, 3.0)))
     roll = math.radians(rng.uniform(-4.0, 4.0)) + _random_walk(rng, times, math.radians(rng.uniform(0.2, 2.0)))
-    if rng.chance(0.35):  # a smooth pan over part of the clip, at most 60 deg/s on average (90 at its peak)
+    fixate = rng.chance(0.4)
+    if not fixate and rng.chance(0.35):  # a smooth pan over part of the clip, at most 60 deg/s on average (90 at peak)
         angle = rng.uniform(15.0, 70.0)
         start, span = rng.uniform(0.0, 0.5) * duration, max(rng.uniform(0.4, 1.0) * duration, angle / 60.0)
         s = ((times - start) / span).clamp(0.0, 1.0)
@@ -133,12 +135,27 @@ def _handheld(rng: Sampler, arena: Arena, times: torch.Tensor, eye0: torch.Tenso
                                       band=(0.1, 1.0)) for _ in range(3)], dim=-1)
     drift[:, 2] *= 0.5
     eye = eye0 + drift
-    if rng.chance(0.5):  # walking forward (or sideways), along the initial heading
+    if not fixate and rng.chance(0.5):  # walking forward (or sideways), along the initial heading
         heading = float(yaw[0]) + (0.0 if rng.chance(0.75) else rng.sign() * math.pi / 2)
         speed = rng.uniform(0.2, 1.2) * min(1.0, arena.scale / 3)  # metres per second
         eye = eye + speed * times[:, None] * direction(heading, 0.0)
         eye[:, 2] += rng.uniform(0.0, 0.03) * (2 * math.pi * rng.uniform(1.6, 2.2) * times).sin()  # steps
+    if fixate:
+        # Filming one thing while moving around it: the hand moves sideways and the view turns to keep a point 0.8-2.5 m
+        # away (more in open scenes) in sight, so the image motion of the rotation and of the translation largely
+        # cancel. Real footage does this all the time; the ICL-NUIM living room's camera moves this way (the median
+        # image motion over 17 frames is half what its rotation alone would make), and a model that never saw it
+        # reads the small image motion as a small rotation.
+        distance = rng.uniform(0.8, 2.5) * max(1.0, arena.scale / 4)
+        target = eye[0] + distance * direction(float(yaw[0]), float(pitch[0]))
+        target[2] = max(float(target[2]), 0.1)
+        side = direction(float(yaw[0]) + rng.sign() * math.pi / 2, 0.0)
+        eye = eye + rng.uniform(0.1, 0.5) * min(1.0, arena.scale / 3) * times[:, None] * side  # metres per second
     eye = _fit_inside(eye, arena)
+    if fixate:
+        look = target - eye
+        yaw = torch.atan2(look[:, 1], look[:, 0]) + (yaw - yaw[0])  # the wander stays on top
+        pitch = torch.atan2(look[:, 2], look[:, :2].norm(dim=-1)) + (pitch - pitch[0])
     c2w = look_at(eye, eye + direction(yaw, pitch))
     c2w[:, :3, :3] = c2w[:, :3, :3] @ axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=F64), roll)
     return c2w
