@@ -143,9 +143,9 @@ def _handheld(rng: Sampler, arena: Arena, times: torch.Tensor, eye0: torch.Tenso
     if fixate:
         # Filming one thing while moving around it: the hand moves sideways and the view turns to keep a point 0.8-2.5 m
         # away (more in open scenes) in sight, so the image motion of the rotation and of the translation largely
-        # cancel. Real footage does this all the time; the ICL-NUIM living room's camera moves this way (the median
-        # image motion over 17 frames is half what its rotation alone would make), and a model that never saw it
-        # reads the small image motion as a small rotation.
+        # cancel. Casual footage often does this; the ICL-NUIM living room's camera moves this way (the median image
+        # motion over 17 frames is under half what its rotation alone would make), and a model that seldom saw it
+        # reads the small image motion as a small rotation (benchmarks/bench_rotation.py).
         distance = rng.uniform(0.8, 2.5) * max(1.0, arena.scale / 4)
         target = eye[0] + distance * direction(float(yaw[0]), float(pitch[0]))
         target[2] = max(float(target[2]), 0.1)
