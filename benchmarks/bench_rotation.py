@@ -34,15 +34,14 @@ from pathlib import Path
 
 import torch
 
-from bench_vae_floor import pointmap_round_trip
+from bench_vae_floor import icl_clips, pointmap_round_trip
 from quick_check_model import held_out_clips
-from sora3r.data.clips import sample_training_clip
-from sora3r.data.datasets import iter_sequences
 from sora3r.data.synthetic import render_clip, split_seed, synthetic_config
 from sora3r.geometry import recover_cameras, to_first_frame
 from sora3r.pipeline import Sora3RPipeline
 from sora3r.types import VideoSequence
 
+ICL_FRAMES = 211  # frames of the icl_livingroom_micro sample
 ICL_WINDOW_STEP = 12  # frames between the starts of the ICL windows
 CIRCLING_BELOW = 0.7  # image motion / rotation's below which a clip counts as circling what it films
 
@@ -74,12 +73,8 @@ def motion_ratio(clip: VideoSequence) -> float:
 
 
 def icl_windows(root: Path, shape: tuple[int, int, int]) -> list[VideoSequence]:
-    """The ICL room's 17-frame windows at stride 1, every `ICL_WINDOW_STEP` frames, at the model's grid."""
-    frames, height, width = shape
-    total = 211
-    return [sample_training_clip(next(iter_sequences("icl-micro", root, num_frames=frames, stride=1, start=start)),
-                                 frames, height, width, torch.Generator(), max_stride=1, random_crop=False)
-            for start in range(0, total - frames + 1, ICL_WINDOW_STEP)]
+    """The ICL room's windows at stride 1, every `ICL_WINDOW_STEP` frames, at the model's grid (`icl_clips`)."""
+    return icl_clips(root, shape, starts=range(0, ICL_FRAMES - shape[0] + 1, ICL_WINDOW_STEP), stride=1)
 
 
 def circling_clips(count: int, shape: tuple[int, int, int], below: float = CIRCLING_BELOW,

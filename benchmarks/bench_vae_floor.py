@@ -79,14 +79,14 @@ def score_clip(pipeline: Sora3RPipeline, clip: VideoSequence, steps: int) -> dic
     return rows
 
 
-def icl_clips(root: Path, shape: tuple[int, int, int]) -> list[VideoSequence]:
-    """The ICL room's clips (every 3rd frame from each of ``ICL_STARTS``) at the model's grid, ground truth included:
-    the frames resized and centre-cropped as `reconstruct` does, depth and validity resampled by nearest pixel, K
-    adjusted, points the unprojected depth (`sample_training_clip` with one stride and a centre crop)."""
+def icl_clips(root: Path, shape: tuple[int, int, int], starts=ICL_STARTS, stride: int = 3) -> list[VideoSequence]:
+    """The ICL room's clips (every ``stride``-th frame from each of ``starts``) at the model's grid, ground truth
+    included: the frames resized and centre-cropped as `reconstruct` does, depth and validity resampled by nearest
+    pixel, K adjusted, points the unprojected depth (`sample_training_clip` with one stride and a centre crop)."""
     frames, height, width = shape
-    return [sample_training_clip(next(iter_sequences("icl-micro", root, num_frames=frames, stride=3, start=start)),
+    return [sample_training_clip(next(iter_sequences("icl-micro", root, num_frames=frames, stride=stride, start=start)),
                                  frames, height, width, torch.Generator(), max_stride=1, random_crop=False)
-            for start in ICL_STARTS]
+            for start in starts]
 
 
 def main() -> None:

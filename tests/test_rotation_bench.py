@@ -1,29 +1,18 @@
 """`benchmarks/bench_rotation.py`'s image-motion measure: 1 for a camera that only turns, small for one that circles
 what it films (rotation and translation cancel in the image), and the realistic preset has such clips."""
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from benchmark_modules import load_benchmark
 from sora3r.types import VideoSequence
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))  # bench_rotation imports the other benchmarks' helpers
-    try:
-        spec = importlib.util.spec_from_file_location("bench_rotation", BENCHMARKS / "bench_rotation.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load_benchmark("bench_rotation")
 
 
 def _wall_clip(c2w_last: torch.Tensor, depth: float = 2.0, size: int = 24, focal: float = 20.0) -> VideoSequence:
@@ -51,7 +40,8 @@ def test_turning_alone_is_one_and_circling_the_wall_centre_is_small(bench):
     assert bench.turn(bench.first_to_last(_wall_clip(turned).c2w)) == pytest.approx(8.0, abs=1e-6)
     # The camera moves on a circle around the wall's centre (2 m ahead) and turns to keep it in the middle.
     circled = turned.clone()
-    circled[:3, 3] = torch.tensor([0.0, 0.0, depth]) - _yaw(angle) @ torch.tensor([0.0, 0.0, depth], dtype=torch.float64)
+    centre = torch.tensor([0.0, 0.0, depth], dtype=torch.float64)
+    circled[:3, 3] = centre - _yaw(angle) @ centre
     assert bench.motion_ratio(_wall_clip(circled, depth)) < 0.3
 
 

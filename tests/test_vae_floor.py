@@ -1,33 +1,17 @@
 """`benchmarks/bench_vae_floor.py`: the ICL room's ground truth resampled to the model's grid is consistent (camera
 recovery gets it exactly), and the bundled pointmap VAE's floor lies below the bundled model's error."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
+from benchmark_modules import load_benchmark
 from shared_data import ICL
 from sora3r.pipeline import BUNDLED_MODEL, Sora3RPipeline
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def floor():
-    import sys
-    sys.path.insert(0, str(BENCHMARKS))  # bench_vae_floor imports quick_check_model's scoring
-    try:
-        yield _load("bench_vae_floor")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load_benchmark("bench_vae_floor")
 
 
 @torch.inference_mode()
