@@ -29,11 +29,11 @@ clips' rotation and 0.77 of the room's (README, Benchmarks).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 
 import torch
+from evo.core.lie_algebra import so3_log_angle
 
 from bench_vae_floor import icl_clips, pointmap_round_trip
 from quick_check_model import held_out_clips
@@ -48,8 +48,8 @@ CIRCLING_BELOW = 0.7  # image motion / rotation's below which a clip counts as c
 
 
 def turn(R: torch.Tensor) -> float:
-    """Angle in degrees of the rotation ``(3, 3)``."""
-    return math.degrees(math.acos(float(((R.trace() - 1) / 2).clamp(-1.0, 1.0))))
+    """Angle in degrees of the rotation ``(3, 3)`` (evo's SO(3) log map)."""
+    return so3_log_angle(R.double().numpy(), degrees=True)
 
 
 def first_to_last(c2w: torch.Tensor) -> torch.Tensor:

@@ -4,10 +4,10 @@ the frame the model predicts that window in."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
+from evo.core.lie_algebra import so3_log_angle
 from scipy.spatial.transform import Rotation
 
 from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
@@ -21,8 +21,7 @@ def known_similarity(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def rotation_error_deg(a: torch.Tensor, b: torch.Tensor) -> float:
-    cos = ((a.T @ b).trace() - 1) / 2
-    return math.degrees(math.acos(float(cos.clamp(-1, 1))))
+    return so3_log_angle((a.T @ b).double().numpy(), degrees=True)
 
 
 def scene(n: int, generator: torch.Generator) -> torch.Tensor:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from evo.core.lie_algebra import so3_log_angle
 
 from sora3r.data.synthetic import (
     PATH_KINDS, SyntheticConfig, render_batch, render_scenes, sample_scene, split_seed, synthetic_config,
@@ -174,8 +175,7 @@ def test_handheld_paths_often_film_one_thing_while_moving_around_it():
     fixating = 0
     for scene in handheld:
         miss, near, far = _axes_meeting_point(scene.c2w)
-        R = scene.c2w[0, :3, :3].T @ scene.c2w[-1, :3, :3]
-        turn = math.degrees(math.acos(float(((R.trace() - 1) / 2).clamp(-1, 1))))
+        turn = so3_log_angle((scene.c2w[0, :3, :3].T @ scene.c2w[-1, :3, :3]).double().numpy(), degrees=True)
         moved = float((scene.c2w[-1, :3, 3] - scene.c2w[0, :3, 3]).norm())
         # every axis within 0.2 m of one point 0.5-6 m ahead, while the camera turns > 4 deg and moves > 0.1 m
         fixating += miss < 0.2 and near > 0.5 and far < 6.0 and turn > 4.0 and moved > 0.1
