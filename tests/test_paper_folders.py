@@ -5,9 +5,7 @@ written, then read by stage 1 (``--init-video-vae``) and stage 2 (``--video-vae`
 ``--init-transformer``) at learning rate 0, so the saved models must hold exactly the folders' weights.
 """
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,10 +16,9 @@ from sora3r.models.transformer import JointLatentTransformer
 from sora3r.train.dit import DiTConfig, train_dit
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "paper_folders.py"
-spec = importlib.util.spec_from_file_location("paper_folders", SCRIPT)
-paper_folders = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(paper_folders)
+from repo_modules import load_repo_module
+
+paper_folders = load_repo_module("scripts", "paper_folders")
 
 TINY_RUN = dict(num_frames=9, height=16, width=16, batch_size=1, steps=1, lr=0.0, warmup_steps=1, log_every=1,
                 checkpoint_mode="light")

@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from benchmark_modules import load_benchmark
+from repo_modules import load_repo_module
 from sora3r.types import VideoSequence
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_benchmark("bench_rotation")
+    return load_repo_module("benchmarks", "bench_rotation")
 
 
 def _wall_clip(c2w_last: torch.Tensor, depth: float = 2.0, size: int = 24, focal: float = 20.0) -> VideoSequence:

@@ -12,6 +12,7 @@ from sora3r.data.synthetic import (
     PATH_KINDS, SyntheticConfig, render_batch, render_scenes, sample_scene, split_seed, synthetic_config,
 )
 from sora3r.data.synthetic.textures import BANK, BASE, TEXELS, radial_power_slope, texture_bank
+from repo_modules import load_repo_module
 from test_synthetic import _trimesh_depth
 
 SMALL = dict(num_frames=5, height=24, width=32)
@@ -287,13 +288,7 @@ def test_training_stream_and_command_take_the_realistic_preset(tmp_path, monkeyp
 
 
 def test_contact_sheet_script_draws_every_row(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "synthetic_examples.py"
-    spec = importlib.util.spec_from_file_location("synthetic_examples", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_repo_module("scripts", "synthetic_examples")
     sheet = module.contact_sheet([split_seed("val", 3), split_seed("val", 6)], 16, 24)
     assert sheet.size == (2 * 24, len(module.ROWS) * (16 + module._LABEL))
     pixels = torch.tensor(__import__("numpy").array(sheet), dtype=torch.float32)

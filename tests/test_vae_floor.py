@@ -4,14 +4,14 @@ recovery gets it exactly), and the bundled pointmap VAE's floor lies below the b
 import pytest
 import torch
 
-from benchmark_modules import load_benchmark
+from repo_modules import load_repo_module
 from shared_data import ICL
 from sora3r.pipeline import BUNDLED_MODEL, Sora3RPipeline
 
 
 @pytest.fixture(scope="module")
 def floor():
-    return load_benchmark("bench_vae_floor")
+    return load_repo_module("benchmarks", "bench_vae_floor")
 
 
 @torch.inference_mode()
