@@ -2,6 +2,8 @@
 # How the bundled model (sora3r/weights/sora3r-tiny) is trained: one resumable chunk of one stage per call.
 #   scripts/bundled_model.sh STAGE MINUTES      STAGE: video-vae | pointmap-vae | pointmap-decoder | dit | export
 #                                                      | export-decoder
+#   scripts/bundled_model.sh average FOLDER...  the bundle's transformer replaced by the mean of its weights and those
+#                                               of the FOLDERs' transformers (model folders or transformer folders)
 # Runs live under $RUNS (default runs/); a chunk resumes from its run's light checkpoint when there is one.
 # In a new session (no runs/), `dit` continues from the committed bundle: its transformer (bf16 -> fp32, fresh
 # optimizer) and its frozen VAEs; `video-vae` likewise continues the bundle's video VAE (a later `dit` run then trains
@@ -78,6 +80,25 @@ from sora3r.train.assemble import save_model_folder
 bundle, decoder_run, staging = sys.argv[1:]
 pipeline = Sora3RPipeline.from_pretrained(bundle)
 pipeline.register_modules(pointmap_vae=build_vae(decoder_run))
+save_model_folder(staging, pipeline)
+PY
+    rm -rf "$BUNDLE" && mv "$RUNS/bundle_new" "$BUNDLE" ;;
+  average)
+    # A model soup (sora3r.train.assemble.average_weights): cycles trained from the bundle, averaged with it; written
+    # beside the bundle, then swapped in.
+    shift
+    python3 - "$BUNDLE" "$RUNS/bundle_new" "$@" <<'PY'
+import sys
+from pathlib import Path
+import torch
+from sora3r.models.transformer import JointLatentTransformer
+from sora3r.pipeline import Sora3RPipeline
+from sora3r.train.assemble import average_weights, save_model_folder
+bundle, staging, *folders = sys.argv[1:]
+pipeline = Sora3RPipeline.from_pretrained(bundle, "cpu", torch.float32)
+others = [JointLatentTransformer.from_pretrained(Path(folder) / "transformer" if (Path(folder) / "transformer").is_dir()
+                                                 else folder, torch_dtype=torch.float32) for folder in folders]
+pipeline.register_modules(transformer=average_weights([pipeline.transformer, *others]))
 save_model_folder(staging, pipeline)
 PY
     rm -rf "$BUNDLE" && mv "$RUNS/bundle_new" "$BUNDLE" ;;

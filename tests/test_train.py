@@ -13,6 +13,7 @@ from sora3r.models.transformer import JointLatentTransformer
 from sora3r.geometry.target import PointmapTarget
 from sora3r.models.vae import build_vae, encode_latents, encode_leading_latents
 from sora3r.pipeline import Sora3RPipeline
+from sora3r.train.assemble import average_weights
 from sora3r.train.dit import DiTConfig, DiTStage, train_dit
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
@@ -268,6 +269,27 @@ def test_export_round_trip_and_sampling(exported_run, video_vae_run):
     with pytest.raises(ValueError, match="not a sora3r model folder"):
         Sora3RPipeline.from_pretrained(video_vae_run[0])
 
+
+def test_export_averages_the_weights_of_several_transformers(tmp_path, exported_run, video_vae_run, pointmap_vae_run):
+    """``--transformer A B``: the exported transformer holds the mean of A's and B's weights (a model soup), the clip
+    shape read from A's training record; transformers of another architecture are refused."""
+    dit_run = exported_run[0]
+    run_weights = JointLatentTransformer.from_pretrained(dit_run / "model", torch_dtype=torch.float32)
+    shifted = JointLatentTransformer.from_pretrained(dit_run / "model", torch_dtype=torch.float32)
+    with torch.no_grad():
+        for parameter in shifted.parameters():
+            parameter.add_(1.0)
+    shifted.save_pretrained(tmp_path / "shifted")
+    vaes = ["--video-vae", str(video_vae_run[0] / "model"), "--pointmap-vae", str(pointmap_vae_run[0] / "model")]
+    assert main(["train", "export", "--output", str(tmp_path / "soup"), *vaes, "--transformer", str(dit_run / "model"),
+                 str(tmp_path / "shifted"), "--dtype", "float32"]) == 0
+    soup = Sora3RPipeline.from_pretrained(tmp_path / "soup", "cpu", torch.float32).transformer.state_dict()
+    for name, value in run_weights.named_parameters():
+        torch.testing.assert_close(soup[name], value.detach() + 0.5)
+
+    other = run_weights.deepened(run_weights.transformer.config.num_layers + 1)
+    with pytest.raises(ValueError, match="model 1 has other parameters than model 0"):
+        average_weights([run_weights, other])
 
 def test_grow_layers_needs_a_transformer_to_deepen():
     with pytest.raises(ValueError, match="--grow-layers.*needs --init-transformer"):

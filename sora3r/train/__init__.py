@@ -28,7 +28,7 @@ class ExportConfig:
     output: Annotated[str, tyro.conf.arg(aliases=("-o",))]  # the model folder to write (an earlier sora3r model folder there is replaced)
     video_vae: str  # stage-0 model/ folder
     pointmap_vae: str  # stage-1 model/ folder
-    transformer: str  # stage-2 model/ folder
+    transformer: tuple[str, ...]  # stage-2 model/ folder; several (of one architecture): their weights averaged
     sampler_steps: Count = DEFAULT_NUM_STEPS  # default sampling steps of the exported model
     dtype: Literal["bfloat16", "float32"] = "bfloat16"  # weight precision of the exported model
 
@@ -37,8 +37,10 @@ class ExportConfig:
 
     def check_inputs(self) -> None:
         """Raise ``FileNotFoundError`` naming the first stage folder that is missing."""
-        for name in ("video_vae", "pointmap_vae", "transformer"):
+        for name in ("video_vae", "pointmap_vae"):
             check_model_folder(name, getattr(self, name))
+        for folder in self.transformer:
+            check_model_folder("transformer", folder)
 
 
 def _export(config: ExportConfig) -> dict:
