@@ -39,10 +39,11 @@ def save_model_folder(output: str | Path, pipeline: Sora3RPipeline, dtype: torch
 
 
 def average_weights(models: Sequence[torch.nn.Module]) -> torch.nn.Module:
-    """The first of ``models`` with every parameter and buffer replaced by its mean over all of them, computed in
-    float32 and stored in the first model's dtypes: a uniform "model soup" (Wortsman et al. 2022, "Model soups:
-    averaging weights of multiple fine-tuned models improves accuracy without increasing inference time"), which
-    holds for models fine-tuned from one another or from one start, as consecutive training cycles of the bundle are.
+    """The first of ``models`` with every floating-point parameter and buffer replaced by its mean over all of them,
+    computed in float32 and stored in the first model's dtypes (integer buffers stay the first model's): a uniform
+    "model soup" (Wortsman et al. 2022, "Model soups: averaging weights of multiple fine-tuned models improves
+    accuracy without increasing inference time"), which holds for models fine-tuned from one another or from one
+    start, as consecutive training cycles of the bundle are.
 
     Raises:
         ValueError: no models, or models whose parameter names or shapes differ.
