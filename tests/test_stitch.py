@@ -4,7 +4,6 @@ the frame the model predicts that window in."""
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from evo.core.lie_algebra import so3_log_angle

@@ -291,6 +291,7 @@ def test_export_averages_the_weights_of_several_transformers(tmp_path, exported_
     with pytest.raises(ValueError, match="model 1 has other parameters than model 0"):
         average_weights([run_weights, other])
 
+
 def test_grow_layers_needs_a_transformer_to_deepen():
     with pytest.raises(ValueError, match="--grow-layers.*needs --init-transformer"):
         DiTConfig(grow_layers=8, **TINY)
