@@ -344,7 +344,8 @@ class Demo(ModelOptions):
     metrics.json"""
     overwrite: bool = False  # replace the output folder if it is an earlier sora3r output
     clip: Annotated[int, Interval(ge=0, lt=DEMO_CLIPS)] = 10
-    """index of the held-out synthetic test clip (10: a typical clip for the bundled model, Abs Rel 0.073 against its median 0.074 over clips 0-23; clips 6 and 0 are its worst)"""
+    """index of the held-out synthetic test clip (10: a typical clip for the bundled model, Abs Rel 0.073 against its
+    median 0.074 over clips 0-23; clips 6 and 0 are its worst)"""
 
     def run(self) -> int:
         from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed

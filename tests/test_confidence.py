@@ -54,7 +54,8 @@ def test_confidence_needs_two_samples_of_pointmaps():
 @pytest.mark.slow
 def test_the_bundled_models_confidence_ranks_the_point_error_of_held_out_clips():
     """Test clips 0-5, 4 samples: the spread (1 - confidence) correlates positively with the Sim(3)-aligned point
-    error on every clip and by more than 0.35 on average (the bundle of 2026-12-02, thirteenth session: 0.18, 0.30, 0.63, 0.53, 0.57, 0.67, mean 0.48; the twelfth session's 0.12, 0.32, 0.57, 0.50, 0.55, 0.67, mean 0.45;
+    error on every clip and by more than 0.35 on average (the bundle of 2026-12-02, thirteenth session: 0.18, 0.30,
+    0.63, 0.53, 0.57, 0.67, mean 0.48; the twelfth session's 0.12, 0.32, 0.57, 0.50, 0.55, 0.67, mean 0.45;
     benchmarks/bench_confidence.py has the 12-clip table). The spread of the samples as drawn, before they are aligned
     to their mean, ranked it worse on the twelfth session's bundle (0.09, -0.09, 0.56, 0.11, 0.48, 0.61, mean 0.29),
     failing this test on both counts."""
