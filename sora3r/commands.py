@@ -28,7 +28,6 @@ from sora3r.eval.methods import METHODS
 from sora3r.export import EXPORT_FORMATS
 from sora3r.fs import atomic_output_dir
 from sora3r.geometry.align import DEPTH_ALIGN_MODES
-from sora3r.geometry.stitch import DEFAULT_OVERLAP
 from sora3r.options import Count, Seed, check_device, check_fields, invalid
 from sora3r.types import Reconstruction
 
@@ -55,7 +54,7 @@ class ModelOptions:
     steps: Count | None = None  # sampling steps (unset: the model's default)
     seed: Seed = 0  # seed of the sampling noise
     samples: Count = 1  # samples per window (more than 1: their mean, and a per-pixel confidence from their spread)
-    overlap: Count = DEFAULT_OVERLAP  # frames consecutive windows of a long video share
+    overlap: Count | None = None  # frames consecutive windows of a long video share (unset: 2/3 of the model's window)
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, ...
 
     def __post_init__(self):
@@ -66,7 +65,7 @@ class ModelOptions:
             from sora3r.pipeline import model_window
 
             window = model_window(self.model)
-            if not self.overlap < window:
+            if self.overlap is not None and not self.overlap < window:
                 raise invalid("overlap", self.overlap, f"must be less than the model's window of {window} frames")
 
     def check_inputs(self) -> None:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from sora3r.data.video import adjust_intrinsics, resize_and_crop
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
 from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras
-from sora3r.geometry.stitch import DEFAULT_OVERLAP, blend_shared, robust_sim3, shared_in_window_frame, window_starts
+from sora3r.geometry.stitch import blend_shared, default_overlap, robust_sim3, shared_in_window_frame, window_starts
 from sora3r.models.fast import FastPaths, attention_context, compile_modules, set_channels_last
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
@@ -354,7 +354,7 @@ class Sora3RPipeline(DiffusionPipeline):
     @torch.inference_mode()
     def reconstruct(self, frames: torch.Tensor, K: torch.Tensor | None = None, num_steps: int | None = None,
                     seed: int = 0, progress: bool = False, num_samples: int = 1,
-                    overlap: int = DEFAULT_OVERLAP, condition_overlap: bool = True) -> Reconstruction:
+                    overlap: int | None = None, condition_overlap: bool = True) -> Reconstruction:
         """Reconstruct a video.
 
         Args:
@@ -366,7 +366,7 @@ class Sora3RPipeline(DiffusionPipeline):
             progress: show a progress bar over the windows of a long video.
             num_samples: samples drawn per window (in one batch); with more than one, the points are their mean and
                 ``confidence`` (T, H, W) comes from their spread and weights camera recovery and window stitching.
-            overlap: frames consecutive windows share (1 .. T - 1).
+            overlap: frames consecutive windows share (1 .. T - 1; ``None``: `default_overlap` of T, 11 of 17).
             condition_overlap: sample each later window conditioned on the frames it shares with those already
                 placed (the default; ``False``: each window from the video alone, as before 2026-12-01, for
                 ablations). One camera recovery on the shared frames per window; no change for one window.
@@ -390,6 +390,7 @@ class Sora3RPipeline(DiffusionPipeline):
                 raise ValueError(f"K must be finite with positive focal lengths K[0, 0], K[1, 1], got {K.tolist()}")
         window, height, width = self.clip_shape
         frames, affine = resize_and_crop(frames, height, width)
+        overlap = default_overlap(window) if overlap is None else overlap
         starts = window_starts(frames.shape[0], window, overlap)
         points, confidence = self._fused_pointmaps(frames, starts, num_steps, seed, num_samples, progress,
                                                    condition_overlap)

@@ -129,7 +129,7 @@ def test_reconstruct_video_file_and_frame_folder(tmp_path):
     summary = result.stdout
     assert "frames: 20 at the model's 96x64 (input 854x480)" in summary
     # windows start at 0 and 3 (= 20 - 17): the last window ends on the last frame, so the two share 14
-    assert "windows: 2 windows of 17 frames, consecutive windows share 5 (the last two 14, so that the last window " \
+    assert "windows: 2 windows of 17 frames, consecutive windows share 11 (the last two 14, so that the last window " \
            "ends on the last frame)" in summary
     fov_x, fov_y = field_of_view(rec.K, 64, 96)
     assert f"focal: {rec.K[0, 0].item():.1f} px on the model's grid" in summary

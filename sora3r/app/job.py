@@ -21,7 +21,6 @@ import torch
 from sora3r.app.figures import write_confidence_figure, write_depth_video
 from sora3r.data.video import load_video
 from sora3r.export import EXPORT_FORMATS, export_all, write_glb
-from sora3r.geometry.stitch import DEFAULT_OVERLAP
 from sora3r.text import plural
 from sora3r.viz.plots import plot_trajectories
 
@@ -40,7 +39,8 @@ class JobOptions:
         stride: use every ``stride``-th frame of the video.
         max_frames: use at most this many frames after the stride (``None``: all).
         seed: seed of the sampling noise.
-        overlap: frames consecutive windows of a long video share (1 .. the model's window - 1).
+        overlap: frames consecutive windows of a long video share (1 .. the model's window - 1; ``None``: the
+            pipeline's default, `sora3r.geometry.stitch.default_overlap`).
         min_confidence: points below this confidence are left out of the 3D view and the ply, glb and COLMAP exports
             (the npz keeps all); 0 keeps every valid point. Above 0 it needs ``samples > 1``.
     """
@@ -50,7 +50,7 @@ class JobOptions:
     stride: int = 1
     max_frames: int | None = None
     seed: int = 0
-    overlap: int = DEFAULT_OVERLAP
+    overlap: int | None = None
     min_confidence: float = 0.0
 
 

@@ -16,6 +16,7 @@ import gradio as gr
 from sora3r.app.job import JobOptions, run_job, user_message
 from sora3r.app.sample import write_sample_clip
 from sora3r.app.workspace import Workspace
+from sora3r.geometry.stitch import default_overlap
 
 INTRO = """# sora3r: 4D geometry from a monocular video
 Upload a video (any format FFmpeg reads) or use the sample clip, then **Reconstruct**: a video diffusion model
@@ -31,6 +32,7 @@ def _controls(pipeline, start: JobOptions) -> list[gr.components.Component]:
     window = pipeline.clip_shape[0]
     steps = start.steps or int(pipeline.config["sampler_steps"])
     max_frames = start.max_frames or 4 * (window - 1) + 1
+    overlap = default_overlap(window) if start.overlap is None else min(start.overlap, window - 1)
     return [
         gr.Slider(1, max(50, steps), value=steps, step=1, label="Sampling steps",
                   info="per window; more is slower, rarely better", elem_id="steps"),
@@ -40,7 +42,7 @@ def _controls(pipeline, start: JobOptions) -> list[gr.components.Component]:
         gr.Slider(window, max(16 * (window - 1) + 1, max_frames), value=max_frames, step=1, label="Max frames",
                   info=f"after the stride; windows of {window} frames", elem_id="max-frames"),
         gr.Number(start.seed, precision=0, minimum=0, maximum=2**32 - 1, label="Seed", elem_id="seed"),
-        gr.Slider(1, window - 1, value=min(start.overlap, window - 1), step=1, label="Overlap", elem_id="overlap",
+        gr.Slider(1, window - 1, value=overlap, step=1, label="Overlap", elem_id="overlap",
                   info="frames consecutive windows share"),
         gr.Slider(0.0, 0.95, value=start.min_confidence, step=0.05, label="Min confidence", elem_id="min-confidence",
                   info="drop less confident points from the 3D view and the ply / glb / COLMAP files (Samples > 1)"),

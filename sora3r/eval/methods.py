@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 
 from sora3r.geometry.projection import focal_from_fov, image_centre, intrinsics_matrix, unproject_depth
-from sora3r.geometry.stitch import DEFAULT_OVERLAP
 from sora3r.types import Reconstruction, VideoSequence
 
 Method = Callable[[VideoSequence], Reconstruction]
@@ -84,7 +83,7 @@ def static(depth: float = 1.0, fov_deg: float = STATIC_FOV_DEG) -> Method:
 
 
 def sora3r(model: str | Path | None = None, device: str = "cpu", num_steps: int | None = None, seed: int = 0,
-           num_samples: int = 1, overlap: int = DEFAULT_OVERLAP) -> Method:
+           num_samples: int = 1, overlap: int | None = None) -> Method:
     """The Sora3R pipeline: ``Sora3RPipeline.from_pretrained(model).reconstruct(seq.rgb, ...)`` (options as there).
 
     ``model=None`` loads the bundled model. The pipeline is imported and loaded on the first call (once),
@@ -111,7 +110,7 @@ BLIND_GREY = 128  # the uint8 value of every pixel of the input-blind clip
 
 
 def blind(model: str | Path | None = None, device: str = "cpu", num_steps: int | None = None, seed: int = 0,
-          num_samples: int = 1, overlap: int = DEFAULT_OVERLAP) -> Method:
+          num_samples: int = 1, overlap: int | None = None) -> Method:
     """The same model on a uniform grey clip of the sequence's length and size, scored against the sequence's ground
     truth: what the model predicts without reading its input (its prior). A method earns its scores from the video
     only where it beats this; the gap shows how much the model reads its input."""

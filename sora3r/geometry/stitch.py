@@ -18,7 +18,11 @@ from sora3r.geometry.cameras import recover_cameras
 from sora3r.geometry.target import PointmapTarget
 from sora3r.geometry.transforms import apply_sim3, umeyama
 
-DEFAULT_OVERLAP = 5  # frames consecutive windows share (benchmarks/bench_stitching.py: 5 drifted least of 1, 3, 5, 8)
+# Share of a window that consecutive windows share by default: 11 of the bundled model's 17 frames. Measured with the
+# bundle of 2026-12-02 against 5 (README, docs/recipe_study.md fourteenth session): on the ICL room over three sampling
+# seeds mean ATE 0.226 -> 0.204, Abs Rel 0.130 -> 0.124; on the 257-frame synthetic walk of bench_stitching.py the
+# largest boundary jump 3.7x -> 2.2x the median in-window step; for 2-2.5x the windows and the time.
+DEFAULT_OVERLAP_FRACTION = 2 / 3
 CAUCHY_MEDIAN_FACTOR = 2.0  # Cauchy width = this times the median relative residual (robust to ~50 % outliers)
 OUTLIER_WIDTHS = 3.0  # the final scale uses the points within this many Cauchy widths
 MIN_DISTANCE = 1e-3  # floor of a point's distance to its window's origin (a point at the camera centre)
@@ -108,6 +112,12 @@ def blend_shared(placed: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:
     count = placed.shape[0]
     alpha = torch.arange(1, count + 1, dtype=placed.dtype, device=placed.device) / (count + 1)
     return torch.lerp(placed, incoming, alpha.reshape(-1, 1, 1, 1))
+
+
+def default_overlap(window: int) -> int:
+    """Frames consecutive windows of a ``window``-frame model share by default: `DEFAULT_OVERLAP_FRACTION` of the
+    window, rounded, in ``[1, window - 1]`` (11 for 17 frames, 6 for 9, 33 for 49)."""
+    return max(1, min(window - 1, round(window * DEFAULT_OVERLAP_FRACTION)))
 
 
 def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
