@@ -11,7 +11,8 @@ from scipy.spatial.transform import Rotation
 
 from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
 from sora3r.geometry import PointmapTarget, apply_sim3, umeyama
-from sora3r.geometry.stitch import blend_shared, robust_sim3, shared_in_window_frame, window_starts
+from sora3r.geometry.stitch import (blend_shared, default_overlap, robust_sim3, shared_in_window_frame,
+                                    window_starts)
 
 
 def known_similarity(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,6 +89,15 @@ def test_window_starts_cover_the_video_with_the_overlap(num_frames, window, over
         window_starts(num_frames, window, window)
     with pytest.raises(ValueError, match="1 frame;"):
         window_starts(1, window, overlap)
+
+
+def test_default_overlap_is_two_thirds_of_any_window():
+    """11 of the bundled model's 17 frames, 6 of a 9-frame model's, 33 of the paper's 49; always a valid overlap."""
+    assert [default_overlap(window) for window in (17, 9, 49)] == [11, 6, 33]
+    for window in range(2, 66):
+        overlap = default_overlap(window)
+        assert 1 <= overlap < window and abs(overlap - 2 * window / 3) <= 0.5
+        window_starts(3 * window, window, overlap)  # accepted
 
 
 def test_shared_frames_come_back_as_the_model_predicts_their_window():
