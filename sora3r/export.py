@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import trimesh
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
@@ -146,6 +145,8 @@ def write_ply(
     ``x y z`` (float), ``red green blue alpha`` (uchar) and, when ``rec.confidence`` is set, ``confidence`` (float,
     in [0, 1]; CloudCompare and MeshLab show it as a scalar field, plyfile and trimesh read it by name).
     """
+    import trimesh  # here, not at the top: it takes ~1.3 s to import, and every command imports this module
+
     selected = _select_points(rec, stride, min_confidence, Path(path))
     # A Trimesh without faces: trimesh writes its vertex_attributes as extra vertex properties (a PointCloud has
     # none); the face element it declares holds 0 faces, and readers load the file as a point cloud.
@@ -186,6 +187,8 @@ def write_glb(
     viewers (y up) show the scene upright. ``frustum_size`` is the frustum depth in world units
     (default: 5 % of the median point distance to the origin).
     """
+    import trimesh  # see write_ply
+
     selected = _select_points(rec, stride, min_confidence, Path(path))
     scene = trimesh.Scene()
     scene.add_geometry(
