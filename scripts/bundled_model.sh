@@ -21,6 +21,7 @@
 # pointmap-decoder on the latents the bundle's transformer samples (what the decoder decodes at inference) instead of
 # on the encoder's. KNOWN=P (stage dit) conditions a fraction P of the training clips on their first latent frames
 # (--known-frames-prob; the bundle's transformer gets known-frame inputs, which the window stitching then uses).
+# LR (stage dit) sets the peak learning rate (default 3e-4), e.g. a gentler fine-tune of the bundle: LR=1e-4.
 set -euo pipefail
 stage=$1; minutes=${2:-8}
 RUNS=${RUNS:-runs}
@@ -56,7 +57,7 @@ case $stage in
     [ -n "${GROW:-}" ] && init=(--init-transformer "$BUNDLE/transformer" --grow-layers "$GROW")
     sora3r_train dit --output "$RUNS/dit" --video-vae "$VIDEO_VAE" --pointmap-vae "$POINTMAP_VAE" --squash "${init[@]}" \
       $DIT_RECIPE $CLIP $DATA $CHUNK --light-ema-only --batch-size 16 --replay-clips 4096 --replay-batch-size 128 \
-      --data-workers $WORKERS --lr 3e-4 --warmup-steps 500 --ema-decay 0.999 ;;
+      --data-workers $WORKERS --lr ${LR:-3e-4} --warmup-steps 500 --ema-decay 0.999 ;;
   export)
     # The export replaces $BUNDLE, and an output folder may not hold its own inputs (sora3r.fs): VAEs taken from the
     # bundle are copied out of it first.
