@@ -16,8 +16,8 @@ training clips are, `sora3r.data.clips.sample_training_clip`) and of lady_runnin
 - ``sora3r``: the model itself (``reconstruct``, ``--steps`` sampling steps, seed 0), for comparison.
 
 Scores as in ``benchmarks/quick_check_model.py`` (Abs Rel and delta<1.25 with one scale per clip, the Sim(3)-aligned
-point error, the camera-centre ATE), averaged over clips. The floors recover cameras with the ground truth's valid
-pixels as weights; ``sora3r`` uses none, as ``reconstruct`` does.
+point error, the camera-centre ATE, the motion scale), averaged over clips. The floors recover cameras with the
+ground truth's valid pixels as weights; ``sora3r`` uses none, as ``reconstruct`` does.
 """
 
 from __future__ import annotations
@@ -113,8 +113,9 @@ def main() -> None:
     with torch.inference_mode():
         for source, clips in sources.items():
             scored = [score_clip(pipeline, clip, args.steps) for clip in clips]
-            table[source] = {row: {key: sum(s[row][key] for s in scored) / len(scored) for key in scored[0][row]}
-                             for row in scored[0]}
+            # NaN-aware means: the motion scale is NaN on clips whose camera stands still
+            table[source] = {row: {key: torch.tensor([s[row][key] for s in scored]).nanmean().item()
+                                   for key in scored[0][row]} for row in scored[0]}
             print(f"{source} ({len(clips)} clips of {'x'.join(map(str, shape))})", flush=True)
             for row, means in table[source].items():
                 print(f"  {row:14s} " + "  ".join(f"{key} {value:.4f}" for key, value in means.items()), flush=True)

@@ -4,12 +4,15 @@
         [--threads N] [--profile] [--synthetic default|realistic] [--seeds N]
 
 For each number of sampling steps, prints averages over the clips (test-split seeds 0..clips-1 of the ``--synthetic``
-preset, the realistic one with its photometric augmentation) of: depth Abs Rel and
-delta<1.25 after one per-clip scale ("scale" alignment); the point error (Sim(3)-aligned mean point distance over the
-mean true point distance, world = frame-0 camera); and the RMSE of the Sim(3)-aligned camera centres (an ATE computed
-with our Umeyama, not evo's: use `sora3r eval` for the protocol's table). The same model run on a uniform grey clip
-of the same length and scored against the same ground truth (``blind``) shows how much it reads its input, and the
-``static`` row (identity poses, constant depth) is the floor every method must beat.
+preset, the realistic one with its photometric augmentation) of: depth Abs Rel and delta<1.25 after one per-clip scale
+("scale" alignment); the point error (Sim(3)-aligned mean point distance over the mean true point distance, world =
+frame-0 camera); the RMSE of the Sim(3)-aligned camera centres (an ATE computed with our Umeyama, not evo's: use
+`sora3r eval` for the protocol's table); and the motion scale (`sora3r.eval.quick.motion_scale`: log of the predicted
+camera motion over the true one in the scene's scale, over the clips whose camera moves; its mean says if the model
+under- or overestimates motion, its mean absolute value ``motion_abs`` how much each window's motion is off, which
+stitched windows accumulate). The same model run on a uniform grey clip of the same length and scored against the same
+ground truth (``blind``) shows how much it reads its input, and the ``static`` row (identity poses, constant depth) is
+the floor every method must beat.
 
 ``--seeds N`` samples every clip with N noise seeds (0..N-1) and prints the mean over seeds and clips with, in
 brackets, the standard deviation of the N per-seed means: the sampling-noise band of the figure. It is wide: the
@@ -36,7 +39,7 @@ import torch
 
 from sora3r.data.synthetic import SYNTHETIC_PRESETS, render_clip, split_seed, synthetic_config
 from sora3r.eval.depth import depth_metrics
-from sora3r.eval.quick import centre_ate, point_error
+from sora3r.eval.quick import centre_ate, motion_scale, point_error
 from sora3r.geometry import to_first_frame
 from sora3r.pipeline import Sora3RPipeline
 from sora3r.types import VideoSequence
@@ -52,11 +55,14 @@ def held_out_clips(preset: str, count: int, shape: tuple[int, int, int]) -> list
 
 
 def clip_scores(points: torch.Tensor, depth: torch.Tensor, c2w: torch.Tensor, seq) -> dict[str, float]:
-    """Abs Rel, delta<1.25, point error and centre ATE of one prediction against the sequence's ground truth."""
+    """Abs Rel, delta<1.25, point error, centre ATE and motion scale (NaN when the camera does not move) of one
+    prediction against the sequence's ground truth."""
     scores = depth_metrics(depth, seq.depth, seq.valid, align="scale")
     gt_points, gt_c2w = to_first_frame(seq.points, seq.c2w)
+    motion = motion_scale(points, c2w, gt_points, gt_c2w, seq.valid)
     return {"abs_rel": scores["abs_rel"], "delta_1.25": scores["delta_1.25"],
-            "point_error": point_error(points, gt_points, seq.valid), "ate": centre_ate(c2w, gt_c2w)}
+            "point_error": point_error(points, gt_points, seq.valid), "ate": centre_ate(c2w, gt_c2w),
+            "motion": motion, "motion_abs": abs(motion)}
 
 
 def static_prediction(seq) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,7 +120,8 @@ def main() -> None:
             rows[blind_name].append([clip_scores(blind.points, blind.depth, blind.c2w, seq) for seq in sequences])
     table, spread = {}, {}
     for name, per_seed in rows.items():
-        means = torch.tensor([[sum(r[key] for r in clips) / len(clips) for key in clips[0]] for clips in per_seed])
+        # NaN-aware: the motion scale is NaN on clips whose camera stands still (and on every clip of `static`)
+        means = torch.tensor([[[r[key] for key in clips[0]] for r in clips] for clips in per_seed]).nanmean(1)
         table[name] = dict(zip(per_seed[0][0], means.mean(0).tolist()))
         band = means.std(0) if len(per_seed) > 1 else torch.zeros(means.shape[1])
         spread[name] = dict(zip(per_seed[0][0], band.tolist()))

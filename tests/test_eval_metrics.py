@@ -283,3 +283,28 @@ def test_depth_fit_without_a_usable_scale_is_an_error_not_nan():
     # Mean predicted depth 0 (signs cancel): the protocol's scale fit starts at infinity.
     with pytest.raises(ValueError, match="no usable scale"):
         depth_metrics(torch.tensor([[[1.0, -1.0]]]), torch.ones(1, 1, 2), align="scale")
+
+
+def test_motion_scale_sees_the_camera_path_shrunk_against_the_scene_which_ate_cannot():
+    from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
+    from sora3r.eval.quick import centre_ate, motion_scale
+    from sora3r.geometry import to_first_frame
+    from sora3r.geometry.transforms import apply_sim3
+
+    seq = render_clip(split_seed("test", 3), SyntheticConfig(num_frames=9, height=24, width=32))
+    points, c2w = to_first_frame(seq.points, seq.c2w)
+    # The whole prediction in another similarity frame: nothing to see.
+    R = torch.from_numpy(Rotation.from_rotvec([0.2, -0.7, 0.4]).as_matrix()).float()
+    moved_c2w = c2w.clone()
+    moved_c2w[:, :3, :3] = R @ c2w[:, :3, :3]
+    moved_c2w[:, :3, 3] = apply_sim3(torch.tensor(2.5), R, torch.tensor([1.0, -3.0, 0.5]), c2w[:, :3, 3])
+    moved_points = apply_sim3(torch.tensor(2.5), R, torch.tensor([1.0, -3.0, 0.5]), points)
+    assert motion_scale(moved_points, moved_c2w, points, c2w, seq.valid) == pytest.approx(0.0, abs=1e-5)
+    # The cameras move 60 % as far in the same scene: log 0.6, while the path's own ATE stays exact.
+    shrunk = c2w.clone()
+    shrunk[:, :3, 3] = c2w[0, :3, 3] + 0.6 * (c2w[:, :3, 3] - c2w[0, :3, 3])
+    assert motion_scale(points, shrunk, points, c2w, seq.valid) == pytest.approx(math.log(0.6), abs=1e-5)
+    assert centre_ate(shrunk, c2w) < 1e-5
+    # A camera that stands still has no motion to measure.
+    still = c2w[:1].expand_as(c2w)
+    assert math.isnan(motion_scale(points, still, points, still, seq.valid))

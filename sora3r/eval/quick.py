@@ -4,6 +4,8 @@
 - Centre ATE: RMSE of the camera centres after a Sim(3) Umeyama fit (evo's APE on translations with Sim(3) alignment
   computes the same quantity; this one runs in torch and accepts coincident estimated centres).
 - Point error: Sim(3)-aligned mean point distance over the mean true point distance.
+- Motion scale: how far the cameras move against the size of the scene, predicted over true (the error a window's
+  own ATE hides, since its Sim(3) fit rescales the camera path alone; the one that makes stitched windows drift).
 - Stitching scores: how a long reconstruction's cameras behave at window boundaries and against its windows alone.
 """
 
@@ -14,6 +16,7 @@ import torch
 from sora3r.geometry.transforms import apply_sim3, umeyama
 
 COINCIDENT = 1e-9  # centres closer than this to their mean count as one point
+MIN_MOTION = 0.01  # `motion_scale` needs true centres spread over at least this share of the mean true point distance
 
 
 def centre_ate(c2w: torch.Tensor, gt_c2w: torch.Tensor) -> float:
@@ -33,6 +36,30 @@ def point_error(points: torch.Tensor, gt_points: torch.Tensor, valid: torch.Tens
     est, gt = points[valid].double(), gt_points[valid].double()
     aligned = apply_sim3(*umeyama(est, gt), est)
     return float((aligned - gt).norm(dim=-1).mean() / gt.norm(dim=-1).mean())
+
+
+def motion_scale(points: torch.Tensor, c2w: torch.Tensor, gt_points: torch.Tensor, gt_c2w: torch.Tensor,
+                 valid: torch.Tensor) -> float:
+    """Log of how far the predicted cameras move, in the scale of the predicted scene, over how far the true ones do.
+
+    With ``s_points`` the Umeyama scale that maps the ``valid`` predicted points ``(T, H, W, 3)`` onto the true ones
+    and ``s_centres`` the one that maps the predicted camera centres of ``c2w (T, 4, 4)`` onto the true ones, the
+    score is ``log(s_points / s_centres)``: 0 when the camera path and the scene agree in scale, negative when the
+    cameras move too little for the scene (``-0.2``: 18 % too little). A window's centre ATE cannot see this error
+    (its Sim(3) rescales the path on its own); windows stitched on their shared points inherit it, one window's
+    worth of motion at a time. Points and cameras must share one world (e.g. both in the first camera's frame).
+
+    Returns:
+        The log ratio, or NaN when the true centres spread less than `MIN_MOTION` of the mean true point distance
+        (no motion to measure) or the predicted centres coincide.
+    """
+    est, gt = points[valid].double(), gt_points[valid].double()
+    est_centres, gt_centres = c2w[:, :3, 3].double(), gt_c2w[:, :3, 3].double()
+    spread = (gt_centres - gt_centres.mean(0)).norm(dim=-1).max()
+    if spread < MIN_MOTION * gt.norm(dim=-1).mean() or \
+            (est_centres - est_centres.mean(0)).norm(dim=-1).max() < COINCIDENT:
+        return float("nan")
+    return float((umeyama(est, gt)[0] / umeyama(est_centres, gt_centres)[0]).log())
 
 
 def stitching_scores(c2w: torch.Tensor, gt_c2w: torch.Tensor, starts: list[int], window: int,
