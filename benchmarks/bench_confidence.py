@@ -27,7 +27,7 @@ import torch
 from scipy.stats import spearmanr
 
 from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
-from sora3r.eval.quick import COINCIDENT, centre_ate
+from sora3r.eval.quick import centre_ate, coincident_centres
 from sora3r.geometry import apply_sim3, recover_cameras, to_first_frame, umeyama
 from sora3r.pipeline import Sora3RPipeline, combine_samples
 
@@ -48,7 +48,7 @@ def clip_rows(pipeline: Sora3RPipeline, index: int, counts: list[int], device: s
     num_frames, height, width = pipeline.clip_shape
     seq = render_clip(split_seed("test", index), SyntheticConfig(num_frames=num_frames, height=height, width=width))
     gt, gt_c2w = to_first_frame(seq.points, seq.c2w)
-    pan = bool((gt_c2w[:, :3, 3] - gt_c2w[:, :3, 3].mean(0)).norm(dim=-1).max() < COINCIDENT)
+    pan = coincident_centres(gt_c2w[:, :3, 3])
     generator = torch.Generator(device=pipeline.device).manual_seed(0)
     samples = pipeline.sample_pointmaps(seq.rgb, generator=generator, num_samples=max(counts)).cpu()
     rows = []

@@ -77,5 +77,6 @@ def main() -> None:
             print(f"overlap {overlap}, conditioning {conditioning}, {len(rows)} runs, mean (median): "
                   + ", ".join(f"{key} {values.mean():.4f} ({values.median():.4f})" for key, values in table.items()))
 
+
 if __name__ == "__main__":
     main()

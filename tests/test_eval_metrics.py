@@ -11,9 +11,13 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from shared_data import EVO_DATA
+from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
 from sora3r.data.video import resize_and_crop
 from sora3r.eval.depth import aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.pose import aggregate_pose, evaluate_trajectory_files, pose_metrics
+from sora3r.eval.quick import centre_ate, motion_scale
+from sora3r.geometry import to_first_frame
+from sora3r.geometry.transforms import apply_sim3
 
 
 # The table of ../shared/data/README.md (evo 1.38.1, max_diff 0.01, RPE delta 1 frame, all_pairs=False).
@@ -286,11 +290,6 @@ def test_depth_fit_without_a_usable_scale_is_an_error_not_nan():
 
 
 def test_motion_scale_sees_the_camera_path_shrunk_against_the_scene_which_ate_cannot():
-    from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
-    from sora3r.eval.quick import centre_ate, motion_scale
-    from sora3r.geometry import to_first_frame
-    from sora3r.geometry.transforms import apply_sim3
-
     seq = render_clip(split_seed("test", 3), SyntheticConfig(num_frames=9, height=24, width=32))
     points, c2w = to_first_frame(seq.points, seq.c2w)
     # The whole prediction in another similarity frame: nothing to see.

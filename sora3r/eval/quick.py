@@ -19,11 +19,16 @@ COINCIDENT = 1e-9  # centres closer than this to their mean count as one point
 MIN_MOTION = 0.01  # `motion_scale` needs true centres spread over at least this share of the mean true point distance
 
 
+def coincident_centres(centres: torch.Tensor) -> bool:
+    """Whether all ``(T, 3)`` centres lie within `COINCIDENT` of their mean (a camera that stands still)."""
+    return bool((centres - centres.mean(0)).norm(dim=-1).max() < COINCIDENT)
+
+
 def centre_ate(c2w: torch.Tensor, gt_c2w: torch.Tensor) -> float:
     """RMSE of the Sim(3)-aligned camera centres of ``c2w (T, 4, 4)`` against ``gt_c2w (T, 4, 4)``, in the units of
     ``gt_c2w``. Estimated centres that coincide (a static camera) are placed at the true centroid, their best fit."""
     est, gt = c2w[:, :3, 3].double(), gt_c2w[:, :3, 3].double()
-    if (est - est.mean(0)).norm(dim=-1).max() < COINCIDENT:
+    if coincident_centres(est):
         aligned = gt.mean(0).expand_as(gt)
     else:
         aligned = apply_sim3(*umeyama(est, gt), est)
@@ -56,8 +61,7 @@ def motion_scale(points: torch.Tensor, c2w: torch.Tensor, gt_points: torch.Tenso
     est, gt = points[valid].double(), gt_points[valid].double()
     est_centres, gt_centres = c2w[:, :3, 3].double(), gt_c2w[:, :3, 3].double()
     spread = (gt_centres - gt_centres.mean(0)).norm(dim=-1).max()
-    if spread < MIN_MOTION * gt.norm(dim=-1).mean() or \
-            (est_centres - est_centres.mean(0)).norm(dim=-1).max() < COINCIDENT:
+    if spread < MIN_MOTION * gt.norm(dim=-1).mean() or coincident_centres(est_centres):
         return float("nan")
     return float((umeyama(est, gt)[0] / umeyama(est_centres, gt_centres)[0]).log())
 
