@@ -48,7 +48,7 @@ def marked(function, name, after):
             phase[0] = after
     return run
 pipeline.Sora3RPipeline._fused_pointmaps = marked(pipeline.Sora3RPipeline._fused_pointmaps, 'loop', 'camera')
-pipeline.recover_cameras = marked(pipeline.recover_cameras, 'camera', 'export')
+pipeline.recover_cameras_streamed = marked(pipeline.recover_cameras_streamed, 'camera', 'export')
 threading.Thread(target=sample, daemon=True).start()
 started = time.perf_counter()
 main(['reconstruct', {video!r}, '-o', {out!r}, '--max-frames', '{frames}', '--formats', *{formats!r}, *{extra!r}])

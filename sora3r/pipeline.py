@@ -10,7 +10,10 @@ already placed (their points re-expressed in the window's own frame and encoded:
 latent frames, given to the transformer's known-frame inputs, or for a transformer without them fixed along the flow
 path by `euler_sample`'s ``known``), then brought into the first window's frame by a robust Sim(3) fit on all the
 frames it shares (`sora3r.geometry.stitch`), and the shared frames are cross-faded. Cameras, intrinsics and depth
-then come from the fused world-frame pointmaps (`sora3r.geometry.recover_cameras`, weighted by the confidence).
+then come from the fused world-frame pointmaps (`sora3r.geometry.recover_cameras_streamed`, weighted by the
+confidence). The fused pointmaps and confidence are written window by window to file-backed stores
+(`sora3r.offload.FrameStore`, in ``TMPDIR``) and read back a chunk of frames at a time, so memory does not grow with
+the video's length (docs/memory.md).
 
 Model folder (diffusers' pipeline layout, written by `save_pretrained`): ``model_index.json`` (component classes, clip
 shape ``num_frames`` / ``height`` / ``width``, ``squash``, ``sampler_steps``), ``video_vae/`` and ``pointmap_vae/``
@@ -34,12 +37,13 @@ from tqdm import tqdm
 
 from sora3r.data.video import adjust_intrinsics, resize_and_crop
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
-from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras
+from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras_streamed
 from sora3r.geometry.stitch import blend_shared, default_overlap, robust_sim3, shared_in_window_frame, window_starts
 from sora3r.models.fast import FastPaths, attention_context, compile_modules, set_channels_last
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import check_num_frames, decode_latents, encode_latents, encode_leading_latents
+from sora3r.offload import FrameStore
 from sora3r.types import Reconstruction
 
 BUNDLED_MODEL = Path(__file__).parent / "weights" / "sora3r-tiny"
@@ -314,36 +318,40 @@ class Sora3RPipeline(DiffusionPipeline):
 
     def _fused_pointmaps(self, frames: torch.Tensor, starts: list[int], num_steps: int | None, seed: int,
                          num_samples: int, progress: bool,
-                         condition_overlap: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                         condition_overlap: bool) -> tuple[FrameStore, FrameStore | None]:
         """Pointmaps ``(N, H, W, 3)`` of all frames in the first window's frame, and their confidence ``(N, H, W)``
-        (``None`` with one sample), window by window (see the module doc)."""
+        (``None`` with one sample), window by window (see the module doc), written to file-backed stores: what the
+        loop holds does not grow with the video's length."""
         window, height, width = self.clip_shape
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        points = torch.empty(frames.shape[0], height, width, 3, device=self.device)
-        confidence = torch.ones(frames.shape[0], height, width, device=self.device) if num_samples > 1 else None
+        points = FrameStore((frames.shape[0], height, width, 3), device=self.device)
+        confidence = FrameStore((frames.shape[0], height, width), fill=1.0, device=self.device) if num_samples > 1 \
+            else None
         filled = 0
         group = int(self.pointmap_vae.config.temporal_compression_ratio)
         for start in tqdm(starts, desc="sampling windows", disable=not progress or len(starts) == 1):
             shared = filled - start  # frames [start, filled) are already placed
+            placed = points[start:filled] if shared > 0 else None
+            placed_confidence = confidence[start:filled] if shared > 0 and confidence is not None else None
             known = None
             if condition_overlap and shared > 0:
                 usable = 1 + group * ((shared - 1) // group)  # whole latent frames of the shared ones
-                known = shared_in_window_frame(points[start:start + usable],
-                                               None if confidence is None else confidence[start:start + usable])
+                known = shared_in_window_frame(placed[:usable],
+                                               None if placed_confidence is None else placed_confidence[:usable])
             local, local_confidence = self.predict_pointmaps(frames[start:start + window], num_steps, generator,
                                                              num_samples, known)
             if local_confidence is None:
                 local_confidence = torch.ones(local.shape[:-1], device=local.device)
             if shared > 0:
                 weights = local_confidence[:shared]
-                if confidence is not None:
-                    weights = weights * confidence[start:filled]
-                fit = robust_sim3(local[:shared].reshape(-1, 3).double(), points[start:filled].reshape(-1, 3).double(),
+                if placed_confidence is not None:
+                    weights = weights * placed_confidence
+                fit = robust_sim3(local[:shared].reshape(-1, 3).double(), placed.reshape(-1, 3).double(),
                                   weights.reshape(-1).double())
                 local = apply_sim3(*(value.float() for value in fit), local)
-                points[start:filled] = blend_shared(points[start:filled], local[:shared])
+                points[start:filled] = blend_shared(placed, local[:shared])
                 if confidence is not None:
-                    confidence[start:filled] = blend_shared(confidence[start:filled, ..., None],
+                    confidence[start:filled] = blend_shared(placed_confidence[..., None],
                                                             local_confidence[:shared, ..., None])[..., 0]
             points[filled:start + window] = local[max(shared, 0):]
             if confidence is not None:
@@ -371,7 +379,9 @@ class Sora3RPipeline(DiffusionPipeline):
                 placed (the default; ``False``: each window from the video alone, as before 2026-12-01, for
                 ablations). One camera recovery on the shared frames per window; no change for one window.
         Returns:
-            `Reconstruction` at the model's resolution; ``metadata["crop_affine"]`` maps input pixels to it.
+            `Reconstruction` at the model's resolution; ``metadata["crop_affine"]`` maps input pixels to it. Its
+            ``points`` and ``confidence`` are CPU tensors backed by an unlinked temporary file (read in as they are
+            used; the file's space, 12 bytes a pixel for the points, is freed with the tensors).
         Raises:
             ValueError: frames that are not a uint8 ``(N, H, W, 3)`` tensor, fewer than T of them, a ``K`` that is
                 not a finite ``(3, 3)`` tensor with positive focal lengths, ``num_steps < 1``, or a bad
@@ -396,13 +406,15 @@ class Sora3RPipeline(DiffusionPipeline):
                                                    condition_overlap)
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
-        cameras = recover_cameras(points, weights=confidence, K=known_K, compile_mode=self.fast_paths.compile)
-        points, cameras = first_camera_world(points, cameras, in_place=True)  # c2w[0] = identity
-        depth = cameras.depth
+        cameras = recover_cameras_streamed(lambda index: (points[index], None if confidence is None else confidence[index]),
+                                           len(points), K=known_K, compile_mode=self.fast_paths.compile)
+        for part in points.chunks():  # into the first recovered camera's frame: c2w[0] = identity
+            points[part], first = first_camera_world(points[part], cameras)
+        depth = first.depth
         valid = torch.isfinite(depth) & (depth > 0)
         return Reconstruction(
-            points=points.cpu(), depth=depth.cpu(), c2w=cameras.c2w.cpu(), K=cameras.K.cpu(), rgb=frames.cpu(),
-            confidence=None if confidence is None else confidence.cpu(), valid=valid.cpu(),
+            points=points.tensor(), depth=depth.cpu(), c2w=first.c2w.cpu(), K=first.K.cpu(), rgb=frames.cpu(),
+            confidence=None if confidence is None else confidence.tensor(), valid=valid.cpu(),
             metadata={"method": "sora3r", "scale": "relative (mean point distance about 1 in the first window)",
                       "sampler_steps": self._steps(num_steps), "seed": seed,
                       "num_samples": num_samples, "windows": starts, "window_overlap": overlap,

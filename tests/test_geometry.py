@@ -16,6 +16,7 @@ from sora3r.geometry import (
     linear_cameras,
     normalize_scale,
     recover_cameras,
+    recover_cameras_streamed,
     squash,
     to_first_frame,
     transform_points,
@@ -264,6 +265,18 @@ def test_long_clips_fit_the_focal_on_a_subset_and_poses_in_chunks(known_K):
     assert torch.allclose(long.c2w, joint.c2w, atol=1e-4) and torch.allclose(long.K, joint.K, rtol=1e-4)
     single = recover_cameras(points[0], focal_frames=3, **({"K": clips[0][2]} if known_K else {}))  # unbatched
     assert single.c2w.shape == (7, 4, 4) and single.K.shape == (3, 3)
+    # The same clip read a chunk at a time (long videos whose pointmaps stay in a file): the same cameras, and no
+    # more than focal_frames frames read at once.
+    reads = []
+    weights = torch.rand(points.shape[1:-1], generator=torch.Generator().manual_seed(0)) + 0.5
+    def read(frames):
+        reads.append(len(range(7)[frames]) if isinstance(frames, slice) else len(frames))
+        return points[0][frames], weights[frames]
+    streamed = recover_cameras_streamed(read, 7, focal_frames=3, **({"K": clips[0][2]} if known_K else {}))
+    reference = recover_cameras(points[0], weights, focal_frames=3, **({"K": clips[0][2]} if known_K else {}))
+    assert max(reads) == 3
+    for name in ("c2w", "depth", "K"):
+        torch.testing.assert_close(getattr(streamed, name), getattr(reference, name))
     with pytest.raises(ValueError, match="focal_frames"):
         recover_cameras(points, focal_frames=0)
     with pytest.raises(ValueError, match="weights"):

@@ -2,7 +2,8 @@
 pointmaps, and depth alignment."""
 
 from sora3r.geometry.align import DEPTH_ALIGN_MODES, align_depth
-from sora3r.geometry.cameras import CameraEstimate, first_camera_world, linear_cameras, recover_cameras
+from sora3r.geometry.cameras import (CameraEstimate, first_camera_world, linear_cameras, recover_cameras,
+                                     recover_cameras_streamed)
 from sora3r.geometry.projection import image_centre, intrinsics_matrix, unproject_depth
 from sora3r.geometry.target import PointmapTarget, normalize_scale, squash, unsquash
 from sora3r.geometry.transforms import (
@@ -28,6 +29,7 @@ __all__ = [
     "normalize_scale",
     "pose_array",
     "recover_cameras",
+    "recover_cameras_streamed",
     "squash",
     "to_first_frame",
     "transform_points",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -577,9 +577,13 @@ def recover_cameras(
                              f"got {compile_mode!r}")
     _validate(points, weights, K, principal_point, "recover_cameras")
     if points.shape[-4] > focal_frames:
-        return _recover_long(points, weights, K, focal_frames, principal_point=principal_point, iterations=iterations,
-                             hypotheses=hypotheses, max_fit_pixels=max_fit_pixels, seed=seed,
-                             compile_mode=compile_mode)
+        unbatched = points.ndim == 4
+        batch = (points[None], None if weights is None else weights[None]) if unbatched else (points, weights)
+        estimate = _recover_long(lambda frames: (batch[0][:, frames], None if weights is None else batch[1][:, frames]),
+                                 batch[0].shape[0], batch[0].shape[1], K, focal_frames, principal_point=principal_point,
+                                 iterations=iterations, hypotheses=hypotheses, max_fit_pixels=max_fit_pixels, seed=seed,
+                                 compile_mode=compile_mode)
+        return _first_clip(estimate) if unbatched else estimate
     problem = _setup(points, weights, K, principal_point, max_fit_pixels, "recover_cameras")
     generator = torch.Generator(device=problem.points.device)
     generator.manual_seed(seed)
@@ -600,36 +604,61 @@ def recover_cameras(
     return _finish(problem, focal, rotation, translation)
 
 
-def _recover_long(points: torch.Tensor, weights: torch.Tensor | None, K: torch.Tensor | None,
-                  focal_frames: int, **fit) -> CameraEstimate:
-    """`recover_cameras` of clips longer than ``focal_frames``: the focal from that many evenly spaced frames (unless
-    ``K`` is known), then the poses with it fixed, ``focal_frames`` frames at a time, into outputs made first.
+def recover_cameras_streamed(
+    read: Callable[[slice | torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
+    num_frames: int,
+    K: torch.Tensor | None = None,
+    focal_frames: int = FOCAL_FRAMES,
+    **fit,
+) -> CameraEstimate:
+    """`recover_cameras` of one clip whose pointmaps are read a chunk of frames at a time, for videos too long to hold
+    (`sora3r.offload.FrameStore`): at most ``focal_frames`` frames are read at once.
+
+    Args:
+        read: ``read(frames)`` -> ``(points (F, H, W, 3), weights (F, H, W) or None)`` of ``frames``, a slice or an
+            index tensor of the clip's frames (each call may return a fresh copy).
+        num_frames: frames of the clip.
+        K, focal_frames, fit: as `recover_cameras` (its other keyword arguments).
+    Returns:
+        :class:`CameraEstimate` of the unbatched clip, exactly what `recover_cameras` gives for all the points.
+    Raises:
+        ValueError: as `recover_cameras`.
+    """
+    if num_frames <= focal_frames:
+        return recover_cameras(*read(slice(0, num_frames)), K=K, focal_frames=focal_frames, **fit)
+
+    def read_batch(frames):
+        points, weights = read(frames)
+        return points[None], None if weights is None else weights[None]
+
+    return _first_clip(_recover_long(read_batch, 1, num_frames, K, focal_frames, **fit))
+
+
+def _recover_long(read: Callable, num_clips: int, num_frames: int, K: torch.Tensor | None, focal_frames: int,
+                  **fit) -> CameraEstimate:
+    """`recover_cameras` of ``num_clips`` clips longer than ``focal_frames``, their frames got from ``read(frames)``
+    (``(B, F, H, W, 3)`` points and ``(B, F, H, W)`` weights or ``None``): the focal from that many evenly spaced
+    frames (unless ``K`` is known), then the poses with it fixed, ``focal_frames`` frames at a time, into outputs made
+    first.
 
     What one chunk returns is copied out and dropped before the next starts: a chunk's results kept across the next
     chunk's large temporaries would pin glibc's heap, which would then grow with every chunk."""
-    unbatched = points.ndim == 4
-    if unbatched:
-        points = points[None]
-        weights = None if weights is None else weights[None]
-    num_clips, num_frames = points.shape[:2]
-    dtype = _working_dtype(points)
-    c2w = torch.empty(num_clips, num_frames, 4, 4, dtype=dtype, device=points.device)
-    depth = torch.empty(points.shape[:-1], dtype=dtype, device=points.device)
+    first_frame = read(slice(0, 1))[0]
+    _validate(first_frame, None, K, fit.get("principal_point"), "recover_cameras")
+    dtype, device, frame_shape = _working_dtype(first_frame), first_frame.device, first_frame.shape[2:-1]
+    del first_frame
+    c2w = torch.empty(num_clips, num_frames, 4, 4, dtype=dtype, device=device)
+    depth = torch.empty(num_clips, num_frames, *frame_shape, dtype=dtype, device=device)
     if K is None:
-        pick = torch.linspace(0, num_frames - 1, focal_frames, device=points.device).round().long()
-        K = recover_cameras(points[:, pick], None if weights is None else weights[:, pick], **fit,
-                            focal_frames=focal_frames).K
+        pick = torch.linspace(0, num_frames - 1, focal_frames, device=device).round().long()
+        K = recover_cameras(*read(pick), **fit, focal_frames=focal_frames).K
         fit["principal_point"] = None
     for first in range(0, num_frames, focal_frames):
         part = slice(first, first + focal_frames)
-        chunk = recover_cameras(points[:, part], None if weights is None else weights[:, part], K=K, **fit,
-                                focal_frames=focal_frames)
+        chunk = recover_cameras(*read(part), K=K, **fit, focal_frames=focal_frames)
         c2w[:, part], depth[:, part], K = chunk.c2w, chunk.depth, chunk.K
         del chunk
-    estimate = CameraEstimate(K=K, c2w=c2w, depth=depth, focal=K[..., 0, 0])
-    if unbatched:
-        estimate = _first_clip(estimate)
-    return estimate
+    return CameraEstimate(K=K, c2w=c2w, depth=depth, focal=K[..., 0, 0])
 
 
 def _in_front(frames: _Frames, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
