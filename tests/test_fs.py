@@ -4,7 +4,6 @@ is the working directory, an ancestor of it, an input or a folder holding an inp
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest

@@ -4,7 +4,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
 
-from sora3r.models.vae import encode_latents, encode_leading_latents
+from sora3r.models.vae import encode_leading_latents
 from sora3r.models import (
     JointLatentTransformer,
     build_vae,
