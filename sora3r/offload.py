@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
 import tempfile
 
 import numpy as np
@@ -48,7 +49,12 @@ class FrameStore:
         self.shape, self.dtype, self.device = tuple(shape), dtype, torch.device(device)
         size = math.prod(shape) * np.dtype(_NUMPY_DTYPES[dtype]).itemsize
         with tempfile.TemporaryFile() as file:  # unlinked at once; the mapping keeps the data
-            file.truncate(size)
+            try:  # the space is taken now: a full disk found later would kill the process (SIGBUS) mid-write
+                os.posix_fallocate(file.fileno(), 0, size)
+            except OSError as error:
+                raise OSError(error.errno, f"cannot hold {size / 2**20:.0f} MiB of per-frame outputs in the "
+                                           f"temporary directory {tempfile.gettempdir()} (set TMPDIR to a larger "
+                                           f"disk): {error.strerror}") from None
             self._map = mmap.mmap(file.fileno(), size)
         self._array = np.frombuffer(self._map, dtype=_NUMPY_DTYPES[dtype]).reshape(shape)
         if fill:

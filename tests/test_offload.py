@@ -54,3 +54,20 @@ def test_bad_store_shapes_and_dtypes_are_refused():
         FrameStore((2, 3), dtype=torch.int16)
     with pytest.raises(ValueError, match="non-empty"):
         FrameStore((0, 3))
+
+
+def test_a_full_temporary_disk_is_one_clear_error_up_front(monkeypatch, tmp_path):
+    """The space is reserved when the store is made (a write into a mapped file on a full disk would kill the process
+    with SIGBUS instead); the error names the directory and the way out."""
+    import errno
+    import os
+    import tempfile
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match=f"cannot hold 7 MiB .* {tmp_path} \\(set TMPDIR") as raised:
+        FrameStore((100, 64, 96, 3))
+    assert raised.value.errno == errno.ENOSPC
