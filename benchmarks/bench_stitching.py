@@ -13,6 +13,10 @@ a large ratio; the target is <= 1.5); the number of windows and the time. Test c
 noise seed make a noisy figure (the bundle of 2026-12-02 on clip 3: ratio 6.6x with seed 0 on the CPU, 9.3x with seed
 0 and 4.9x with seed 1 on an H200): ``--clips 1 3 7 8 --seeds 2`` runs four walks with two noise seeds each and ends
 with the mean and median of each score per overlap and conditioning.
+
+``--windows vae`` replaces every window's sampled pointmaps by the pointmap VAE's round trip of its true pointmaps
+(what a perfect transformer would give, `bench_vae_floor.py`'s floor), ``--windows truth`` by the true pointmaps
+themselves (the stitching alone): the drift those leave is a floor the transformer cannot go below.
 """
 
 from __future__ import annotations
@@ -25,7 +29,30 @@ import torch
 from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
 from sora3r.eval.quick import centre_ate, stitching_scores
 from sora3r.geometry import recover_cameras, to_first_frame
+from sora3r.models.inputs import pointmap_to_model
+from sora3r.models.vae import decode_latents, encode_latents
 from sora3r.pipeline import Sora3RPipeline
+from sora3r.types import VideoSequence
+
+
+def use_true_windows(pipeline: Sora3RPipeline, seq: VideoSequence, round_trip: bool) -> None:
+    """Make ``pipeline.predict_pointmaps`` return the true pointmaps of the window it is given (found in ``seq`` by
+    its frames), normalised as the model's output, through the pointmap VAE when ``round_trip``."""
+    window = pipeline.clip_shape[0]
+
+    @torch.no_grad()
+    def true_window(frames, num_steps=None, generator=None, num_samples=1, known_points=None):
+        frames = frames.cpu()
+        start = next(s for s in range(seq.rgb.shape[0] - window + 1) if torch.equal(seq.rgb[s:s + window], frames))
+        part = slice(start, start + window)
+        target, _ = pointmap_to_model(seq.points[None, part], seq.c2w[None, part], seq.valid[None, part],
+                                      pipeline.target)
+        target = target.to(pipeline.device)
+        if round_trip:
+            target = decode_latents(pipeline.pointmap_vae, encode_latents(pipeline.pointmap_vae, target)).float()
+        return pipeline.target.decode(target.permute(0, 2, 3, 4, 1))[0], None
+
+    pipeline.predict_pointmaps = true_window
 
 
 def main() -> None:
@@ -39,17 +66,22 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--conditioning", nargs="+", choices=["on", "off"], default=["on", "off"],
                         help="sample later windows conditioned on their shared frames (on), or not (off)")
+    parser.add_argument("--windows", choices=["model", "vae", "truth"], default="model",
+                        help="each window's pointmaps: sampled (model), the VAE round trip of the truth, the truth")
     args = parser.parse_args()
 
     pipeline = Sora3RPipeline.from_pretrained(args.model, device=args.device)
     window, height, width = pipeline.clip_shape
-    print(f"{args.frames} frames {height}x{width}, windows of {window}, {args.samples} sample(s), {args.device}")
+    print(f"{args.frames} frames {height}x{width}, windows of {window}, {args.samples} sample(s), {args.device}, "
+          f"windows: {args.windows}")
     runs = [(overlap, mode) for overlap in args.overlaps for mode in args.conditioning]
     scores: dict[tuple[int, str], list[dict[str, float]]] = {run: [] for run in runs}
     for clip in args.clips:
         seq = render_clip(split_seed("test", clip), SyntheticConfig(num_frames=args.frames, height=height,
                                                                     width=width))
         _, gt_c2w = to_first_frame(seq.points, seq.c2w)
+        if args.windows != "model":
+            use_true_windows(pipeline, seq, round_trip=args.windows == "vae")
         for seed in range(args.seeds):
             window_ates: dict[int, float] = {}
             for overlap, conditioning in runs:

@@ -22,6 +22,8 @@
 # on the encoder's. KNOWN=P (stage dit) conditions a fraction P of the training clips on their first latent frames
 # (--known-frames-prob; the bundle's transformer gets known-frame inputs, which the window stitching then uses).
 # LR (stage dit) sets the peak learning rate (default 3e-4), e.g. a gentler fine-tune of the bundle: LR=1e-4.
+# CAMERA=W (stage dit) adds the camera-motion loss at weight W (--camera-loss-weight: each frame's camera centre where its
+# rays meet the decoded points, against the target's).
 # FRAMES sets the training clips' length (default 17; 4k+1 frames), e.g. FRAMES=33 fine-tunes the bundle's transformer
 # (rotary positions, so any length) for windows of 33 frames; `export` then bundles a model of that window.
 set -euo pipefail
@@ -30,7 +32,7 @@ RUNS=${RUNS:-runs}
 BUNDLE=sora3r/weights/sora3r-tiny
 CLIP="--num-frames ${FRAMES:-17} --height 64 --width 96"
 DATA="--synthetic ${SYNTHETIC:-default}"
-DIT_RECIPE="--preset mini --prediction sample --loss sample --logit-mean 1.0 --known-frames-prob ${KNOWN:-0}"
+DIT_RECIPE="--preset mini --prediction sample --loss sample --logit-mean 1.0 --known-frames-prob ${KNOWN:-0} --camera-loss-weight ${CAMERA:-0}"
 CHUNK="--max-minutes $minutes --steps ${STEPS:-1000000} --decay-steps ${DECAY_STEPS:-0} --checkpoint-mode light --checkpoint-every 500 --log-every 50 --resume"
 VIDEO_VAE=$RUNS/video_vae/model; [ -d "$VIDEO_VAE" ] || VIDEO_VAE=$BUNDLE/video_vae
 POINTMAP_VAE=$RUNS/pointmap_vae/model; [ -d "$POINTMAP_VAE" ] || POINTMAP_VAE=$BUNDLE/pointmap_vae

@@ -23,6 +23,7 @@ from sora3r.geometry import (
     umeyama,
     unsquash,
 )
+from sora3r.geometry.projection import pixel_directions, ray_centres
 
 
 def random_rotation(generator: torch.Generator, n: int, angle: float, dtype=torch.float64) -> torch.Tensor:
@@ -162,6 +163,23 @@ def test_recover_cameras_exact_on_clean_pointmaps():
         assert torch.allclose(estimate.K[b, :2, 2], torch.tensor([31.5, 23.5]))
         assert pose_error(estimate.c2w[b], c2w, clip_points) < 1e-3
         assert relative(estimate.depth[b], depth) < 1e-3
+
+
+def test_ray_centres_are_the_true_camera_centres_and_move_with_the_points():
+    points, _, K, c2w = make_clip(12)
+    directions = pixel_directions(c2w[:, :3, :3] @ torch.linalg.inv(K), *points.shape[1:3]).flatten(1, 2)
+    flat = points.flatten(1, 2)
+    weights = torch.rand(flat.shape[:-1], generator=torch.Generator().manual_seed(0))
+    centres = ray_centres(flat, directions, weights)
+    assert (centres - c2w[:, :3, 3]).norm(dim=-1).max() < 1e-3
+    # A frame's points shifted by d put its centre d away; other frames keep theirs.
+    shift = torch.tensor([0.2, -0.1, 0.5])
+    moved = ray_centres(flat + torch.tensor([[0.0], [1.0], [0.0], [0.0], [0.0]])[..., None] * shift, directions, weights)
+    assert torch.allclose(moved[1] - centres[1], shift, atol=1e-3)
+    assert torch.allclose(moved[[0, 2, 3, 4]], centres[[0, 2, 3, 4]], atol=1e-5)
+    # Scaling a frame's points about its true centre leaves the centre where it is (depth alone does not move it).
+    scaled = c2w[:, None, :3, 3] + 1.7 * (flat - c2w[:, None, :3, 3])
+    assert (ray_centres(scaled, directions, weights) - c2w[:, :3, 3]).norm(dim=-1).max() < 1e-3
 
 
 def test_recover_cameras_robust_to_30_percent_outliers():

@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from sora3r.cli import main
+from sora3r.geometry.projection import intrinsics_matrix
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
-from sora3r.geometry.target import PointmapTarget
+from sora3r.geometry.target import PointmapTarget, normalize_scale
+from sora3r.geometry.transforms import to_first_frame
 from sora3r.models.vae import build_vae, encode_latents, encode_leading_latents
 from sora3r.pipeline import Sora3RPipeline
 from sora3r.train.assemble import average_weights
-from sora3r.train.dit import DiTConfig, DiTStage, train_dit
+from sora3r.train.dit import DiTConfig, DiTStage, camera_motion_loss, train_dit
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
 from sora3r.types import ClipBatch
@@ -46,7 +48,8 @@ def plane_scenes(step: int, batch_size: int) -> ClipBatch:
         clips["points"].append(points)
         clips["c2w"].append(c2w)
         clips["valid"].append(torch.ones(FRAMES, SIZE, SIZE, dtype=torch.bool))
-    return ClipBatch(**{k: torch.stack(v) for k, v in clips.items()})
+    K = intrinsics_matrix(focal, focal, SIZE / 2 - 0.5, SIZE / 2 - 0.5).expand(batch_size, 3, 3)
+    return ClipBatch(**{k: torch.stack(v) for k, v in clips.items()}, K=K)
 
 
 def losses(run_dir) -> list[float]:
@@ -325,9 +328,10 @@ def test_dit_grows_an_exported_transformer_and_resumes_the_grown_run(tmp_path, v
 
 
 @pytest.mark.slow
-def test_dit_x_prediction_with_decoded_pointmap_loss_learns(tmp_path, video_vae_run, pointmap_vae_run):
+def test_dit_x_prediction_with_decoded_pointmap_and_camera_losses_learns(tmp_path, video_vae_run, pointmap_vae_run):
     config = dit_config(tmp_path, video_vae_run, pointmap_vae_run, steps=20, prediction="sample", patch_size=1,
-                        pointmap_loss_weight=1.0, replay_clips=6, replay_batch_size=3)
+                        pointmap_loss_weight=1.0, camera_loss_weight=0.5, decoded_loss_clips=2, replay_clips=6,
+                        replay_batch_size=3)
     summary = train_dit(config, plane_scenes)
     curve = losses(tmp_path)
     assert summary["step"] == 20 and math.isfinite(curve[-1])
@@ -338,6 +342,28 @@ def test_dit_x_prediction_with_decoded_pointmap_loss_learns(tmp_path, video_vae_
     with pytest.raises(ValueError, match="predicts sample"):
         train_dit(dit_config(tmp_path / "next", video_vae_run, pointmap_vae_run,
                              init_transformer=str(tmp_path / "model")), plane_scenes)
+
+
+@pytest.mark.parametrize("squashed", [False, True])
+def test_camera_motion_loss_measures_how_far_each_frame_camera_is_moved(squashed):
+    """Zero for the target itself; a frame's points shifted by d (a camera moved by d) cost |d| / frames; points
+    moved along their own rays (another depth, same camera) cost nothing."""
+    batch = plane_scenes(0, 2)
+    point_target = PointmapTarget(squash=squashed)
+    target, valid = pointmap_to_model(batch.points, batch.c2w, batch.valid, point_target)
+    rays = torch.linalg.inv(batch.K)[:, None].expand(2, FRAMES, 3, 3)  # the plane scenes' cameras do not rotate
+    assert camera_motion_loss(target, target, valid, rays, point_target) < 1e-5
+    points = point_target.decode(target.permute(0, 2, 3, 4, 1))
+    shifted = points.clone()
+    shifted[:, 3] += torch.tensor([0.03, 0.0, -0.04])
+    encode = lambda p: point_target.encode_scale_free(p).permute(0, 4, 1, 2, 3)
+    loss = camera_motion_loss(encode(shifted), target, valid, rays, point_target)
+    assert abs(float(loss) - 0.05 / FRAMES) < 1e-4
+    first_points, c2w = to_first_frame(batch.points, batch.c2w)
+    _, scale = normalize_scale(first_points, batch.valid)
+    centres = c2w[:, :, None, None, :3, 3] / scale[:, None, None, None, None]
+    deeper = centres + 1.3 * (points - centres)
+    assert camera_motion_loss(encode(deeper), target, valid, rays, point_target) < 1e-3
 
 
 def test_dit_learns_known_frames_from_an_exported_transformer_and_resumes(tmp_path, video_vae_run, pointmap_vae_run,

@@ -83,3 +83,49 @@ def unproject_depth(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor) -> 
     c2w = c2w.to(torch.float64)
     world = torch.einsum("tij,thwj->thwi", c2w[:, :3, :3], camera_points) + c2w[:, None, None, :3, 3]
     return torch.where(depth[..., None] > 0, world, 0.0).to(torch.float32)
+
+
+def pixel_directions(rays_from_pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Unit viewing directions of every pixel centre ``(u, v)`` (OpenCV, integer pixel centres as in
+    :func:`unproject_depth`).
+
+    Args:
+        rays_from_pixels: ``(..., 3, 3)`` matrices taking ``[u, v, 1]`` to a ray direction in some frame, e.g.
+            ``R K^-1`` with ``R`` a camera-to-world rotation.
+        height, width: the image size in pixels.
+    Returns:
+        ``(..., H, W, 3)`` unit directions, in the dtype and device of ``rays_from_pixels``.
+    """
+    v, u = torch.meshgrid(torch.arange(height, dtype=rays_from_pixels.dtype, device=rays_from_pixels.device),
+                          torch.arange(width, dtype=rays_from_pixels.dtype, device=rays_from_pixels.device),
+                          indexing="ij")
+    pixels = torch.stack([u, v, torch.ones_like(u)], dim=-1)  # (H, W, 3)
+    directions = torch.einsum("...ij,hwj->...hwi", rays_from_pixels, pixels)
+    return directions / torch.linalg.vector_norm(directions, dim=-1, keepdim=True)
+
+
+def ray_centres(points: torch.Tensor, directions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Where lines of known directions through known points best meet: each frame's camera centre from its pointmap
+    when the camera's rotation and intrinsics are known.
+
+    The weighted least-squares point ``c`` minimising ``sum_j w_j |(I - d_j d_j^T)(X_j - c)|^2`` (the squared distance
+    of ``c`` to the line through ``X_j`` along ``d_j``), in closed form ``c = (sum_j w_j A_j)^-1 sum_j w_j A_j X_j`` with
+    ``A_j = I - d_j d_j^T``. Differentiable in ``points`` (the camera-motion loss of `sora3r.train.dit` uses it).
+
+    Args:
+        points: ``(..., N, 3)`` points ``X_j``.
+        directions: ``(..., N, 3)`` unit directions ``d_j`` (e.g. from :func:`pixel_directions`).
+        weights: ``(..., N)`` non-negative weights (0 drops a point).
+    Returns:
+        ``(..., 3)`` centres, float32 or the inputs' wider dtype. With fewer than two non-parallel weighted lines the
+        system is singular; a ridge of ``1e-6`` times its trace keeps the solve finite (and the centre meaningless).
+    """
+    dtype = torch.promote_types(points.dtype, torch.float32)
+    points, directions, weights = points.to(dtype), directions.to(dtype), weights.to(dtype)
+    outer = directions[..., :, None] * directions[..., None, :]  # (..., N, 3, 3)
+    projector = torch.eye(3, dtype=dtype, device=points.device) - outer
+    lhs = torch.einsum("...n,...nij->...ij", weights, projector)
+    rhs = torch.einsum("...n,...nij,...nj->...i", weights, projector, points)
+    ridge = 1e-6 * lhs.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-12)
+    lhs = lhs + ridge[..., None, None] * torch.eye(3, dtype=dtype, device=points.device)
+    return torch.linalg.solve(lhs, rhs)

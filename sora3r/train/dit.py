@@ -11,6 +11,7 @@ import torch
 from annotated_types import Ge, Gt, Le
 
 from sora3r.diffusion.flow import TIMESTEP_SAMPLINGS, clean_from_velocity, flow_loss, noisy_sample, sample_timesteps
+from sora3r.geometry.projection import pixel_directions, ray_centres
 from sora3r.geometry.target import PointmapTarget
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import PREDICTION_TYPES, TRANSFORMER_PRESETS, JointLatentTransformer
@@ -61,6 +62,11 @@ class DiTConfig(TrainConfig):
     pointmap_loss_weight: Annotated[float, Ge(0)] = 0.0
     """weight of a Huber loss between the pointmaps decoded (frozen pointmap VAE decoder) from the predicted clean
     latent and the target pointmaps, on valid pixels (0: the latent loss only)"""
+    camera_loss_weight: Annotated[float, Ge(0)] = 0.0
+    """weight of a loss on the camera motion the decoded pointmaps imply: each frame's camera centre, where its pixel
+    rays (true rotation and intrinsics) best meet its decoded points, against the same from the target pointmaps
+    (`camera_motion_loss`; 0: off). Needs a data source with intrinsics K (the synthetic ones)"""
+    decoded_loss_clips: Count = 32  # clips of each (replay) batch that the decoded-pointmap and camera losses decode
 
     input_folders = ("video_vae", "pointmap_vae", "init_transformer")
 
@@ -98,6 +104,40 @@ def initial_transformer(path: str | Path) -> JointLatentTransformer:
 # flow time, where the latent is nearly clean and the division only amplifies noise).
 VELOCITY_LOSS_MIN_T = 0.05
 POINTMAP_HUBER_DELTA = 0.05  # Huber threshold of the decoded-pointmap loss (normalised target units, as stage 1's)
+MIN_RAY_DISTANCE = 0.01  # floor of a point's distance to its camera in the camera loss's 1/distance^2 weights
+
+
+def camera_motion_loss(decoded: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, rays: torch.Tensor,
+                       point_target: PointmapTarget) -> torch.Tensor:
+    """Mean distance between the camera centres implied by decoded and by target pointmaps.
+
+    What camera recovery reads as a frame's position is where the frame's pixel rays converge on its points; a model
+    whose frames are each close to the target can still place that convergence too near or too far, so that its
+    cameras move too little or too much for the scene it draws (`sora3r.eval.quick.motion_scale`). Each frame's centre
+    is the least-squares meeting point of its rays through its points (`sora3r.geometry.projection.ray_centres`)
+    with the true ray directions, each valid pixel weighted by ``1 / distance^2`` to the true centre (angular
+    residuals, so far points do not dominate); the target's centres are the true ones.
+
+    Args:
+        decoded, target: ``(B, 3, T, H, W)`` pointmaps in the target space of ``point_target`` (squashed or not).
+        valid: ``bool (B, 1, T, H, W)`` pixels with a target point.
+        rays: ``(B, T, 3, 3)`` ``R K^-1``: pixel ``[u, v, 1]`` to its ray direction in the frame-0 camera frame.
+        point_target: how to read the pointmaps back into scale-free frame-0 points.
+    Returns:
+        Scalar float32: mean over clips and frames of ``|c_decoded - c_target|`` (normalised units: the clip's mean
+        point distance is 1).
+    """
+    height, width = decoded.shape[-2:]
+    to_points = lambda x: point_target.decode(x.float().permute(0, 2, 3, 4, 1)).flatten(2, 3)  # (B, T, N, 3)
+    predicted, true = to_points(decoded), to_points(target)
+    directions = pixel_directions(rays.float(), height, width).flatten(2, 3)
+    weight = valid[:, 0].flatten(2).float()
+    with torch.no_grad():
+        centre = ray_centres(true, directions, weight)
+        distance = torch.linalg.vector_norm(true - centre[..., None, :], dim=-1).clamp_min(MIN_RAY_DISTANCE)
+        weight = weight / distance.square()
+        centre = ray_centres(true, directions, weight)
+    return torch.linalg.vector_norm(ray_centres(predicted, directions, weight) - centre, dim=-1).mean()
 
 
 class LatentReplay:
@@ -156,6 +196,7 @@ class DiTStage:
         self.known_frames = bool(self.model.config.known_frame_inputs)
         self.trainable = self.model
         self.replay = LatentReplay(config.replay_clips) if config.replay_clips > 0 else None
+        self.decoded_losses = config.pointmap_loss_weight > 0 or config.camera_loss_weight > 0
 
     def resume(self, data_source: DataSource, step: int, batch_size: int) -> None:
         """Refill the replay pool with the clips of the steps just before ``step`` (a no-op without a pool)."""
@@ -169,16 +210,23 @@ class DiTStage:
     @torch.no_grad()
     def training_tensors(self, batch: ClipBatch) -> tuple[torch.Tensor, ...]:
         """Scaled ``(video latent, pointmap latent)``, each ``(B, C, t, h, w)`` float32; then, for a transformer with
-        known-frame inputs, `known_latents`; then, when the decoded pointmap loss is on, the target pointmaps
-        ``bf16 (B, 3, T, H, W)`` and ``valid bool (B, 1, T, H, W)``."""
+        known-frame inputs, `known_latents`; then, when a decoded loss is on, the target pointmaps
+        ``bf16 (B, 3, T, H, W)`` and ``valid bool (B, 1, T, H, W)``; then, with the camera loss, the frames' ray
+        matrices ``R K^-1`` ``float32 (B, T, 3, 3)`` (frame-0 camera frame)."""
         video = encode_latents(self.video_vae, rgb_to_model(batch.rgb))
         target, valid = pointmap_to_model(batch.points, batch.c2w, batch.valid, self.target)
         pointmap = encode_latents(self.pointmap_vae, target)
         tensors = [video.float(), pointmap.float()]
         if self.known_frames:
             tensors += self.known_latents(batch, pointmap.shape[2])
-        if self.config.pointmap_loss_weight > 0:
+        if self.decoded_losses:
             tensors += [target.to(torch.bfloat16), valid]
+        if self.config.camera_loss_weight > 0:
+            if batch.K is None:
+                raise ValueError("camera_loss_weight: the training data has no intrinsics K (use a synthetic source)")
+            c2w = batch.c2w.float()
+            rotation = torch.linalg.inv_ex(c2w[:, :1, :3, :3]).inverse @ c2w[..., :3, :3]  # as to_first_frame's
+            tensors.append(rotation @ torch.linalg.inv(batch.K.float())[:, None])
         return tuple(tensors)
 
     def known_latents(self, batch: ClipBatch, latent_frames: int) -> list[torch.Tensor]:
@@ -223,11 +271,16 @@ class DiTStage:
             loss = ((clean.float() - x0) * weight).square().mean()
         else:
             loss = torch.nn.functional.mse_loss(clean.float(), x0)
-        if self.config.pointmap_loss_weight > 0:
-            target, valid = tensors
-            decoded = decode_latents(self.pointmap_vae, clean)
-            huber = masked_huber(decoded, target.float(), valid, POINTMAP_HUBER_DELTA)
-            loss = loss + self.config.pointmap_loss_weight * huber
+        if self.decoded_losses:
+            count = self.config.decoded_loss_clips
+            target, valid, *rays = (tensor[:count] for tensor in tensors)
+            decoded = decode_latents(self.pointmap_vae, clean[:count])
+            if self.config.pointmap_loss_weight > 0:
+                huber = masked_huber(decoded, target.float(), valid, POINTMAP_HUBER_DELTA)
+                loss = loss + self.config.pointmap_loss_weight * huber
+            if self.config.camera_loss_weight > 0:
+                camera = camera_motion_loss(decoded, target, valid, rays[0], self.target)
+                loss = loss + self.config.camera_loss_weight * camera
         return loss
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
