@@ -3,6 +3,7 @@
     python benchmarks/bench_inference.py                          # the bundled model, 17x64x96, on the CPU
     python benchmarks/bench_inference.py --preset paper --height 384 --width 512 --device cuda --dtype bf16 \\
         --peak-tflops 790                                         # paper-size presets, random weights, one H200
+    ... --pointmap-vae-preset paper-light                         # the same with the lighter pointmap VAE
 
 Stages of one window: encode (frames -> scaled video latent), sampling (``--steps`` transformer calls), decode
 (pointmap latent -> normalised points), camera recovery (points -> c2w, K, depth), and `reconstruct` end to end.
@@ -58,7 +59,8 @@ def build_pipeline(args: argparse.Namespace, device: torch.device, dtype: torch.
     if args.preset is None:
         return Sora3RPipeline.from_pretrained(args.model, device=device, dtype=dtype)
     torch.manual_seed(0)  # random weights: speed does not depend on them
-    pipeline = Sora3RPipeline(video_vae=build_vae(args.preset), pointmap_vae=build_vae(args.preset),
+    pointmap_vae = build_vae(args.pointmap_vae_preset or args.preset)
+    pipeline = Sora3RPipeline(video_vae=build_vae(args.preset), pointmap_vae=pointmap_vae,
                               transformer=JointLatentTransformer.from_preset(args.preset, prediction_type="sample"),
                               scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), num_frames=args.frames,
                               height=args.height, width=args.width, squash=True, sampler_steps=args.steps)
@@ -184,6 +186,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     parser.add_argument("--preset", default=None, help="random weights of this VAE/transformer preset instead")
+    parser.add_argument("--pointmap-vae-preset", default=None,
+                        help="with --preset: another preset for the pointmap VAE alone (e.g. paper-light)")
     parser.add_argument("--frames", type=int, default=17)
     parser.add_argument("--height", type=int, default=64)
     parser.add_argument("--width", type=int, default=96)
@@ -215,6 +219,8 @@ def main() -> None:
     flops = transformer_flops(pipeline, frames)
 
     name = args.model or (f"{args.preset} preset (random weights)" if args.preset else "bundled model")
+    if args.preset and args.pointmap_vae_preset:
+        name += f", {args.pointmap_vae_preset} pointmap VAE"
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"{name}: {frames_count}x{height}x{width}, {args.steps} steps, {args.device} {args.dtype} ({gpu}), "
           f"torch {torch.__version__}, median of {args.repeats} after one warm-up; seconds per stage")

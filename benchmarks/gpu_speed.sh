@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_speed.sh --compile-only  # part 3 alone with BUDGET seconds (default 570) for compiling (a call of its own:
 #                                                # inductor's compile and autotune of the paper models outlast what
 #                                                # the full run leaves them)
+#   POINTMAP_VAE=paper-light bash benchmarks/gpu_speed.sh --compile-only   # that row with the lighter pointmap VAE
 #
 # 1. camera recovery of a 17x384x512 synthetic pointmap (clean and 30 % outliers) against the plain DLT
 #    (benchmarks/bench_camera_recovery.py);
@@ -39,7 +40,8 @@ left() { t=$(( budget - ($(date +%s) - started) )); echo $(( t < 30 ? 30 : t ));
 inference() {
   local table=$1; shift
   timeout --signal=INT "$(left)" python benchmarks/bench_inference.py --preset "$preset" "${size[@]}" --steps 4 \
-    --device "$device" --dtype "$dtype" --repeats "$repeats" --peak-tflops 790 "$@" 2>&1 \
+    --device "$device" --dtype "$dtype" --repeats "$repeats" --peak-tflops 790 \
+    ${POINTMAP_VAE:+--pointmap-vae-preset "$POINTMAP_VAE"} "$@" 2>&1 \
     | grep -v "should be kept in float32" | tee "$OUT/$table"
 }
 

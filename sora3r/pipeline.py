@@ -13,7 +13,7 @@ frames it shares (`sora3r.geometry.stitch`), and the shared frames are cross-fad
 then come from the fused world-frame pointmaps (`sora3r.geometry.recover_cameras_streamed`, weighted by the
 confidence). The fused pointmaps and confidence are written window by window to file-backed stores
 (`sora3r.offload.FrameStore`, in ``TMPDIR``) and read back a chunk of frames at a time, so memory does not grow with
-the video's length (docs/memory.md).
+the video's length (docs/memory.md); a video of one window keeps them on the device.
 
 Model folder (diffusers' pipeline layout, written by `save_pretrained`): ``model_index.json`` (component classes, clip
 shape ``num_frames`` / ``height`` / ``width``, ``squash``, ``sampler_steps``), ``video_vae/`` and ``pointmap_vae/``
@@ -321,11 +321,13 @@ class Sora3RPipeline(DiffusionPipeline):
                          condition_overlap: bool) -> tuple[FrameStore, FrameStore | None]:
         """Pointmaps ``(N, H, W, 3)`` of all frames in the first window's frame, and their confidence ``(N, H, W)``
         (``None`` with one sample), window by window (see the module doc), written to file-backed stores: what the
-        loop holds does not grow with the video's length."""
+        loop holds does not grow with the video's length. A video of one window keeps them on the device."""
         window, height, width = self.clip_shape
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        points = FrameStore((frames.shape[0], height, width, 3), device=self.device)
-        confidence = FrameStore((frames.shape[0], height, width), fill=1.0, device=self.device) if num_samples > 1 \
+        in_memory = len(starts) == 1  # one window's outputs: bounded, so no file
+        points = FrameStore((frames.shape[0], height, width, 3), device=self.device, in_memory=in_memory)
+        confidence = FrameStore((frames.shape[0], height, width), fill=1.0, device=self.device,
+                                in_memory=in_memory) if num_samples > 1 \
             else None
         filled = 0
         group = int(self.pointmap_vae.config.temporal_compression_ratio)
@@ -380,8 +382,9 @@ class Sora3RPipeline(DiffusionPipeline):
                 ablations). One camera recovery on the shared frames per window; no change for one window.
         Returns:
             `Reconstruction` at the model's resolution; ``metadata["crop_affine"]`` maps input pixels to it. Its
-            ``points`` and ``confidence`` are CPU tensors backed by an unlinked temporary file (read in as they are
-            used; the file's space, 12 bytes a pixel for the points, is freed with the tensors).
+            ``points`` and ``confidence`` are CPU tensors, for a video of several windows backed by an unlinked
+            temporary file (read in as they are used; the file's space, 12 bytes a pixel for the points, is freed with
+            the tensors).
         Raises:
             ValueError: frames that are not a uint8 ``(N, H, W, 3)`` tensor, fewer than T of them, a ``K`` that is
                 not a finite ``(3, 3)`` tensor with positive focal lengths, ``num_steps < 1``, or a bad
@@ -413,8 +416,8 @@ class Sora3RPipeline(DiffusionPipeline):
         depth = first.depth
         valid = torch.isfinite(depth) & (depth > 0)
         return Reconstruction(
-            points=points.tensor(), depth=depth.cpu(), c2w=first.c2w.cpu(), K=first.K.cpu(), rgb=frames.cpu(),
-            confidence=None if confidence is None else confidence.tensor(), valid=valid.cpu(),
+            points=points.tensor().cpu(), depth=depth.cpu(), c2w=first.c2w.cpu(), K=first.K.cpu(), rgb=frames.cpu(),
+            confidence=None if confidence is None else confidence.tensor().cpu(), valid=valid.cpu(),
             metadata={"method": "sora3r", "scale": "relative (mean point distance about 1 in the first window)",
                       "sampler_steps": self._steps(num_steps), "seed": seed,
                       "num_samples": num_samples, "windows": starts, "window_overlap": overlap,

@@ -36,6 +36,18 @@ def test_mini_video_vae_shares_tiny_latent_space_shape_and_crosses_device_transf
         assert encode_latents(mini, clip).shape == encode_latents(tiny, clip).shape
 
 
+def test_paper_light_pointmap_vae_pairs_with_the_paper_latents_at_a_seventh_of_the_parameters():
+    paper, light = build_vae("paper").eval(), build_vae("paper-light").eval()
+    count = lambda vae: sum(p.numel() for p in vae.decoder.parameters())
+    assert count(light) < count(paper) / 6  # 19.9 M against 123.4 M
+    assert light.config.scaling_factor == paper.config.scaling_factor
+    clip = torch.rand(1, 3, 9, 16, 16) * 2 - 1
+    with torch.no_grad():
+        latent = encode_latents(light, clip)
+        assert latent.shape == encode_latents(paper, clip).shape == (1, 16, 3, 2, 2)
+        assert decode_latents(light, latent).shape == clip.shape
+
+
 def test_vae_shapes_and_scaling_factor():
     torch.manual_seed(0)
     vae = build_vae("tiny").eval()

@@ -29,6 +29,20 @@ def test_frames_round_trip_by_slice_and_index():
     assert float(ones[1:2].max()) == 5.0
 
 
+def test_in_memory_store_has_the_same_interface_and_no_file(monkeypatch):
+    """``in_memory=True`` (one window's outputs): the same reads, writes and fill, with no temporary file made."""
+    monkeypatch.setattr("tempfile.TemporaryFile", lambda: pytest.fail("an in-memory store made a file"))
+    values = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(1))
+    store = FrameStore((5, 2, 3), fill=2.0, in_memory=True)
+    assert bool((store[0:5] == 2).all())
+    store[0:5] = values
+    torch.testing.assert_close(store[torch.tensor([4, 1])], values[[4, 1]])
+    copy = store[1:3]
+    copy += 1  # reads are copies
+    torch.testing.assert_close(store.tensor(), values)
+    assert [part.start for part in store.chunks()] == [0]
+
+
 def test_written_frames_do_not_stay_in_the_process_memory(tmp_path):
     """A 96 MiB store written a frame at a time: the process's resident file pages grow by far less than that (the
     same writes into a plain ``np.memmap`` keep all of them), while the data stays readable."""
