@@ -22,8 +22,8 @@
 # on the encoder's. KNOWN=P (stage dit) conditions a fraction P of the training clips on their first latent frames
 # (--known-frames-prob; the bundle's transformer gets known-frame inputs, which the window stitching then uses).
 # LR (stage dit) sets the peak learning rate (default 3e-4), e.g. a gentler fine-tune of the bundle: LR=1e-4.
-# CAMERA=W (stage dit) adds the camera-motion loss at weight W (--camera-loss-weight: each frame's camera centre where its
-# rays meet the decoded points, against the target's).
+# CAMERA=W (stages dit and pointmap-decoder) adds the camera-motion loss at weight W (--camera-loss-weight: each frame's
+# camera centre where its rays meet the decoded points, against the target's).
 # FRAMES sets the training clips' length (default 17; 4k+1 frames), e.g. FRAMES=33 fine-tunes the bundle's transformer
 # (rotary positions, so any length) for windows of 33 frames; `export` then bundles a model of that window.
 set -euo pipefail
@@ -53,7 +53,8 @@ case $stage in
     # space (and the transformer trained in it) stays valid while the round trip's floor drops.
     samples=(); [ "${DECODE_SAMPLES:-0}" = 1 ] && samples=(--decode-samples-of "$BUNDLE")
     sora3r_train pointmap-vae --output "$RUNS/pointmap_vae" --init-pointmap-vae "$BUNDLE/pointmap_vae" --decoder-only --squash \
-      "${samples[@]}" $CLIP $DATA $CHUNK --batch-size 16 --data-workers $WORKERS --lr 2e-4 --warmup-steps 100 ;;
+      "${samples[@]}" $CLIP $DATA $CHUNK --batch-size 16 --data-workers $WORKERS --lr 2e-4 --warmup-steps 100 \
+      --camera-loss-weight ${CAMERA:-0} ;;
   dit)
     init=(); [ -d "$RUNS/dit/light" ] || init=(--init-transformer "$BUNDLE/transformer")
     # GROW=N deepens the bundle's transformer to N blocks; every chunk of that run passes it (a resumed run needs the

@@ -16,7 +16,8 @@ from sora3r.geometry.transforms import to_first_frame
 from sora3r.models.vae import build_vae, encode_latents, encode_leading_latents
 from sora3r.pipeline import Sora3RPipeline
 from sora3r.train.assemble import average_weights
-from sora3r.train.dit import DiTConfig, DiTStage, camera_motion_loss, train_dit
+from sora3r.train.camera_objective import camera_motion_loss
+from sora3r.train.dit import DiTConfig, DiTStage, train_dit
 from sora3r.train.pointmap_vae import PointmapVAEConfig, train_pointmap_vae
 from sora3r.train.video_vae import VideoVAEConfig, train_video_vae
 from sora3r.types import ClipBatch
@@ -116,11 +117,12 @@ def test_pointmap_vae_stage_learns(pointmap_vae_run):
 
 
 def test_pointmap_decoder_fine_tune_keeps_the_latent_space(tmp_path, pointmap_vae_run):
-    """``--decoder-only``: the decoder learns, while the encoder and the scaling factor (the latent space a trained
-    transformer works in) stay bit-identical, so every pointmap encodes to exactly the latent it had."""
+    """``--decoder-only`` (here with the camera-motion loss too): the decoder learns, while the encoder and the scaling
+    factor (the latent space a trained transformer works in) stay bit-identical, so every pointmap encodes to exactly
+    the latent it had."""
     start = pointmap_vae_run[0] / "model"
     config = PointmapVAEConfig(output=str(tmp_path), steps=8, lr=2e-3, init_pointmap_vae=str(start), decoder_only=True,
-                               squash=True, **TINY)
+                               squash=True, camera_loss_weight=0.5, **TINY)
     summary = train_pointmap_vae(config, plane_scenes)
     before, after = build_vae(start), build_vae(tmp_path / "model")
     assert summary["step"] == 8 and losses(tmp_path)[-1] < losses(tmp_path)[0]

@@ -11,12 +11,12 @@ import torch
 from annotated_types import Ge, Gt, Le
 
 from sora3r.diffusion.flow import TIMESTEP_SAMPLINGS, clean_from_velocity, flow_loss, noisy_sample, sample_timesteps
-from sora3r.geometry.projection import pixel_directions, ray_centres
 from sora3r.geometry.target import PointmapTarget
 from sora3r.models.inputs import pointmap_to_model, rgb_to_model
 from sora3r.models.transformer import PREDICTION_TYPES, TRANSFORMER_PRESETS, JointLatentTransformer
 from sora3r.models.vae import build_vae, decode_latents, encode_latents, encode_leading_latents
 from sora3r.options import Count, NonNegative, invalid
+from sora3r.train.camera_objective import camera_motion_loss, frame_rays
 from sora3r.train.data import DataSource
 from sora3r.train.loop import TRAINING_RECORD, RunFolder, TrainConfig, run_stage
 from sora3r.train.pointmap_vae import masked_huber
@@ -65,7 +65,7 @@ class DiTConfig(TrainConfig):
     camera_loss_weight: Annotated[float, Ge(0)] = 0.0
     """weight of a loss on the camera motion the decoded pointmaps imply: each frame's camera centre, where its pixel
     rays (true rotation and intrinsics) best meet its decoded points, against the same from the target pointmaps
-    (`camera_motion_loss`; 0: off). Needs a data source with intrinsics K (the synthetic ones)"""
+    (`sora3r.train.camera_objective`; 0: off). Needs a data source with intrinsics K (the synthetic ones)"""
     decoded_loss_clips: Count = 32  # clips of each (replay) batch that the decoded-pointmap and camera losses decode
 
     input_folders = ("video_vae", "pointmap_vae", "init_transformer")
@@ -104,40 +104,6 @@ def initial_transformer(path: str | Path) -> JointLatentTransformer:
 # flow time, where the latent is nearly clean and the division only amplifies noise).
 VELOCITY_LOSS_MIN_T = 0.05
 POINTMAP_HUBER_DELTA = 0.05  # Huber threshold of the decoded-pointmap loss (normalised target units, as stage 1's)
-MIN_RAY_DISTANCE = 0.01  # floor of a point's distance to its camera in the camera loss's 1/distance^2 weights
-
-
-def camera_motion_loss(decoded: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, rays: torch.Tensor,
-                       point_target: PointmapTarget) -> torch.Tensor:
-    """Mean distance between the camera centres implied by decoded and by target pointmaps.
-
-    What camera recovery reads as a frame's position is where the frame's pixel rays converge on its points; a model
-    whose frames are each close to the target can still place that convergence too near or too far, so that its
-    cameras move too little or too much for the scene it draws (`sora3r.eval.quick.motion_scale`). Each frame's centre
-    is the least-squares meeting point of its rays through its points (`sora3r.geometry.projection.ray_centres`)
-    with the true ray directions, each valid pixel weighted by ``1 / distance^2`` to the true centre (angular
-    residuals, so far points do not dominate); the target's centres are the true ones.
-
-    Args:
-        decoded, target: ``(B, 3, T, H, W)`` pointmaps in the target space of ``point_target`` (squashed or not).
-        valid: ``bool (B, 1, T, H, W)`` pixels with a target point.
-        rays: ``(B, T, 3, 3)`` ``R K^-1``: pixel ``[u, v, 1]`` to its ray direction in the frame-0 camera frame.
-        point_target: how to read the pointmaps back into scale-free frame-0 points.
-    Returns:
-        Scalar float32: mean over clips and frames of ``|c_decoded - c_target|`` (normalised units: the clip's mean
-        point distance is 1).
-    """
-    height, width = decoded.shape[-2:]
-    to_points = lambda x: point_target.decode(x.float().permute(0, 2, 3, 4, 1)).flatten(2, 3)  # (B, T, N, 3)
-    predicted, true = to_points(decoded), to_points(target)
-    directions = pixel_directions(rays.float(), height, width).flatten(2, 3)
-    weight = valid[:, 0].flatten(2).float()
-    with torch.no_grad():
-        centre = ray_centres(true, directions, weight)
-        distance = torch.linalg.vector_norm(true - centre[..., None, :], dim=-1).clamp_min(MIN_RAY_DISTANCE)
-        weight = weight / distance.square()
-        centre = ray_centres(true, directions, weight)
-    return torch.linalg.vector_norm(ray_centres(predicted, directions, weight) - centre, dim=-1).mean()
 
 
 class LatentReplay:
@@ -222,11 +188,7 @@ class DiTStage:
         if self.decoded_losses:
             tensors += [target.to(torch.bfloat16), valid]
         if self.config.camera_loss_weight > 0:
-            if batch.K is None:
-                raise ValueError("camera_loss_weight: the training data has no intrinsics K (use a synthetic source)")
-            c2w = batch.c2w.float()
-            rotation = torch.linalg.inv_ex(c2w[:, :1, :3, :3]).inverse @ c2w[..., :3, :3]  # as to_first_frame's
-            tensors.append(rotation @ torch.linalg.inv(batch.K.float())[:, None])
+            tensors.append(frame_rays(batch))
         return tuple(tensors)
 
     def known_latents(self, batch: ClipBatch, latent_frames: int) -> list[torch.Tensor]:

@@ -15,6 +15,7 @@ from sora3r.models.vae import (
     build_vae, decode_latents, encode_latents, estimate_scaling_factor, pointmap_vae_from_video_vae,
 )
 from sora3r.options import invalid
+from sora3r.train.camera_objective import camera_motion_loss, frame_rays
 from sora3r.train.data import DataSource
 from sora3r.train.loop import RunFolder, TrainConfig, VAEPreset, run_stage
 from sora3r.train.vae_objective import SCALING_BATCHES, VAEReconstruction
@@ -34,6 +35,9 @@ class PointmapVAEConfig(TrainConfig):
     squash: bool = True  # radially squashed target p/|p| log1p|p| (--no-squash: the plain normalised target)
     huber_delta: Annotated[float, Gt(0)] = 0.05  # Huber loss threshold, in units of the normalised target
     kl_weight: Annotated[float, Ge(0)] = 1e-4  # weight of the KL term (latents near N(0, I))
+    camera_loss_weight: Annotated[float, Ge(0)] = 0.0
+    """weight of the camera-motion loss on the decoded pointmaps (each frame's camera centre where its rays meet its
+    points, against the target's; `sora3r.train.camera_objective`; 0: off). Needs intrinsics K (synthetic data)"""
 
     input_folders = ("init_video_vae", "init_pointmap_vae", "decode_samples_of")
 
@@ -95,7 +99,11 @@ class PointmapVAEStage:
                 latent = self.sampler.sample_pointmap_latent(video_latent, generator=generator)
                 latent = latent.float() / self.model.config.scaling_factor
         reconstruction, kl = trainable(x, generator, latent)
-        return masked_huber(reconstruction, x, valid, self.config.huber_delta) + self.config.kl_weight * kl
+        loss = masked_huber(reconstruction, x, valid, self.config.huber_delta) + self.config.kl_weight * kl
+        if self.config.camera_loss_weight > 0:
+            loss = loss + self.config.camera_loss_weight * camera_motion_loss(reconstruction, x, valid,
+                                                                              frame_rays(batch), self.target)
+        return loss
 
     def finalize(self, data_source: DataSource, batch_size: int) -> None:
         if self.config.decoder_only:
