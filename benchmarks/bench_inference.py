@@ -174,10 +174,13 @@ def measure_row(name: str, make_stages: Callable[[], dict[str, Callable[[], obje
 def fast_rows(args: argparse.Namespace) -> list[tuple[str, FastPaths]]:
     """The fast-path configurations to measure, cheapest to undo first; compilation (irreversible) last."""
     rows = [(f"attention {backend}", FastPaths(attention=backend)) for backend in args.attention]
+    if args.fuse_qkv:
+        rows.append(("fused QKV", FastPaths(fuse_qkv=True)))
     if args.channels_last:
         rows.append(("channels-last VAEs", FastPaths(channels_last=True)))
     for mode in args.compile:
         rows.append((f"compile {mode} + levers above", FastPaths(attention=args.attention[0] if args.attention else None,
+                                                                fuse_qkv=args.fuse_qkv,
                                                                 channels_last=args.channels_last, compile=mode)))
     return rows
 
@@ -199,6 +202,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=None, help="the card's dense matmul peak, for the fraction")
     parser.add_argument("--attention", nargs="*", default=[], choices=sorted(ATTENTION_BACKENDS),
                         help="SDPA backends to measure as rows (the first also goes into the compile rows)")
+    parser.add_argument("--fuse-qkv", action="store_true",
+                        help="measure the transformer's fused QKV projections as a row (also in the compile rows)")
     parser.add_argument("--channels-last", action="store_true", help="measure channels-last VAEs as a row")
     parser.add_argument("--compile", nargs="*", default=[], choices=COMPILE_MODES,
                         help="torch.compile modes to measure as rows, last (compile time reported)")

@@ -7,13 +7,14 @@
 #                                                # inductor's compile and autotune of the paper models outlast what
 #                                                # the full run leaves them)
 #   POINTMAP_VAE=paper-light bash benchmarks/gpu_speed.sh --compile-only   # that row with the lighter pointmap VAE
+#   FUSE_QKV=1 bash benchmarks/gpu_speed.sh --compile-only                 # that row with fused QKV projections
 #
 # 1. camera recovery of a 17x384x512 synthetic pointmap (clean and 30 % outliers) against the plain DLT
 #    (benchmarks/bench_camera_recovery.py);
 # 2. the quick check of the bundled model on 24 held-out clips with its time per clip and a profile of where that
 #    time goes, then 8 clips with torch's default CPU threads (one per core) to show what oversubscription costs;
 # 3. bench_inference, paper presets 17x384x512, bf16, 4 steps, --peak-tflops 790: plain diffusers eager, sora3r
-#    default, each SDPA backend, channels-last VAEs, then torch.compile (default mode, with its compile time) - the
+#    default, each SDPA backend, fused QKV projections, channels-last VAEs, then torch.compile (default mode, with its compile time) - the
 #    compile row last and cut off at the time left, so the rows before it are always there.
 set -uo pipefail
 device=cuda compile_only=0
@@ -48,7 +49,7 @@ inference() {
 if [ "$compile_only" = 1 ]; then
   budget=${BUDGET:-570}  # seconds for the whole part (less where the call's device time is shorter)
   echo "== inference with torch.compile, $preset presets, $dtype ($(left) s)"
-  inference inference_compile.txt --compile default
+  inference inference_compile.txt --compile default ${FUSE_QKV:+--fuse-qkv}
   exit 0
 fi
 
@@ -64,5 +65,5 @@ python benchmarks/quick_check_model.py sora3r/weights/sora3r-tiny --device "$dev
   --steps 4 --threads "$(nproc)" 2>&1 | grep -A2 "held-out" | tee -a "$OUT/quick_check.txt"
 
 echo "== inference, $preset presets, $dtype ($(left) s left for it)"
-inference inference.txt --attention "${attention[@]}" --channels-last --compile default
+inference inference.txt --attention "${attention[@]}" --fuse-qkv --channels-last --compile default
 echo "== done in $(( $(date +%s) - started )) s; tables in $OUT"

@@ -39,7 +39,7 @@ from sora3r.data.video import adjust_intrinsics, resize_and_crop
 from sora3r.diffusion.sampler import DEFAULT_NUM_STEPS, euler_sample
 from sora3r.geometry import PointmapTarget, apply_sim3, first_camera_world, recover_cameras_streamed
 from sora3r.geometry.stitch import blend_shared, default_overlap, robust_sim3, shared_in_window_frame, window_starts
-from sora3r.models.fast import FastPaths, attention_context, compile_modules, set_channels_last
+from sora3r.models.fast import FastPaths, attention_context, compile_modules, set_channels_last, set_fused_qkv
 from sora3r.models.inputs import rgb_to_model
 from sora3r.models.transformer import JointLatentTransformer
 from sora3r.models.vae import check_num_frames, decode_latents, encode_latents, encode_leading_latents
@@ -161,9 +161,11 @@ class Sora3RPipeline(DiffusionPipeline):
         self.fast_paths = FastPaths()
 
     def enable_fast_paths(self, fast_paths: FastPaths) -> "Sora3RPipeline":
-        """Switch on opt-in GPU fast paths (`sora3r.models.fast.FastPaths`: SDPA backend, channels-last VAEs,
-        ``torch.compile``); outputs stay those of the eager path within the dtype's rounding. Channels-last and the
-        attention backend can be switched back off by another call; compilation cannot. Returns the pipeline."""
+        """Switch on opt-in GPU fast paths (`sora3r.models.fast.FastPaths`: SDPA backend, fused QKV projections,
+        channels-last VAEs, ``torch.compile``); outputs stay those of the eager path within the dtype's rounding.
+        Channels-last, fused QKV and the attention backend can be switched back off by another call; compilation
+        cannot. Returns the pipeline."""
+        set_fused_qkv(self.transformer.transformer, fast_paths.fuse_qkv, self.fast_paths.fuse_qkv)
         set_channels_last([self.video_vae, self.pointmap_vae], fast_paths.channels_last)
         if fast_paths.compile is not None and fast_paths.compile != self.fast_paths.compile:
             compile_modules([self.transformer.transformer, self.video_vae.encoder, self.video_vae.decoder,

@@ -27,14 +27,18 @@ def _points(pipeline: Sora3RPipeline, frames: torch.Tensor) -> torch.Tensor:
     return pipeline.predict_pointmaps(frames, generator=torch.Generator().manual_seed(0))[0]
 
 
-def test_attention_backend_and_channels_last_match_the_eager_path_in_bf16(bf16_pipeline, clip):
+def test_attention_backend_fused_qkv_and_channels_last_match_the_eager_path_in_bf16(bf16_pipeline, clip):
     plain = _points(bf16_pipeline, clip)
     exact = _points(Sora3RPipeline.from_pretrained(None), clip)  # float32
     bf16_error = (plain - exact).norm(dim=-1)  # bf16's own rounding
     assert float(bf16_error.mean()) > 0
-    for fast in (FastPaths(attention="math"), FastPaths(attention="flash"), FastPaths(channels_last=True)):
+    network = bf16_pipeline.transformer.transformer
+    for fast in (FastPaths(attention="math"), FastPaths(attention="flash"), FastPaths(fuse_qkv=True),
+                 FastPaths(channels_last=True)):
         bf16_pipeline.enable_fast_paths(fast)
         try:
+            processors = {type(processor).__name__ for processor in network.attn_processors.values()}
+            assert processors == {"FusedCogVideoXAttnProcessor2_0" if fast.fuse_qkv else "CogVideoXAttnProcessor2_0"}
             if fast.channels_last:
                 conv = bf16_pipeline.pointmap_vae.decoder.conv_in.conv.weight
                 assert conv.ndim == 5 and conv.is_contiguous(memory_format=torch.channels_last_3d)
@@ -45,7 +49,7 @@ def test_attention_backend_and_channels_last_match_the_eager_path_in_bf16(bf16_p
         # sampler carries rounding differences from step to step, so a fast path's points differ from the plain
         # path's by about as much as both differ from float32 (bundle of 2026-12-02 at 9x32x48, mean / max distance
         # to float32: plain 0.0065 / 0.076, math attention 0.0125 / 0.111, flash = plain on the CPU, channels-last
-        # 0.0072 / 0.127; points ~1 in size)
+        # 0.0072 / 0.127; fused QKV = plain on the CPU, bundle of 2026-12-03; points ~1 in size)
         error = (points - exact).norm(dim=-1)
         assert float(error.mean()) <= 2.5 * float(bf16_error.mean()), fast
         assert float(error.max()) <= 2.5 * float(bf16_error.max()), fast

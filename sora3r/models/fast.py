@@ -1,4 +1,5 @@
-"""Opt-in fast paths for inference on a GPU: SDPA backend choice, channels-last 3D convolutions, ``torch.compile``.
+"""Opt-in fast paths for inference on a GPU: SDPA backend choice, fused QKV projections, channels-last 3D convolutions,
+``torch.compile``.
 
 None of them changes the models' weights or what they compute, only how: outputs agree with the plain eager path
 within the rounding of the dtype (``tests/test_fast_paths.py`` checks it in bfloat16 on the CPU). They are off by
@@ -34,6 +35,9 @@ class FastPaths:
     Attributes:
         attention: one SDPA backend for the transformer's attention (a key of :data:`ATTENTION_BACKENDS`); ``None``
             lets PyTorch choose per call (the default).
+        fuse_qkv: one ``(3d, d)`` matmul per attention block instead of three ``(d, d)`` ones (diffusers'
+            ``CogVideoXTransformer3DModel.fuse_qkv_projections``: the weights are copied into ``to_qkv``, so they
+            take that memory twice; for inference, not for training or saving).
         channels_last: keep the VAEs' 3D convolution weights (and so their activations) in
             ``torch.channels_last_3d`` memory format.
         compile: ``torch.compile`` mode (one of :data:`COMPILE_MODES`) for the transformer network, both VAEs'
@@ -42,6 +46,7 @@ class FastPaths:
     """
 
     attention: str | None = None
+    fuse_qkv: bool = False
     channels_last: bool = False
     compile: str | None = None
 
@@ -55,6 +60,15 @@ class FastPaths:
 def attention_context(backend: str | None):
     """Context in which SDPA uses only ``backend`` (a key of :data:`ATTENTION_BACKENDS`); no-op for ``None``."""
     return contextlib.nullcontext() if backend is None else sdpa_kernel([ATTENTION_BACKENDS[backend]])
+
+
+def set_fused_qkv(network: torch.nn.Module, enabled: bool, fused: bool) -> None:
+    """Fuse (``enabled``) or unfuse the QKV projections of a diffusers ``CogVideoXTransformer3DModel`` that is now
+    ``fused`` or not; a no-op when it already is as asked. Fusing copies the current q, k, v weights."""
+    if enabled and not fused:
+        network.fuse_qkv_projections()
+    elif fused and not enabled:
+        network.unfuse_qkv_projections()
 
 
 def set_channels_last(modules: list[torch.nn.Module], enabled: bool) -> None:
