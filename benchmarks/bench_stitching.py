@@ -14,6 +14,10 @@ noise seed make a noisy figure (the bundle of 2026-12-02 on clip 3: ratio 6.6x w
 0 and 4.9x with seed 1 on an H200): ``--clips 1 3 7 8 --seeds 2`` runs four walks with two noise seeds each and ends
 with the mean and median of each score per overlap and conditioning.
 
+Each run also splits the drift (`sora3r.eval.quick.drift_sources`, over steps of one window's new frames): the ATE of
+the true path with only the rotation, only the length or only the direction of each step's translation taken from
+the reconstruction; the part that alone reproduces the whole ATE is what drifts.
+
 ``--windows vae`` replaces every window's sampled pointmaps by the pointmap VAE's round trip of its true pointmaps
 (what a perfect transformer would give, `bench_vae_floor.py`'s floor), ``--windows truth`` by the true pointmaps
 themselves (the stitching alone): the drift those leave is a floor the transformer cannot go below.
@@ -27,7 +31,7 @@ import time
 import torch
 
 from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
-from sora3r.eval.quick import centre_ate, stitching_scores
+from sora3r.eval.quick import centre_ate, drift_sources, stitching_scores
 from sora3r.geometry import recover_cameras, to_first_frame
 from sora3r.models.inputs import pointmap_to_model
 from sora3r.models.vae import decode_latents, encode_latents
@@ -98,11 +102,16 @@ def main() -> None:
                         cameras = recover_cameras(points, weights=confidence)
                         window_ates[start] = centre_ate(cameras.c2w.cpu(), gt_c2w[start:start + window])
                 score = stitching_scores(rec.c2w, gt_c2w, starts, window, window_ates)
+                drift = drift_sources(rec.c2w, gt_c2w, stride=window - overlap)
+                score.update({f"ate_{part}_only": drift[part] for part in ("rotation", "length", "direction")})
                 scores[overlap, conditioning].append(score)
                 print(f"{seq.name} seed {seed}, overlap {overlap}, conditioning {conditioning}: {len(starts)} "
                       f"windows, boundary jump / median step {score['jump_ratio']:.2f}, ATE {score['ate']:.4f} / "
-                      f"mean window ATE {score['ate_window']:.4f} = {score['ate_ratio']:.2f}, {seconds:.1f} s",
-                      flush=True)
+                      f"mean window ATE {score['ate_window']:.4f} = {score['ate_ratio']:.2f}, {seconds:.1f} s; "
+                      f"drift (ATE of the true path with only this part of each {window - overlap}-frame step "
+                      f"predicted): rotation {drift['rotation']:.4f} ({drift['rotation_deg']:.1f} deg a step), "
+                      f"length {drift['length']:.4f} (log ratio std {drift['log_length_std']:.2f}), direction "
+                      f"{drift['direction']:.4f} ({drift['direction_deg']:.1f} deg)", flush=True)
     if len(args.clips) * args.seeds > 1:
         for (overlap, conditioning), rows in scores.items():
             table = {key: torch.tensor([row[key] for row in rows], dtype=torch.float64) for key in rows[0]}

@@ -14,7 +14,7 @@ from sora3r.data.synthetic import SyntheticConfig, render_clip, split_seed
 from sora3r.data.video import resize_and_crop
 from sora3r.eval.depth import aggregate_depth, depth_metrics, depth_on_gt_grid
 from sora3r.eval.pose import aggregate_pose, evaluate_trajectory_files, pose_metrics
-from sora3r.eval.quick import centre_ate, motion_scale
+from sora3r.eval.quick import centre_ate, drift_sources, motion_scale
 from sora3r.geometry import to_first_frame
 from sora3r.geometry.transforms import apply_sim3
 
@@ -306,3 +306,55 @@ def test_motion_scale_sees_the_camera_path_shrunk_against_the_scene_which_ate_ca
     # A camera that stands still has no motion to measure.
     still = c2w[:1].expand_as(c2w)
     assert math.isnan(motion_scale(points, still, points, still, seq.valid))
+
+
+def _chain(steps: torch.Tensor) -> torch.Tensor:
+    poses = [torch.eye(4, dtype=torch.float64)]
+    for step in steps:
+        poses.append(poses[-1] @ step)
+    return torch.stack(poses)
+
+
+def _walk_steps(count: int, yaw_deg: float, length: torch.Tensor) -> torch.Tensor:
+    """Relative poses of a walk: each step turns by ``yaw_deg`` about y and moves ``length`` along the camera's z."""
+    steps = torch.eye(4, dtype=torch.float64).repeat(count, 1, 1)
+    steps[:, :3, :3] = torch.from_numpy(Rotation.from_euler("y", yaw_deg, degrees=True).as_matrix())
+    steps[:, 2, 3] = length
+    return steps
+
+
+def test_drift_sources_name_the_part_of_the_motion_that_drifts():
+    count = 60
+    truth_steps = _walk_steps(count, 3.0, torch.full((count,), 0.1, dtype=torch.float64))
+    truth = _chain(truth_steps)
+    # A Sim(3) of the truth: no drift of any kind.
+    moved = truth.clone()
+    moved[:, :3, 3] = apply_sim3(torch.tensor(2.5, dtype=torch.float64),
+                                 torch.from_numpy(Rotation.from_euler("xz", [20, 40], degrees=True).as_matrix()),
+                                 torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), truth[:, :3, 3])
+    moved[:, :3, :3] = moved[:, :3, :3].new_tensor(Rotation.from_euler("xz", [20, 40], degrees=True).as_matrix()) \
+        @ truth[:, :3, :3]
+    exact = drift_sources(moved, truth)
+    assert max(exact[key] for key in ("ate", "rotation", "length", "direction", "translation")) < 1e-9
+    # Each step turns 1 degree too far: the rotation alone makes the whole drift, the translations none.
+    turned = drift_sources(_chain(_walk_steps(count, 4.0, truth_steps[:, 2, 3])), truth)
+    assert turned["ate"] > 0.1 and turned["rotation"] == pytest.approx(turned["ate"], rel=0.05)
+    assert turned["length"] < 1e-9 and turned["direction"] < 1e-9
+    assert turned["rotation_deg"] == pytest.approx(1.0)
+    # Steps 1.5x as long for the first half of the walk and 0.5x for the second: the length alone drifts.
+    uneven = truth_steps[:, 2, 3] * torch.tensor([1.5, 0.5], dtype=torch.float64).repeat_interleave(count // 2)
+    stretched = drift_sources(_chain(_walk_steps(count, 3.0, uneven)), truth)
+    assert stretched["ate"] > 0.05 and stretched["length"] == pytest.approx(stretched["ate"], rel=0.05)
+    assert stretched["rotation"] < 1e-9 and stretched["direction"] < 1e-9
+    assert stretched["log_length_std"] > 0.5 and stretched["direction_deg"] < 1e-6
+    # The first half's steps head 15 degrees off to the side (the camera still turns as it should): the direction
+    # alone drifts. (A constant offset on this constant-curvature walk would only turn the whole path.)
+    sideways = truth_steps.clone()
+    sideways[:count // 2, :3, 3] = truth_steps[:count // 2, :3, 3] @ sideways.new_tensor(
+        Rotation.from_euler("y", 15, degrees=True).as_matrix()).T
+    crabbed = drift_sources(_chain(sideways), truth)
+    assert crabbed["ate"] > 0.05 and crabbed["direction"] == pytest.approx(crabbed["ate"], rel=0.05)
+    assert crabbed["rotation"] < 1e-9 and crabbed["length"] < 1e-9
+    assert crabbed["direction_deg"] == pytest.approx(7.5)
+    with pytest.raises(ValueError, match="fewer than 2"):
+        drift_sources(truth[:3], truth[:3], stride=5)

@@ -7,6 +7,8 @@
 - Motion scale: how far the cameras move against the size of the scene, predicted over true (the error a window's
   own ATE hides, since its Sim(3) fit rescales the camera path alone; the one that makes stitched windows drift).
 - Stitching scores: how a long reconstruction's cameras behave at window boundaries and against its windows alone.
+- Drift sources: which part of the relative camera motion (rotation, step length, step direction) makes a long
+  trajectory's ATE.
 """
 
 from __future__ import annotations
@@ -87,3 +89,62 @@ def stitching_scores(c2w: torch.Tensor, gt_c2w: torch.Tensor, starts: list[int],
     whole = centre_ate(c2w, gt_c2w)
     mean_window = sum(window_ates[start] for start in starts) / len(starts)
     return {"jump_ratio": jump, "ate": whole, "ate_window": mean_window, "ate_ratio": whole / mean_window}
+
+
+def drift_sources(c2w: torch.Tensor, gt_c2w: torch.Tensor, stride: int = 1) -> dict[str, float]:
+    """Which errors of the relative camera motion make a long trajectory drift.
+
+    The motion from each ``stride``-th frame to the next, ``inv(c2w[i]) @ c2w[i + stride]``, is split into its
+    rotation, the length of its translation (in the true scale: times the Umeyama scale of the whole trajectory's
+    centres) and the direction of its translation (in the earlier camera's frame). Starting from the first true pose,
+    the true relative motions are chained with one of those parts taken from the prediction, and the centre ATE of
+    each chain is reported: the part whose chain alone reproduces the full ATE is what drifts. (A diagnostic of this
+    project, in the spirit of the odometry literature's split of drift into rotation and translation error, e.g. the
+    KITTI odometry benchmark's per-length r_err / t_err.)
+
+    Args:
+        c2w, gt_c2w: ``(T, 4, 4)`` predicted and true camera-to-world poses, ``T > stride``.
+        stride: frames between the chained poses (1: every frame; a window's step for windowed reconstructions).
+    Returns:
+        ``ate`` (the predicted poses' own centre ATE on the strided frames), ``rotation``, ``length``, ``direction``
+        (the ATE of the true chain with only that part predicted), ``translation`` (length and direction both), and
+        the mean errors per step: ``rotation_deg``, ``direction_deg`` (over steps whose true translation is not
+        zero) and ``log_length_std`` (the spread of the log length ratio).
+    Raises:
+        ValueError: shapes differ, or fewer than 2 strided frames.
+    """
+    if c2w.shape != gt_c2w.shape or c2w.ndim != 3 or c2w.shape[-2:] != (4, 4):
+        raise ValueError(f"drift_sources: need two (T, 4, 4) pose stacks, got {tuple(c2w.shape)} and "
+                         f"{tuple(gt_c2w.shape)}")
+    est, gt = c2w[::stride].double(), gt_c2w[::stride].double()
+    if est.shape[0] < 2:
+        raise ValueError(f"drift_sources: {c2w.shape[0]} poses give fewer than 2 at stride {stride}")
+    scale = umeyama(est[:, :3, 3], gt[:, :3, 3])[0] if not coincident_centres(est[:, :3, 3]) else est.new_tensor(1.0)
+    est_step, gt_step = torch.linalg.inv(est[:-1]) @ est[1:], torch.linalg.inv(gt[:-1]) @ gt[1:]
+    est_t, gt_t = est_step[:, :3, 3] * scale, gt_step[:, :3, 3]
+    est_length, gt_length = est_t.norm(dim=-1), gt_t.norm(dim=-1)
+    moving = gt_length > COINCIDENT
+    unit = lambda v, length: v / length.clamp_min(COINCIDENT)[:, None]
+
+    def chain(rotation: torch.Tensor, translation: torch.Tensor) -> float:
+        step = torch.eye(4, dtype=gt.dtype).repeat(rotation.shape[0], 1, 1)
+        step[:, :3, :3], step[:, :3, 3] = rotation, translation
+        poses = [gt[0]]
+        for relative in step:
+            poses.append(poses[-1] @ relative)
+        return centre_ate(torch.stack(poses), gt)
+
+    rotation_error = est_step[:, :3, :3].transpose(1, 2) @ gt_step[:, :3, :3]
+    cosine = ((rotation_error.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
+    direction_cosine = (unit(est_t, est_length) * unit(gt_t, gt_length)).sum(-1).clamp(-1, 1)[moving]
+    log_length = (est_length[moving].clamp_min(COINCIDENT) / gt_length[moving]).log()
+    return {
+        "ate": centre_ate(est, gt),
+        "rotation": chain(est_step[:, :3, :3], gt_t),
+        "length": chain(gt_step[:, :3, :3], unit(gt_t, gt_length) * est_length[:, None]),
+        "direction": chain(gt_step[:, :3, :3], unit(est_t, est_length) * gt_length[:, None]),
+        "translation": chain(gt_step[:, :3, :3], est_t),
+        "rotation_deg": float(torch.rad2deg(torch.arccos(cosine)).mean()),
+        "direction_deg": float(torch.rad2deg(torch.arccos(direction_cosine)).mean()) if moving.any() else float("nan"),
+        "log_length_std": float(log_length.std()) if int(moving.sum()) > 1 else float("nan"),
+    }
