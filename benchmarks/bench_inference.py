@@ -105,7 +105,7 @@ def ours(pipeline: Sora3RPipeline, frames: torch.Tensor, steps: int) -> dict[str
             "sampling": lambda: pipeline.sample_pointmap_latent(latent, steps),
             "decode": lambda: pipeline.target.decode(
                 decode_latents(pipeline.pointmap_vae, pointmap_latent).float().permute(0, 2, 3, 4, 1)),
-            "camera recovery": lambda: recover_cameras(points),
+            "camera recovery": lambda: recover_cameras(points, compile_mode=pipeline.fast_paths.camera_mode),
             "end to end": lambda: pipeline.reconstruct(frames, num_steps=steps)}
 
 
@@ -181,7 +181,8 @@ def fast_rows(args: argparse.Namespace) -> list[tuple[str, FastPaths]]:
     for mode in args.compile:
         rows.append((f"compile {mode} + levers above", FastPaths(attention=args.attention[0] if args.attention else None,
                                                                 fuse_qkv=args.fuse_qkv,
-                                                                channels_last=args.channels_last, compile=mode)))
+                                                                channels_last=args.channels_last, compile=mode,
+                                                                camera_compile=args.camera_compile)))
     return rows
 
 
@@ -205,6 +206,8 @@ def main() -> None:
     parser.add_argument("--fuse-qkv", action="store_true",
                         help="measure the transformer's fused QKV projections as a row (also in the compile rows)")
     parser.add_argument("--channels-last", action="store_true", help="measure channels-last VAEs as a row")
+    parser.add_argument("--camera-compile", default=None, choices=COMPILE_MODES,
+                        help="in the compile rows, this mode for camera recovery (e.g. reduce-overhead: CUDA graphs)")
     parser.add_argument("--compile", nargs="*", default=[], choices=COMPILE_MODES,
                         help="torch.compile modes to measure as rows, last (compile time reported)")
     args = parser.parse_args()
@@ -241,7 +244,8 @@ def main() -> None:
             measure_row(label, lambda: ours(pipeline, frames, args.steps), args, flops, plain["end to end"], reference)
         except Exception as error:  # a backend this GPU / input does not support: report it and go on
             print(f"{label:<31}failed: {type(error).__name__}: {str(error).splitlines()[0][:150]}", flush=True)
-        pipeline.enable_fast_paths(FastPaths(compile=pipeline.fast_paths.compile))  # undo the reversible levers
+        pipeline.enable_fast_paths(FastPaths(compile=pipeline.fast_paths.compile,  # undo the reversible levers
+                                             camera_compile=pipeline.fast_paths.camera_compile))
 
 
 if __name__ == "__main__":

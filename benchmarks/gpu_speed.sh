@@ -8,6 +8,7 @@
 #                                                # the full run leaves them)
 #   POINTMAP_VAE=paper-light bash benchmarks/gpu_speed.sh --compile-only   # that row with the lighter pointmap VAE
 #   FUSE_QKV=1 bash benchmarks/gpu_speed.sh --compile-only                 # that row with fused QKV projections
+#   CAMERA_COMPILE=reduce-overhead bash benchmarks/gpu_speed.sh --compile-only   # camera recovery with CUDA graphs
 #
 # 1. camera recovery of a 17x384x512 synthetic pointmap (clean and 30 % outliers) against the plain DLT
 #    (benchmarks/bench_camera_recovery.py);
@@ -49,7 +50,8 @@ inference() {
 if [ "$compile_only" = 1 ]; then
   budget=${BUDGET:-570}  # seconds for the whole part (less where the call's device time is shorter)
   echo "== inference with torch.compile, $preset presets, $dtype ($(left) s)"
-  inference inference_compile.txt --compile default ${FUSE_QKV:+--fuse-qkv}
+  inference inference_compile.txt --compile default ${FUSE_QKV:+--fuse-qkv} \
+    ${CAMERA_COMPILE:+--camera-compile "$CAMERA_COMPILE"}
   exit 0
 fi
 

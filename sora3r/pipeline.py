@@ -412,7 +412,7 @@ class Sora3RPipeline(DiffusionPipeline):
 
         known_K = None if K is None else adjust_intrinsics(K.double(), affine).float().to(self.device)
         cameras = recover_cameras_streamed(lambda index: (points[index], None if confidence is None else confidence[index]),
-                                           len(points), K=known_K, compile_mode=self.fast_paths.compile)
+                                           len(points), K=known_K, compile_mode=self.fast_paths.camera_mode)
         for part in points.chunks():  # into the first recovered camera's frame: c2w[0] = identity
             points[part], first = first_camera_world(points[part], cameras)
         depth = first.depth

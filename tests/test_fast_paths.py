@@ -62,3 +62,8 @@ def test_fast_path_options_are_checked():
         FastPaths(attention="fastest")
     with pytest.raises(ValueError, match="compile"):
         FastPaths(compile="turbo")
+    with pytest.raises(ValueError, match="camera_compile"):
+        FastPaths(camera_compile="turbo")
+    assert FastPaths(compile="default").camera_mode == "default"
+    assert FastPaths(compile="default", camera_compile="reduce-overhead").camera_mode == "reduce-overhead"
+    assert FastPaths(camera_compile="reduce-overhead").camera_mode == "reduce-overhead"

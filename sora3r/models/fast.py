@@ -43,18 +43,28 @@ class FastPaths:
         compile: ``torch.compile`` mode (one of :data:`COMPILE_MODES`) for the transformer network, both VAEs'
             encoder and decoder, and camera recovery's Gauss-Newton iterations (``recover_cameras(compile_mode=)``);
             ``None`` = eager. ``"reduce-overhead"`` adds CUDA graphs.
+        camera_compile: another ``torch.compile`` mode for camera recovery alone (its many small per-frame solves are
+            launch-bound, which CUDA graphs, ``"reduce-overhead"``, remove); ``None`` follows ``compile``.
     """
 
     attention: str | None = None
     fuse_qkv: bool = False
     channels_last: bool = False
     compile: str | None = None
+    camera_compile: str | None = None
 
     def __post_init__(self):
         if self.attention is not None and self.attention not in ATTENTION_BACKENDS:
             raise ValueError(f"attention must be one of {sorted(ATTENTION_BACKENDS)} or None, got {self.attention!r}")
-        if self.compile is not None and self.compile not in COMPILE_MODES:
-            raise ValueError(f"compile must be one of {COMPILE_MODES} or None, got {self.compile!r}")
+        for name in ("compile", "camera_compile"):
+            mode = getattr(self, name)
+            if mode is not None and mode not in COMPILE_MODES:
+                raise ValueError(f"{name} must be one of {COMPILE_MODES} or None, got {mode!r}")
+
+    @property
+    def camera_mode(self) -> str | None:
+        """The ``torch.compile`` mode camera recovery runs with (``camera_compile``, else ``compile``)."""
+        return self.camera_compile or self.compile
 
 
 def attention_context(backend: str | None):
