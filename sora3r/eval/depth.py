@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from sora3r.geometry.align import DEPTH_ALIGN_MODES, align_depth
-from sora3r.geometry.projection import pixel_affine
+from sora3r.geometry.projection import homogeneous_pixels, pixel_affine
 
 DEPTH_METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta_1.25")
 _MIN_DEPTH_FOR_LOG = 1e-5
@@ -52,9 +52,7 @@ def depth_on_gt_grid(
     affine = torch.as_tensor(affine, dtype=torch.float64)
     if affine.shape != (3, 3):
         raise ValueError(f"affine must be (3, 3), got {tuple(affine.shape)}")
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                          indexing="ij")
-    mapped = torch.stack([u, v, torch.ones_like(u)], dim=-1) @ affine.T  # (H, W, 3) prediction pixel coords
+    mapped = homogeneous_pixels(height, width) @ affine.T  # (H, W, 3) prediction pixel coords
     x, y = mapped[..., 0] / mapped[..., 2], mapped[..., 1] / mapped[..., 2]
     inside = (x >= -0.5) & (x <= pred_w - 0.5) & (y >= -0.5) & (y <= pred_h - 0.5)
     grid = torch.stack([(x + 0.5) / pred_w * 2 - 1, (y + 0.5) / pred_h * 2 - 1], dim=-1)

@@ -63,6 +63,15 @@ def intrinsics_matrix(
     return torch.stack([fx, zero, cx, zero, fy, cy, zero, zero, one], dim=-1).reshape(*fx.shape, 3, 3)
 
 
+def homogeneous_pixels(height: int, width: int, dtype: torch.dtype = torch.float64,
+                       device: torch.device | str | None = None) -> torch.Tensor:
+    """``(H, W, 3)`` homogeneous coordinates ``[u, v, 1]`` of every pixel centre (OpenCV: integer centres, ``u`` the
+    column, ``v`` the row)."""
+    v, u = torch.meshgrid(torch.arange(height, dtype=dtype, device=device),
+                          torch.arange(width, dtype=dtype, device=device), indexing="ij")
+    return torch.stack([u, v, torch.ones_like(u)], dim=-1)
+
+
 def unproject_depth(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor) -> torch.Tensor:
     """World points of every pixel: ``c2w @ (depth * K^-1 [u, v, 1])`` (computed in float64).
 
@@ -75,10 +84,7 @@ def unproject_depth(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor) -> 
     """
     num_frames, height, width = depth.shape
     K = K.to(torch.float64).expand(num_frames, 3, 3)
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                          indexing="ij")
-    pixels = torch.stack([u, v, torch.ones_like(u)], dim=-1)  # (H, W, 3)
-    rays = torch.einsum("tij,hwj->thwi", torch.linalg.inv(K), pixels)
+    rays = torch.einsum("tij,hwj->thwi", torch.linalg.inv(K), homogeneous_pixels(height, width))
     camera_points = rays * depth.to(torch.float64)[..., None]
     c2w = c2w.to(torch.float64)
     world = torch.einsum("tij,thwj->thwi", c2w[:, :3, :3], camera_points) + c2w[:, None, None, :3, 3]
@@ -86,8 +92,8 @@ def unproject_depth(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor) -> 
 
 
 def pixel_directions(rays_from_pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Unit viewing directions of every pixel centre ``(u, v)`` (OpenCV, integer pixel centres as in
-    :func:`unproject_depth`).
+    """Unit viewing directions of every pixel centre ``(u, v)`` (OpenCV, integer pixel centres:
+    :func:`homogeneous_pixels`).
 
     Args:
         rays_from_pixels: ``(..., 3, 3)`` matrices taking ``[u, v, 1]`` to a ray direction in some frame, e.g.
@@ -96,10 +102,7 @@ def pixel_directions(rays_from_pixels: torch.Tensor, height: int, width: int) ->
     Returns:
         ``(..., H, W, 3)`` unit directions, in the dtype and device of ``rays_from_pixels``.
     """
-    v, u = torch.meshgrid(torch.arange(height, dtype=rays_from_pixels.dtype, device=rays_from_pixels.device),
-                          torch.arange(width, dtype=rays_from_pixels.dtype, device=rays_from_pixels.device),
-                          indexing="ij")
-    pixels = torch.stack([u, v, torch.ones_like(u)], dim=-1)  # (H, W, 3)
+    pixels = homogeneous_pixels(height, width, rays_from_pixels.dtype, rays_from_pixels.device)
     directions = torch.einsum("...ij,hwj->...hwi", rays_from_pixels, pixels)
     return directions / torch.linalg.vector_norm(directions, dim=-1, keepdim=True)
 
@@ -110,7 +113,7 @@ def ray_centres(points: torch.Tensor, directions: torch.Tensor, weights: torch.T
 
     The weighted least-squares point ``c`` minimising ``sum_j w_j |(I - d_j d_j^T)(X_j - c)|^2`` (the squared distance
     of ``c`` to the line through ``X_j`` along ``d_j``), in closed form ``c = (sum_j w_j A_j)^-1 sum_j w_j A_j X_j`` with
-    ``A_j = I - d_j d_j^T``. Differentiable in ``points`` (the camera-motion loss of `sora3r.train.dit` uses it).
+    ``A_j = I - d_j d_j^T``. Differentiable in ``points`` (`sora3r.train.camera_objective`'s loss uses it).
 
     Args:
         points: ``(..., N, 3)`` points ``X_j``.
