@@ -111,7 +111,8 @@ def main() -> None:
                       f"drift (ATE of the true path with only this part of each {window - overlap}-frame step "
                       f"predicted): rotation {drift['rotation']:.4f} ({drift['rotation_deg']:.1f} deg a step), "
                       f"length {drift['length']:.4f} (log ratio std {drift['log_length_std']:.2f}), direction "
-                      f"{drift['direction']:.4f} ({drift['direction_deg']:.1f} deg)", flush=True)
+                      f"{drift['direction']:.4f} ({drift['direction_deg']:.1f} deg a step; the steps' mean direction "
+                      f"{drift['direction_bias_deg']:.1f} deg off)", flush=True)
     if len(args.clips) * args.seeds > 1:
         for (overlap, conditioning), rows in scores.items():
             table = {key: torch.tensor([row[key] for row in rows], dtype=torch.float64) for key in rows[0]}

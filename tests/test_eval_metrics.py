@@ -356,5 +356,13 @@ def test_drift_sources_name_the_part_of_the_motion_that_drifts():
     assert crabbed["ate"] > 0.05 and crabbed["direction"] == pytest.approx(crabbed["ate"], rel=0.05)
     assert crabbed["rotation"] < 1e-9 and crabbed["length"] < 1e-9
     assert crabbed["direction_deg"] == pytest.approx(7.5)
+    assert crabbed["direction_bias_deg"] == pytest.approx(7.5, abs=0.1)  # every error the same way: all bias
+    # Steps heading 15 degrees off to alternate sides: the same mean error, scattered about the truth (no bias).
+    scattered = truth_steps.clone()
+    for sign, part in ((1, slice(0, None, 2)), (-1, slice(1, None, 2))):
+        scattered[part, :3, 3] = truth_steps[part, :3, 3] @ scattered.new_tensor(
+            Rotation.from_euler("y", sign * 15, degrees=True).as_matrix()).T
+    zigzag = drift_sources(_chain(scattered), truth)
+    assert zigzag["direction_deg"] == pytest.approx(15.0) and zigzag["direction_bias_deg"] < 0.1
     with pytest.raises(ValueError, match="fewer than 2"):
         drift_sources(truth[:3], truth[:3], stride=5)

@@ -109,7 +109,9 @@ def drift_sources(c2w: torch.Tensor, gt_c2w: torch.Tensor, stride: int = 1) -> d
         ``ate`` (the predicted poses' own centre ATE on the strided frames), ``rotation``, ``length``, ``direction``
         (the ATE of the true chain with only that part predicted), ``translation`` (length and direction both), and
         the mean errors per step: ``rotation_deg``, ``direction_deg`` (over steps whose true translation is not
-        zero) and ``log_length_std`` (the spread of the log length ratio).
+        zero) and ``log_length_std`` (the spread of the log length ratio); and ``direction_bias_deg``, the angle
+        between the mean predicted and the mean true direction (each in its step's earlier camera): near
+        ``direction_deg`` when the steps head off the same way (a bias), near 0 when they scatter about the truth.
     Raises:
         ValueError: shapes differ, or fewer than 2 strided frames.
     """
@@ -137,6 +139,8 @@ def drift_sources(c2w: torch.Tensor, gt_c2w: torch.Tensor, stride: int = 1) -> d
     rotation_error = est_step[:, :3, :3].transpose(1, 2) @ gt_step[:, :3, :3]
     cosine = ((rotation_error.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
     direction_cosine = (unit(est_t, est_length) * unit(gt_t, gt_length)).sum(-1).clamp(-1, 1)[moving]
+    mean_est, mean_gt = unit(est_t, est_length)[moving].mean(0), unit(gt_t, gt_length)[moving].mean(0)
+    bias_cosine = (mean_est @ mean_gt / (mean_est.norm() * mean_gt.norm()).clamp_min(COINCIDENT)).clamp(-1, 1)
     log_length = (est_length[moving].clamp_min(COINCIDENT) / gt_length[moving]).log()
     return {
         "ate": centre_ate(est, gt),
@@ -146,5 +150,6 @@ def drift_sources(c2w: torch.Tensor, gt_c2w: torch.Tensor, stride: int = 1) -> d
         "translation": chain(gt_step[:, :3, :3], est_t),
         "rotation_deg": float(torch.rad2deg(torch.arccos(cosine)).mean()),
         "direction_deg": float(torch.rad2deg(torch.arccos(direction_cosine)).mean()) if moving.any() else float("nan"),
+        "direction_bias_deg": float(torch.rad2deg(torch.arccos(bias_cosine))) if moving.any() else float("nan"),
         "log_length_std": float(log_length.std()) if int(moving.sum()) > 1 else float("nan"),
     }
