@@ -126,7 +126,7 @@ def drift_sources(c2w: torch.Tensor, gt_c2w: torch.Tensor, stride: int = 1) -> d
     est_t, gt_t = est_step[:, :3, 3] * scale, gt_step[:, :3, 3]
     est_length, gt_length = est_t.norm(dim=-1), gt_t.norm(dim=-1)
     moving = gt_length > COINCIDENT
-    unit = lambda v, length: v / length.clamp_min(COINCIDENT)[:, None]
+    est_dir, gt_dir = est_t / est_length.clamp_min(COINCIDENT)[:, None], gt_t / gt_length.clamp_min(COINCIDENT)[:, None]
 
     def chain(rotation: torch.Tensor, translation: torch.Tensor) -> float:
         step = torch.eye(4, dtype=gt.dtype).repeat(rotation.shape[0], 1, 1)
@@ -138,15 +138,15 @@ def drift_sources(c2w: torch.Tensor, gt_c2w: torch.Tensor, stride: int = 1) -> d
 
     rotation_error = est_step[:, :3, :3].transpose(1, 2) @ gt_step[:, :3, :3]
     cosine = ((rotation_error.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
-    direction_cosine = (unit(est_t, est_length) * unit(gt_t, gt_length)).sum(-1).clamp(-1, 1)[moving]
-    mean_est, mean_gt = unit(est_t, est_length)[moving].mean(0), unit(gt_t, gt_length)[moving].mean(0)
+    direction_cosine = (est_dir * gt_dir).sum(-1).clamp(-1, 1)[moving]
+    mean_est, mean_gt = est_dir[moving].mean(0), gt_dir[moving].mean(0)
     bias_cosine = (mean_est @ mean_gt / (mean_est.norm() * mean_gt.norm()).clamp_min(COINCIDENT)).clamp(-1, 1)
     log_length = (est_length[moving].clamp_min(COINCIDENT) / gt_length[moving]).log()
     return {
         "ate": centre_ate(est, gt),
         "rotation": chain(est_step[:, :3, :3], gt_t),
-        "length": chain(gt_step[:, :3, :3], unit(gt_t, gt_length) * est_length[:, None]),
-        "direction": chain(gt_step[:, :3, :3], unit(est_t, est_length) * gt_length[:, None]),
+        "length": chain(gt_step[:, :3, :3], gt_dir * est_length[:, None]),
+        "direction": chain(gt_step[:, :3, :3], est_dir * gt_length[:, None]),
         "translation": chain(gt_step[:, :3, :3], est_t),
         "rotation_deg": float(torch.rad2deg(torch.arccos(cosine)).mean()),
         "direction_deg": float(torch.rad2deg(torch.arccos(direction_cosine)).mean()) if moving.any() else float("nan"),
