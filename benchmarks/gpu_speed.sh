@@ -9,6 +9,7 @@
 #   POINTMAP_VAE=paper-light bash benchmarks/gpu_speed.sh --compile-only   # that row with the lighter pointmap VAE
 #   FUSE_QKV=1 bash benchmarks/gpu_speed.sh --compile-only                 # that row with fused QKV projections
 #   CAMERA_COMPILE=reduce-overhead bash benchmarks/gpu_speed.sh --compile-only   # camera recovery with CUDA graphs
+#   COMPILE=reduce-overhead bash benchmarks/gpu_speed.sh --compile-only          # every model in CUDA graphs too
 #
 # 1. camera recovery of a 17x384x512 synthetic pointmap (clean and 30 % outliers) against the plain DLT
 #    (benchmarks/bench_camera_recovery.py);
@@ -50,7 +51,7 @@ inference() {
 if [ "$compile_only" = 1 ]; then
   budget=${BUDGET:-570}  # seconds for the whole part (less where the call's device time is shorter)
   echo "== inference with torch.compile, $preset presets, $dtype ($(left) s)"
-  inference inference_compile.txt --compile default ${FUSE_QKV:+--fuse-qkv} \
+  inference inference_compile.txt --compile "${COMPILE:-default}" ${FUSE_QKV:+--fuse-qkv} \
     ${CAMERA_COMPILE:+--camera-compile "$CAMERA_COMPILE"}
   exit 0
 fi

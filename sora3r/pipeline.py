@@ -168,8 +168,9 @@ class Sora3RPipeline(DiffusionPipeline):
         set_fused_qkv(self.transformer.transformer, fast_paths.fuse_qkv, self.fast_paths.fuse_qkv)
         set_channels_last([self.video_vae, self.pointmap_vae], fast_paths.channels_last)
         if fast_paths.compile is not None and fast_paths.compile != self.fast_paths.compile:
-            compile_modules([self.transformer.transformer, self.video_vae.encoder, self.video_vae.decoder,
-                             self.pointmap_vae.encoder, self.pointmap_vae.decoder], fast_paths.compile)
+            compile_modules([self.transformer.transformer], fast_paths.compile)
+            compile_modules([self.video_vae.encoder, self.video_vae.decoder, self.pointmap_vae.encoder,
+                             self.pointmap_vae.decoder], fast_paths.vae_mode)
         self.fast_paths = fast_paths
         return self
 

@@ -67,3 +67,7 @@ def test_fast_path_options_are_checked():
     assert FastPaths(compile="default").camera_mode == "default"
     assert FastPaths(compile="default", camera_compile="reduce-overhead").camera_mode == "reduce-overhead"
     assert FastPaths(camera_compile="reduce-overhead").camera_mode == "reduce-overhead"
+    # the VAEs' chunked calls feed each output into the next call, which a CUDA graph would overwrite
+    assert FastPaths(compile="reduce-overhead").vae_mode == "default"
+    assert FastPaths(compile="max-autotune").vae_mode == "max-autotune-no-cudagraphs"
+    assert FastPaths(compile="default").vae_mode == "default" and FastPaths().vae_mode is None

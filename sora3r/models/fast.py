@@ -42,7 +42,8 @@ class FastPaths:
             ``torch.channels_last_3d`` memory format.
         compile: ``torch.compile`` mode (one of :data:`COMPILE_MODES`) for the transformer network, both VAEs'
             encoder and decoder, and camera recovery's Gauss-Newton iterations (``recover_cameras(compile_mode=)``);
-            ``None`` = eager. ``"reduce-overhead"`` adds CUDA graphs.
+            ``None`` = eager. ``"reduce-overhead"`` and ``"max-autotune"`` add CUDA graphs, which the VAEs do
+            without (:attr:`vae_mode`).
         camera_compile: another ``torch.compile`` mode for camera recovery alone (its many small per-frame solves are
             launch-bound, which CUDA graphs, ``"reduce-overhead"``, remove); ``None`` follows ``compile``.
     """
@@ -60,6 +61,17 @@ class FastPaths:
             mode = getattr(self, name)
             if mode is not None and mode not in COMPILE_MODES:
                 raise ValueError(f"{name} must be one of {COMPILE_MODES} or None, got {mode!r}")
+
+    @property
+    def vae_mode(self) -> str | None:
+        """The ``torch.compile`` mode of the VAEs' encoder and decoder: ``compile`` without CUDA graphs.
+
+        diffusers' CogVideoX VAE runs its encoder and decoder once per temporal chunk of a clip and feeds each call's
+        causal-convolution cache into the next; a CUDA graph overwrites its outputs on its next replay, so the cache
+        would be read after being overwritten (PyTorch raises "accessing tensor output of CUDAGraphs that has been
+        overwritten"; measured on an H200, 2026-12-04)."""
+        return {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}.get(self.compile,
+                                                                                               self.compile)
 
     @property
     def camera_mode(self) -> str | None:
