@@ -32,7 +32,9 @@ from sora3r.data.synthetic import SyntheticConfig, render_batch
 from sora3r.geometry import CameraEstimate, linear_cameras, recover_cameras, to_first_frame
 
 
-def _median_seconds(call, device: torch.device, repeats: int, warm_up: bool = True) -> float:
+def median_seconds(call, device: torch.device, repeats: int, warm_up: bool = True) -> float:
+    """Median seconds of ``repeats`` calls of ``call`` (after one warm-up call unless ``warm_up=False``): CUDA events
+    on a GPU, the wall clock on the CPU."""
     if warm_up:
         call()
     times = []
@@ -92,12 +94,12 @@ def main() -> None:
     compiled = functools.partial(recover_cameras, compile_mode=args.compile)
     first_call_s = {}
     for label, data, inlier in (("clean", points, everything), (f"{args.outliers:.0%} outliers", corrupted, ~outlier)):
-        baseline_s = _median_seconds(lambda: linear_cameras(data), device, args.repeats)
-        robust_s = _median_seconds(lambda: recover_cameras(data), device, args.repeats)
+        baseline_s = median_seconds(lambda: linear_cameras(data), device, args.repeats)
+        robust_s = median_seconds(lambda: recover_cameras(data), device, args.repeats)
         rows = [("linear (DLT)", linear_cameras, baseline_s), ("recover_cameras", recover_cameras, robust_s)]
         if args.compile:
-            first_call_s[label] = _median_seconds(lambda: compiled(data), device, 1, warm_up=False)
-            rows.append((f"compiled {args.compile}", compiled, _median_seconds(lambda: compiled(data), device,
+            first_call_s[label] = median_seconds(lambda: compiled(data), device, 1, warm_up=False)
+            rows.append((f"compiled {args.compile}", compiled, median_seconds(lambda: compiled(data), device,
                                                                                  args.repeats)))
         for name, function, seconds in rows:
             focal, pose, depth = _errors(function(data), clip, inlier)

@@ -19,38 +19,24 @@ attention, other kernels), from ``torch.profiler``. Modes that would start past 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench_camera_recovery import median_seconds
 from sora3r.models.fast import ATTENTION_BACKENDS, attention_context, set_fused_qkv
 from sora3r.models.transformer import JointLatentTransformer
 
+CUDA = torch.device("cuda")
 MODES = ("eager", "default", "default+freezing", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
-
-
-def timed_ms(call, repeats: int) -> float:
-    """Median milliseconds of ``repeats`` calls of ``call`` (CUDA events on the current stream)."""
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        call()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def matmul_peak_tflops(size: int = 8192, repeats: int = 20) -> float:
     """Median TFLOP/s of a bf16 ``size^3`` matmul on the current GPU."""
     a = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    return 2 * size**3 / timed_ms(lambda: a @ b, repeats) / 1e9
+    return 2 * size**3 / median_seconds(lambda: a @ b, CUDA, repeats) / 1e12
 
 
 def kernel_shares(call) -> tuple[dict[str, float], dict[str, str]]:
@@ -123,7 +109,7 @@ def main() -> None:
             network(noisy, video, t)  # reduce-overhead records its graph on a later call
             torch.cuda.synchronize()
             compile_s = time.perf_counter() - first
-            ms = timed_ms(lambda: network(noisy, video, t), args.repeats)
+            ms = 1e3 * median_seconds(lambda: network(noisy, video, t), CUDA, args.repeats, warm_up=False)
         eager_ms = eager_ms or ms
         rate = flops / ms / 1e9
         print(f"| {mode} | {ms:.2f} | {rate:.0f} | {rate / peak:.0%} | {eager_ms / ms:.2f}x | "

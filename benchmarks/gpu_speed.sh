@@ -9,7 +9,7 @@
 #   POINTMAP_VAE=paper-light bash benchmarks/gpu_speed.sh --compile-only   # that row with the lighter pointmap VAE
 #   FUSE_QKV=1 bash benchmarks/gpu_speed.sh --compile-only                 # that row with fused QKV projections
 #   CAMERA_COMPILE=reduce-overhead bash benchmarks/gpu_speed.sh --compile-only   # camera recovery with CUDA graphs
-#   COMPILE=reduce-overhead bash benchmarks/gpu_speed.sh --compile-only          # every model in CUDA graphs too
+#   COMPILE=reduce-overhead bash benchmarks/gpu_speed.sh --compile-only          # the transformer in CUDA graphs (the VAEs compile without)
 #
 # 1. camera recovery of a 17x384x512 synthetic pointmap (clean and 30 % outliers) against the plain DLT
 #    (benchmarks/bench_camera_recovery.py);
